@@ -1,0 +1,145 @@
+// One exact-object codec and one error format for every value that crosses a wire.
+// io-ts's own `t.exact` strips unknown keys; a misspelt `grace_period_sec` must be an error instead.
+import * as t from "io-ts";
+import { isLeft } from "fp-ts/lib/Either.js";
+
+/** A decoded value or the list of `path: problem` lines that explain why not. */
+export type Decoded<A> = { ok: true; value: A } | { ok: false; errors: string[] };
+
+export class DecodeError extends Error {
+  constructor(readonly what: string, readonly errors: string[]) {
+    super(`invalid ${what}: ${errors.join("; ")}`);
+    this.name = "DecodeError";
+  }
+}
+
+const UNKNOWN_FIELD = "unknown field";
+
+/**
+ * An object codec that names every key it accepts: `required` must be present, `optional` may be
+ * absent (or null is refused: absent means absent). Any other key is reported as an unknown field.
+ */
+export function struct<R extends t.Props, O extends t.Props = {}>(
+  name: string,
+  required: R,
+  optional: O = {} as O,
+): t.Type<t.TypeOfProps<R> & t.TypeOfPartialProps<O>, t.OutputOfProps<R> & t.OutputOfPartialProps<O>, unknown> {
+  type A = t.TypeOfProps<R> & t.TypeOfPartialProps<O>;
+  type Out = t.OutputOfProps<R> & t.OutputOfPartialProps<O>;
+  const known = new Set([...Object.keys(required), ...Object.keys(optional)]);
+  return new t.Type<A, Out, unknown>(
+    name,
+    (u): u is A => {
+      if (!isPlainObject(u)) return false;
+      for (const k of Object.keys(u)) if (!known.has(k)) return false;
+      for (const [k, c] of Object.entries(required)) if (!c.is(u[k])) return false;
+      for (const [k, c] of Object.entries(optional)) if (k in u && !c.is(u[k])) return false;
+      return true;
+    },
+    (u, ctx) => {
+      if (!isPlainObject(u)) return t.failure(u, ctx);
+      const errors: t.Errors = [];
+      const out: Record<string, unknown> = {};
+      for (const k of Object.keys(u)) {
+        if (!known.has(k)) errors.push({ value: u[k], context: [...ctx, { key: k, type: t.never, actual: u[k] }], message: UNKNOWN_FIELD });
+      }
+      const check = (k: string, c: t.Mixed) => {
+        const r = c.validate(u[k], [...ctx, { key: k, type: c, actual: u[k] }]);
+        if (isLeft(r)) errors.push(...r.left);
+        else out[k] = r.right;
+      };
+      for (const [k, c] of Object.entries(required)) check(k, c);
+      for (const [k, c] of Object.entries(optional)) if (k in u) check(k, c);
+      return errors.length ? t.failures(errors) : t.success(out as A);
+    },
+    (a) => {
+      const out: Record<string, unknown> = {};
+      const src = a as Record<string, unknown>;
+      for (const [k, c] of [...Object.entries(required), ...Object.entries(optional)]) {
+        if (src[k] !== undefined) out[k] = c.encode(src[k]);
+      }
+      return out as Out;
+    },
+  );
+}
+
+/** A refinement whose failure message says what was wanted, in words. */
+export function refine<C extends t.Any>(codec: C, name: string, problem: (a: t.TypeOf<C>) => string | null) {
+  return new t.Type<t.TypeOf<C>, t.OutputOf<C>, unknown>(
+    name,
+    (u): u is t.TypeOf<C> => codec.is(u) && problem(u) === null,
+    (u, ctx) => {
+      const r = codec.validate(u, ctx);
+      // A wrong base type reads "expected string", not the refinement's name.
+      if (isLeft(r)) return t.failures(r.left.map((e) => (e.message || e.context.length !== ctx.length ? e : { ...e, message: `expected ${codec.name}, got ${describe(e.value)}` })));
+      const why = problem(r.right);
+      return why === null ? r : t.failure(u, ctx, why);
+    },
+    codec.encode,
+  );
+}
+
+export function isPlainObject(u: unknown): u is Record<string, unknown> {
+  return typeof u === "object" && u !== null && !Array.isArray(u);
+}
+
+/** Decodes `u` with `codec`, giving errors as `a.b[1].c: expected X, got Y` lines. */
+export function decode<A, O>(codec: t.Type<A, O, unknown>, u: unknown): Decoded<A> {
+  const r = codec.decode(u);
+  return isLeft(r) ? { ok: false, errors: dedupe(r.left.map(formatError)) } : { ok: true, value: r.right };
+}
+
+/** Like `decode`, for callers that would rather throw a DecodeError. */
+export function decodeOrThrow<A, O>(codec: t.Type<A, O, unknown>, u: unknown, what = codec.name): A {
+  const r = decode(codec, u);
+  if (!r.ok) throw new DecodeError(what, r.errors);
+  return r.value;
+}
+
+/** Parses JSON text, then decodes it: one path for every value read off a wire. */
+export function decodeJson<A, O>(codec: t.Type<A, O, unknown>, text: string): Decoded<A> {
+  let u: unknown;
+  try {
+    u = JSON.parse(text);
+  } catch (e) {
+    return { ok: false, errors: [`(root): malformed JSON: ${(e as Error).message}`] };
+  }
+  return decode(codec, u);
+}
+
+function formatError(e: t.ValidationError): string {
+  const path = pathOf(e.context);
+  const last = e.context[e.context.length - 1];
+  const problem = e.message ?? `expected ${last?.type.name ?? "value"}, got ${describe(e.value)}`;
+  return `${path || "(root)"}: ${problem}`;
+}
+
+function pathOf(ctx: t.Context): string {
+  let path = "";
+  for (let i = 1; i < ctx.length; i++) {
+    const entry = ctx[i]!;
+    const parent = ctx[i - 1]!;
+    // Unions and intersections add a context entry per member; it is not part of the value's path.
+    const tag = (parent.type as t.Any & { _tag?: string })._tag;
+    if (tag === "UnionType" || tag === "IntersectionType") continue;
+    path += Array.isArray(parent.actual) ? `[${entry.key}]` : path === "" ? entry.key : `.${entry.key}`;
+  }
+  return path;
+}
+
+/** A short, safe rendering of a bad value: its type and at most 40 characters of it. */
+export function describe(u: unknown): string {
+  if (u === undefined) return "nothing";
+  if (u === null) return "null";
+  if (Array.isArray(u)) return `array(${u.length})`;
+  if (typeof u === "object") return "object";
+  if (typeof u === "string") {
+    if (u.length > 40) return `string of ${u.length} characters`;
+    return JSON.stringify(u);
+  }
+  return `${typeof u} ${String(u)}`;
+}
+
+function dedupe(lines: string[]): string[] {
+  return [...new Set(lines)];
+}

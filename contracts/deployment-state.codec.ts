@@ -1,0 +1,34 @@
+// What the agent reports for each deployment in `device-state`.
+import * as t from "io-ts";
+import { refine, struct } from "./decode.js";
+import { DeploymentName, DeviceId } from "./names.js";
+
+export const MACHINE_STATES = ["pending", "pulling", "stoppingOld", "startingNew", "running", "failed", "removing", "removed"] as const;
+export type MachineState = (typeof MACHINE_STATES)[number];
+export const MachineState = t.keyof(Object.fromEntries(MACHINE_STATES.map((s) => [s, null])) as Record<MachineState, null>, "MachineState");
+
+export const Phase = t.keyof({ Pending: null, Running: null, Failed: null }, "Phase");
+export type Phase = t.TypeOf<typeof Phase>;
+
+/** running → Running, failed → Failed, every other state → Pending. */
+export const phaseOf = (state: MachineState): Phase => (state === "running" ? "Running" : state === "failed" ? "Failed" : "Pending");
+
+const Seq = refine(t.number, "Seq", (n) => (Number.isInteger(n) && n >= 0 ? null : `expected a non-negative integer, got ${n}`));
+const ScoreHash = refine(t.string, "ScoreHash", (s) => (/^sha256:[0-9a-f]{64}$/.test(s) ? null : `expected sha256:<64 hex>, got ${JSON.stringify(s.slice(0, 80))}`));
+const IsoTime = refine(t.string, "IsoTime", (s) => (Number.isNaN(Date.parse(s)) ? `expected an ISO-8601 time, got ${JSON.stringify(s.slice(0, 40))}` : null));
+
+export const DeploymentState = struct("DeploymentState", {
+  device: DeviceId,
+  deployment: DeploymentName,
+  phase: Phase,
+  state: MachineState,
+  score_hash: t.union([ScoreHash, t.null]),
+  desired_revision: t.union([Seq, t.null]),
+  container_ids: t.record(t.string, t.string),
+  last_error: t.union([t.string, t.null]),
+  last_event_seq: Seq,
+  last_event_at: t.union([IsoTime, t.null]),
+});
+export type DeploymentState = t.TypeOf<typeof DeploymentState>;
+
+export { IsoTime, ScoreHash, Seq };

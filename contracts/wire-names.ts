@@ -1,0 +1,37 @@
+// Bucket, key, stream and subject names of the wire contract (DESIGN.md). Other programs speak
+// these: change them only with the contract.
+
+export const BUCKET_DESIRED_STATE = "desired-state";
+export const BUCKET_DEVICE_STATE = "device-state";
+export const BUCKET_DEVICE_HEARTBEAT = "device-heartbeat";
+export const BUCKET_DEVICE_INFO = "device-info";
+/** History kept per key in every bucket. */
+export const BUCKET_HISTORY = 5;
+
+export const STREAM_FLEET_EVENTS = "FLEET_EVENTS";
+export const FLEET_EVENTS_SUBJECTS = "fleet.events.>";
+/** JetStream's duplicate window for the event stream, in nanoseconds (2 minutes). */
+export const FLEET_EVENTS_DUPLICATE_WINDOW_NS = 2 * 60 * 1_000_000_000;
+
+/** Key of a deployment in `desired-state` and `device-state`. */
+export const deploymentKey = (device: string, deployment: string) => `${device}.${deployment}`;
+/** Key filter for all of one device's deployments. */
+export const deviceKeys = (device: string) => `${device}.>`;
+/** Splits a deployment key; null when it is not `<device>.<deployment>`. */
+export function parseDeploymentKey(key: string): { device: string; deployment: string } | null {
+  const parts = key.split(".");
+  if (parts.length !== 2 || !parts[0] || !parts[1]) return null;
+  return { device: parts[0], deployment: parts[1] };
+}
+
+export const eventSubject = (device: string, deployment: string) => `fleet.events.${device}.${deployment}`;
+export const deviceEventSubjects = (device: string) => `fleet.events.${device}.>`;
+/** `Nats-Msg-Id` of a journal event: JetStream drops a republished one inside the duplicate window. */
+export const eventMsgId = (device: string, deployment: string, n: number) => `${device}.${deployment}.${n}`;
+
+/** Labels the agent puts on every container it creates; it touches no container without them. */
+export const LABEL_MANAGED = "io.fleet.managed";
+export const LABEL_DEVICE = "io.fleet.device";
+export const LABEL_DEPLOYMENT = "io.fleet.deployment";
+export const LABEL_SERVICE = "io.fleet.service";
+export const LABEL_SCORE_HASH = "io.fleet.score-hash";
