@@ -1,0 +1,120 @@
+// The thin executor: binds the deployment machine's step actors to a ContainerRuntime. Each step is
+// idempotent, because a restored machine re-runs the step it was in: stopping a stopped container
+// succeeds, and a container already created for the same score hash is adopted.
+import { fromPromise } from "xstate";
+import { deploymentMachine } from "../machines/deployment.machine.js";
+import type {
+  DeadlineInput,
+  PullInput,
+  RemoveAllInput,
+  RemoveAllOutput,
+  StartInput,
+  StartOutput,
+  StepDone,
+  StopInput,
+  StopOutput,
+} from "../machines/deployment.steps.js";
+import type { ContainerRuntime } from "../runtime/container-runtime.js";
+
+export interface ExecutorOptions {
+  /** Clock for step outputs and deadlines; tests pass a fake one. */
+  now?: () => number;
+}
+
+const messageOf = (e: unknown) => (e instanceof Error ? e.message : String(e));
+
+/** A thrown step error that still says when it happened, so the next step's clock is right. */
+class TimedError extends Error {
+  constructor(message: string, readonly at: number) {
+    super(message);
+  }
+  toJSON() {
+    return { message: this.message, at: this.at };
+  }
+}
+
+export function deploymentActors(runtime: ContainerRuntime, opts: ExecutorOptions = {}) {
+  const now = opts.now ?? Date.now;
+  const timed = async <T extends object>(work: () => Promise<T>): Promise<T & StepDone> => {
+    try {
+      return { ...(await work()), at: now() };
+    } catch (e) {
+      throw new TimedError(messageOf(e), now());
+    }
+  };
+
+  return {
+    pullImages: fromPromise<StepDone, PullInput>(({ input }) =>
+      timed(async () => {
+        for (const image of input.images) await runtime.ensureImage(image);
+        return {};
+      }),
+    ),
+
+    stopOld: fromPromise<StopOutput, StopInput>(({ input }) =>
+      timed(async () => {
+        const stopped: string[] = [];
+        for (const c of input.containers) {
+          try {
+            await runtime.stop(c.id, c.graceSecs);
+            await runtime.remove(c.id);
+            stopped.push(c.service);
+          } catch (e) {
+            return { stopped, failure: { service: c.service, message: messageOf(e) } };
+          }
+        }
+        return { stopped };
+      }),
+    ),
+
+    startNew: fromPromise<StartOutput, StartInput>(({ input }) =>
+      timed(async () => {
+        const started: Record<string, string> = {};
+        for (const spec of input.services) {
+          const service = spec.service.name;
+          try {
+            started[service] = await runtime.startService({ deployment: input.deployment, ...spec });
+          } catch (e) {
+            // A container that was created but exited at start exists: record it so it is cleaned up later.
+            const existing = await runtime.status(`${input.deployment}.${service}`).catch(() => null);
+            const id = existing && existing.scoreHash === spec.scoreHash ? existing.id : undefined;
+            return { started, failure: { service, message: messageOf(e), ...(id ? { id } : {}) } };
+          }
+        }
+        return { started };
+      }),
+    ),
+
+    removeAll: fromPromise<RemoveAllOutput, RemoveAllInput>(({ input }) =>
+      timed(async () => {
+        // Recorded ids plus anything else labelled with this deployment (a crash may leave one).
+        const listed = (await runtime.list()).filter((c) => c.deployment === input.deployment);
+        const targets = new Map<string, string>(Object.entries(input.containerIds).map(([service, id]) => [id, service]));
+        for (const c of listed) targets.set(c.id, c.service);
+        const removed: string[] = [];
+        for (const [id, service] of targets) {
+          try {
+            await runtime.stop(id, input.graceSecs);
+            await runtime.remove(id);
+            removed.push(id);
+          } catch (e) {
+            return { removed, failure: { service, message: messageOf(e) } };
+          }
+        }
+        return { removed };
+      }),
+    ),
+
+    deadline: fromPromise<StepDone, DeadlineInput>(
+      ({ input, signal }) =>
+        new Promise<StepDone>((resolve) => {
+          const timer = setTimeout(() => resolve({ at: now() }), Math.max(0, input.deadline - now()));
+          signal.addEventListener("abort", () => clearTimeout(timer), { once: true });
+        }),
+    ),
+  };
+}
+
+/** The deployment machine wired to a runtime: what the agent runs, and what tests drive. */
+export const runtimeDeploymentMachine = (runtime: ContainerRuntime, opts?: ExecutorOptions) =>
+  deploymentMachine.provide({ actors: deploymentActors(runtime, opts) });

@@ -1,0 +1,42 @@
+// Turns a running deployment actor's inspection stream into transitions: one per macrostep that
+// changed the state or the context. That is the unit the journal records, and the unit a replay
+// through `transition` reproduces; a healthy tick or a same-hash update changes nothing and
+// records nothing.
+import type { AnyEventObject, InspectionEvent } from "xstate";
+import type { MachineState } from "../contracts/deployment-state.codec.js";
+import type { DeploymentSnapshot } from "./deployment.machine.js";
+
+export interface Transition {
+  event: AnyEventObject;
+  from: MachineState;
+  to: MachineState;
+  snapshot: DeploymentSnapshot;
+}
+
+/** The part of a snapshot a replay must reproduce exactly. */
+export const snapshotView = (s: DeploymentSnapshot) => JSON.stringify({ value: s.value, status: s.status, context: s.context });
+
+/** An `inspect` callback for `createActor` that reports the root actor's transitions. */
+export function transitionRecorder(onTransition: (t: Transition) => void, initial?: DeploymentSnapshot) {
+  let last: { value: MachineState; view: string } | null = initial ? { value: initial.value as MachineState, view: snapshotView(initial) } : null;
+  return (ev: InspectionEvent) => {
+    if (ev.type !== "@xstate.snapshot" || ev.actorRef.sessionId !== ev.rootId) return;
+    const snapshot = ev.snapshot as DeploymentSnapshot;
+    const now = { value: snapshot.value as MachineState, view: snapshotView(snapshot) };
+    const prev = last;
+    last = now;
+    if (!prev || prev.view === now.view) return;
+    onTransition({ event: serializableEvent(ev.event), from: prev.value, to: now.value, snapshot });
+  };
+}
+
+/** Errors flattened to `{message, at}`: an Error's own fields don't survive JSON. */
+export function serializableEvent(e: AnyEventObject): AnyEventObject {
+  if (!("error" in e)) return e;
+  const err = e["error"] as unknown;
+  if (err instanceof Error) {
+    const at = (err as Error & { at?: unknown }).at;
+    return { ...e, error: typeof at === "number" ? { message: err.message, at } : { message: err.message } };
+  }
+  return e;
+}
