@@ -143,3 +143,46 @@ export function describe(u: unknown): string {
 function dedupe(lines: string[]): string[] {
   return [...new Set(lines)];
 }
+
+/**
+ * `codec` or null, with one error line for a bad value (`expected string | null, got number 5`),
+ * not one per union member (`…; expected null, got …`).
+ */
+export function nullable<C extends t.Mixed>(codec: C) {
+  return new t.Type<t.TypeOf<C> | null, t.OutputOf<C> | null, unknown>(
+    `${codec.name} | null`,
+    (u): u is t.TypeOf<C> | null => u === null || codec.is(u),
+    (u, ctx) => (u === null ? t.success(null) : codec.validate(u, ctx)),
+    (a) => (a === null ? null : codec.encode(a)),
+  );
+}
+
+/**
+ * A string-keyed record whose keys are checked too: a bad key is an error naming it
+ * (`container_ids.Web: invalid key: …`). io-ts's `t.record` with a refined key silently drops it.
+ */
+export function dict<K extends t.Mixed, V extends t.Mixed>(name: string, key: K, value: V) {
+  type A = Record<t.TypeOf<K> & string, t.TypeOf<V>>;
+  return new t.Type<A, Record<string, t.OutputOf<V>>, unknown>(
+    name,
+    (u): u is A => isPlainObject(u) && Object.entries(u).every(([k, v]) => key.is(k) && value.is(v)),
+    (u, ctx) => {
+      if (!isPlainObject(u)) return t.failure(u, ctx);
+      const errors: t.Errors = [];
+      const out: Record<string, unknown> = {};
+      for (const [k, v] of Object.entries(u)) {
+        const at = [...ctx, { key: k, type: value, actual: v }];
+        const kr = key.validate(k, at);
+        if (isLeft(kr)) {
+          for (const e of kr.left) errors.push({ ...e, message: `invalid key: ${e.message ?? `expected ${key.name}`}` });
+          continue;
+        }
+        const vr = value.validate(v, at);
+        if (isLeft(vr)) errors.push(...vr.left);
+        else out[k] = vr.right;
+      }
+      return errors.length ? t.failures(errors) : t.success(out as A);
+    },
+    (a) => Object.fromEntries(Object.entries(a as Record<string, unknown>).map(([k, v]) => [k, value.encode(v)])),
+  );
+}

@@ -1,7 +1,7 @@
 // What the agent reports for each deployment in `device-state`.
 import * as t from "io-ts";
-import { refine, struct } from "./decode.js";
-import { DeploymentName, DeviceId } from "./names.js";
+import { dict, nullable, refine, struct } from "./decode.js";
+import { DeploymentName, DeviceId, ServiceName } from "./names.js";
 
 export const MACHINE_STATES = ["pending", "pulling", "stoppingOld", "startingNew", "running", "failed", "removing", "removed"] as const;
 export type MachineState = (typeof MACHINE_STATES)[number];
@@ -15,19 +15,23 @@ export const phaseOf = (state: MachineState): Phase => (state === "running" ? "R
 
 const Seq = refine(t.number, "Seq", (n) => (Number.isInteger(n) && n >= 0 ? null : `expected a non-negative integer, got ${n}`));
 const ScoreHash = refine(t.string, "ScoreHash", (s) => (/^sha256:[0-9a-f]{64}$/.test(s) ? null : `expected sha256:<64 hex>, got ${JSON.stringify(s.slice(0, 80))}`));
-const IsoTime = refine(t.string, "IsoTime", (s) => (Number.isNaN(Date.parse(s)) ? `expected an ISO-8601 time, got ${JSON.stringify(s.slice(0, 40))}` : null));
+// Date.parse alone takes "1" or "2026" (V8 reads them as years): require the ISO-8601 shape too.
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})$/;
+const IsoTime = refine(t.string, "IsoTime", (s) =>
+  ISO_TIME.test(s) && !Number.isNaN(Date.parse(s)) ? null : `expected an ISO-8601 time, got ${JSON.stringify(s.slice(0, 40))}`,
+);
 
 export const DeploymentState = struct("DeploymentState", {
   device: DeviceId,
   deployment: DeploymentName,
   phase: Phase,
   state: MachineState,
-  score_hash: t.union([ScoreHash, t.null]),
-  desired_revision: t.union([Seq, t.null]),
-  container_ids: t.record(t.string, t.string),
-  last_error: t.union([t.string, t.null]),
+  score_hash: nullable(ScoreHash),
+  desired_revision: nullable(Seq),
+  container_ids: dict("ContainerIds", ServiceName, t.string),
+  last_error: nullable(t.string),
   last_event_seq: Seq,
-  last_event_at: t.union([IsoTime, t.null]),
+  last_event_at: nullable(IsoTime),
 });
 export type DeploymentState = t.TypeOf<typeof DeploymentState>;
 

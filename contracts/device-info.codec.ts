@@ -1,13 +1,13 @@
 // `device-info/<device>`: written once at agent start.
 import * as t from "io-ts";
-import { struct } from "./decode.js";
+import { nullable, struct } from "./decode.js";
 import { DeviceId } from "./names.js";
 
 export const DeviceInfo = struct("DeviceInfo", {
   device: DeviceId,
   hostname: t.string,
   arch: t.string,
-  podman_version: t.union([t.string, t.null]),
+  podman_version: nullable(t.string),
   agent_version: t.string,
 });
 export type DeviceInfo = t.TypeOf<typeof DeviceInfo>;

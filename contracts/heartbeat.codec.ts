@@ -1,14 +1,14 @@
 // `device-heartbeat/<device>`: written each tick; its age tells operators a device is alive.
 import * as t from "io-ts";
-import { struct } from "./decode.js";
+import { dict, struct } from "./decode.js";
 import { IsoTime, Phase } from "./deployment-state.codec.js";
-import { DeviceId } from "./names.js";
+import { DeploymentName, DeviceId } from "./names.js";
 
 export const Heartbeat = struct("Heartbeat", {
   device: DeviceId,
   agent_version: t.string,
   at: IsoTime,
   /** deployment → its phase at this tick. */
-  deployments: t.record(t.string, Phase),
+  deployments: dict("DeploymentPhases", DeploymentName, Phase),
 });
 export type Heartbeat = t.TypeOf<typeof Heartbeat>;

@@ -37,9 +37,15 @@ const boundedArray = <C extends t.Mixed>(item: C, name: string, min: number, max
   );
 
 // A container image reference: [host[:port]/]path[:tag][@sha256:digest], as the OCI distribution
-// spec shapes it. Refused here, not by a pull that fails later.
-const IMAGE_REF =
-  /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?\/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9._-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/;
+// spec shapes it. Refused here, not by a pull that fails later. As in Docker's and Podman's parser,
+// the first component is a registry host only if it is `localhost` or has a `.` or a `:port`;
+// otherwise it is part of the path, which is lower case (`MyOrg/app` is not a valid reference).
+const HOST_PART = "[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?";
+const REGISTRY = `(?:localhost(?::[0-9]+)?|${HOST_PART}(?:\\.${HOST_PART})+(?::[0-9]+)?|${HOST_PART}:[0-9]+)`;
+const PATH_PART = "[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*";
+const IMAGE_REF = new RegExp(
+  `^(?:${REGISTRY}/)?${PATH_PART}(?:/${PATH_PART})*(?::[A-Za-z0-9_][A-Za-z0-9._-]{0,127})?(?:@sha256:[a-f0-9]{64})?$`,
+);
 
 export const ImageRef = refine(t.string, "ImageRef", (s) =>
   s.length === 0
@@ -52,8 +58,14 @@ export const ImageRef = refine(t.string, "ImageRef", (s) =>
 );
 
 const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
-// Env values are secrets: errors about them give sizes, never contents.
-const Env = refine(t.record(t.string, t.string), "Env", (env) => {
+// Env values are secrets: errors about them give types and sizes, never contents.
+const SecretString = new t.Type<string, string, unknown>(
+  "string",
+  (u): u is string => typeof u === "string",
+  (u, ctx) => (typeof u === "string" ? t.success(u) : t.failure(u, ctx, `expected string, got ${u === null ? "null" : Array.isArray(u) ? "array" : typeof u}`)),
+  t.identity,
+);
+const Env = refine(t.record(t.string, SecretString), "Env", (env) => {
   const keys = Object.keys(env);
   if (keys.length > LIMITS.envEntries) return `expected at most ${LIMITS.envEntries} variables, got ${keys.length}`;
   for (const k of keys) {
