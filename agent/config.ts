@@ -1,0 +1,119 @@
+// The agent's configuration: command-line flags first, then environment variables, then defaults.
+// Pure: the entry point prints `error` and exits 2, or prints `help` and exits 0.
+import { parseArgs } from "node:util";
+import { deviceOrDeploymentNameProblem } from "../contracts/names.js";
+
+export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export interface AgentConfig {
+  deviceId: string;
+  /** NATS server URLs, tried in order, reconnected to forever. */
+  natsServers: string[];
+  stateDir: string;
+  tickSecs: number;
+  logLevel: LogLevel;
+  /** `CONTAINER_HOST` as given (the Podman socket URL), or undefined. */
+  containerHost: string | undefined;
+}
+
+export type ConfigResult = { ok: true; config: AgentConfig } | { ok: false; error: string } | { help: string };
+
+export const DEFAULTS = {
+  nats: "nats://127.0.0.1:4222",
+  stateDir: "/var/lib/fleet-agent",
+  tickSecs: 30,
+  logLevel: "info" as LogLevel,
+};
+
+export const HELP = `fleet-agent: keeps this device's Podman containers converged to the desired state in NATS.
+
+Usage: fleet-agent --device-id ID [options]
+
+Options (a flag wins over its environment variable):
+  --device-id ID     FLEET_DEVICE_ID   required. This device's id: 1-253 bytes of letters, digits,
+                                       '_' or '-', starting with a letter or digit.
+  --nats URLS        FLEET_NATS_URL    NATS servers, comma separated (default ${DEFAULTS.nats}).
+                                       The agent starts even if none is reachable and reconnects forever.
+  --state-dir DIR    FLEET_STATE_DIR   where the event journal and scores are kept
+                                       (default ${DEFAULTS.stateDir}).
+  --tick-secs N      FLEET_TICK_SECS   seconds between liveness ticks, a positive number (default ${DEFAULTS.tickSecs}).
+  --log-level LEVEL  FLEET_LOG_LEVEL   one of ${LOG_LEVELS.join(", ")} (default ${DEFAULTS.logLevel}).
+                                       Logs are JSON lines on stdout.
+  -h, --help                           print this text and exit.
+
+Environment only:
+  CONTAINER_HOST                       Podman API URL (e.g. unix:///run/podman/podman.sock), passed through.
+
+Exit status 2 means the configuration was invalid; the reason is printed on one line.
+`;
+
+export function parseConfig(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): ConfigResult {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: [...argv],
+      options: {
+        "device-id": { type: "string" },
+        nats: { type: "string" },
+        "state-dir": { type: "string" },
+        "tick-secs": { type: "string" },
+        "log-level": { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (e) {
+    return { ok: false, error: `${firstLine((e as Error).message)} (see --help)` };
+  }
+  if (values["help"] === true) return { help: HELP };
+
+  const pick = (flag: string, envName: string): { value: string; from: string } | undefined => {
+    const f = values[flag];
+    if (typeof f === "string") return { value: f, from: `--${flag}` };
+    const e = env[envName];
+    if (e !== undefined && e !== "") return { value: e, from: envName };
+    return undefined;
+  };
+
+  const device = pick("device-id", "FLEET_DEVICE_ID");
+  if (!device) return { ok: false, error: "a device id is required: --device-id ID or FLEET_DEVICE_ID (see --help)" };
+  const deviceProblem = deviceOrDeploymentNameProblem(device.value);
+  if (deviceProblem) return { ok: false, error: `${device.from}: invalid device id: ${deviceProblem}` };
+
+  const nats = pick("nats", "FLEET_NATS_URL") ?? { value: DEFAULTS.nats, from: "default" };
+  const natsServers = nats.value.split(",").map((s) => s.trim());
+  for (const s of natsServers) {
+    if (s === "") return { ok: false, error: `${nats.from}: empty server in the list ${JSON.stringify(nats.value)}` };
+    if (/\s/.test(s)) return { ok: false, error: `${nats.from}: server ${JSON.stringify(s)} contains white space` };
+    if (s.includes("://") && !/^(nats|tls|ws|wss):\/\/[^/]+\/?$/.test(s)) {
+      return { ok: false, error: `${nats.from}: unsupported server URL ${JSON.stringify(s)} (want nats://host:port)` };
+    }
+  }
+
+  const stateDir = pick("state-dir", "FLEET_STATE_DIR") ?? { value: DEFAULTS.stateDir, from: "default" };
+
+  let tickSecs = DEFAULTS.tickSecs;
+  const tick = pick("tick-secs", "FLEET_TICK_SECS");
+  if (tick) {
+    const n = tick.value.trim() === "" ? NaN : Number(tick.value);
+    if (!Number.isFinite(n) || n <= 0) return { ok: false, error: `${tick.from}: expected a positive number of seconds, got ${JSON.stringify(tick.value)}` };
+    tickSecs = n;
+  }
+
+  let logLevel = DEFAULTS.logLevel;
+  const level = pick("log-level", "FLEET_LOG_LEVEL");
+  if (level) {
+    const l = level.value.toLowerCase();
+    if (!(LOG_LEVELS as readonly string[]).includes(l)) {
+      return { ok: false, error: `${level.from}: expected one of ${LOG_LEVELS.join(", ")}, got ${JSON.stringify(level.value)}` };
+    }
+    logLevel = l as LogLevel;
+  }
+
+  const containerHost = env["CONTAINER_HOST"] === "" ? undefined : env["CONTAINER_HOST"];
+  return { ok: true, config: { deviceId: device.value, natsServers, stateDir: stateDir.value, tickSecs, logLevel, containerHost } };
+}
+
+const firstLine = (s: string) => s.split("\n")[0]!.trim();

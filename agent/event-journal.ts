@@ -1,0 +1,219 @@
+// The local-first journal: every transition of a deployment's machine is appended (redacted) to
+// `<stateDir>/journal/<deployment>.jsonl` and fsynced before it is published, so an offline or
+// crashing device loses nothing. `n` is contiguous from 1 per deployment.
+import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, truncateSync } from "node:fs";
+import { open } from "node:fs/promises";
+import { join } from "node:path";
+import { decode } from "../contracts/decode.js";
+import type { MachineState } from "../contracts/deployment-state.codec.js";
+import { JournalEvent } from "../contracts/journal-event.codec.js";
+import { deviceOrDeploymentNameProblem } from "../contracts/names.js";
+import { redactEvent } from "./redact.js";
+
+export { redactEvent, REDACTED } from "./redact.js";
+export { JournalPublisher } from "./journal.publisher.js";
+export { readStreamEvents } from "./journal.stream.js";
+
+export interface Transition {
+  at: string;
+  event: { type: string; [k: string]: unknown };
+  from: MachineState;
+  to: MachineState;
+}
+
+export class JournalCorruptError extends Error {
+  constructor(readonly file: string, readonly line: number, why: string) {
+    super(`journal ${file} line ${line}: ${why}`);
+    this.name = "JournalCorruptError";
+  }
+}
+
+const SUFFIX = ".jsonl";
+
+export class EventJournal {
+  private readonly events = new Map<string, JournalEvent[]>();
+  private readonly tails = new Map<string, Promise<unknown>>();
+  private readonly listeners = new Set<(e: JournalEvent) => void>();
+
+  private constructor(readonly dir: string, readonly device: string) {}
+
+  /** Opens (creating) `<stateDir>/journal` for `device`. */
+  static open(stateDir: string, device: string): EventJournal {
+    const problem = deviceOrDeploymentNameProblem(device);
+    if (problem) throw new Error(`invalid device id: ${problem}`);
+    const dir = join(stateDir, "journal");
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    return new EventJournal(dir, device);
+  }
+
+  fileOf(deployment: string) {
+    return join(this.dir, `${deployment}${SUFFIX}`);
+  }
+
+  /** Deployments that have a journal file. */
+  deployments(): string[] {
+    const found = new Set<string>();
+    for (const f of readdirSync(this.dir)) {
+      if (!f.endsWith(SUFFIX)) continue;
+      const name = f.slice(0, -SUFFIX.length);
+      if (deviceOrDeploymentNameProblem(name) === null) found.add(name);
+    }
+    for (const d of this.events.keys()) found.add(d);
+    return [...found].sort();
+  }
+
+  /** The deployment's events, n = 1..k (a copy). A torn last line (crash mid-append) is dropped. */
+  read(deployment: string): JournalEvent[] {
+    return [...this.load(deployment)];
+  }
+
+  /** Number of the last event, 0 when none. */
+  lastN(deployment: string): number {
+    return this.load(deployment).length;
+  }
+
+  /**
+   * Appends the next event of `deployment` (n = last + 1, assigned now, in call order) with its
+   * cause redacted; resolves once the line is on disk (fsynced).
+   */
+  append(deployment: string, t: Transition): Promise<JournalEvent> {
+    const problem = deviceOrDeploymentNameProblem(deployment);
+    if (problem) return Promise.reject(new Error(`invalid deployment name: ${problem}`));
+    const list = this.load(deployment);
+    const candidate = { v: 1, device: this.device, deployment, n: list.length + 1, at: t.at, event: redactEvent(t.event), from: t.from, to: t.to };
+    const checked = decode(JournalEvent, candidate);
+    if (!checked.ok) return Promise.reject(new Error(`invalid journal event: ${checked.errors.join("; ")}`));
+    const ev = checked.value;
+    list.push(ev);
+    const line = `${JSON.stringify(JournalEvent.encode(ev))}\n`;
+    const file = this.fileOf(deployment);
+    const prev = this.tails.get(deployment) ?? Promise.resolve();
+    const write = prev.then(async () => {
+      const firstWrite = !this.dirSynced.has(deployment);
+      const fh = await open(file, "a", 0o600);
+      try {
+        await fh.appendFile(line);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      // The file may be new: make its directory entry durable too (once per deployment and process).
+      if (firstWrite) {
+        fsyncDir(this.dir);
+        this.dirSynced.add(deployment);
+      }
+      this.durableCount.set(deployment, ev.n);
+    });
+    // A failed write poisons the deployment's later appends: their n would follow a missing line.
+    this.tails.set(deployment, write);
+    return write.then(() => {
+      for (const l of this.listeners) l(ev);
+      return ev;
+    });
+  }
+
+  /** Calls `listener` after each append is on disk; returns the unsubscribe function. */
+  onAppend(listener: (e: JournalEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Resolves when every append issued so far is on disk. */
+  async settled(): Promise<void> {
+    await Promise.allSettled([...this.tails.values()]);
+  }
+
+  /** Events appended and fsynced so far (what a publisher may send), n = 1..k. */
+  durable(deployment: string): readonly JournalEvent[] {
+    const list = this.load(deployment);
+    return list.slice(0, this.durableCount.get(deployment) ?? 0);
+  }
+
+  private readonly dirSynced = new Set<string>();
+  private readonly durableCount = new Map<string, number>();
+
+  private load(deployment: string): JournalEvent[] {
+    const cached = this.events.get(deployment);
+    if (cached) return cached;
+    const file = this.fileOf(deployment);
+    let text: string;
+    try {
+      text = readFileSync(file, "utf8");
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+      text = "";
+    }
+    const { events, validBytes, torn } = parseJournal(text, file, this.device, deployment);
+    // Cut a torn tail so the next append does not glue itself to half a line.
+    if (torn) {
+      truncateSync(file, validBytes);
+      const fd = openSync(file, "r+");
+      try {
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+    }
+    this.events.set(deployment, events);
+    this.durableCount.set(deployment, events.length);
+    return events;
+  }
+}
+
+/** Parses a journal file's text; a torn last line (no newline, or undecodable) is dropped. */
+export function parseJournal(text: string, file: string, device: string, deployment: string) {
+  const events: JournalEvent[] = [];
+  let offset = 0;
+  let validBytes = 0;
+  let torn = false;
+  const lines = text.split("\n");
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!;
+    const last = i === lines.length - 1;
+    const isFinalText = last || (i === lines.length - 2 && lines[lines.length - 1] === "");
+    if (last) {
+      // Text after the last newline: empty when the file ends cleanly, else a torn write.
+      if (line !== "") torn = true;
+      break;
+    }
+    const bytes = Buffer.byteLength(line) + 1;
+    let problem: string | null = null;
+    let ev: JournalEvent | undefined;
+    try {
+      const r = decode(JournalEvent, JSON.parse(line));
+      if (!r.ok) problem = r.errors.join("; ");
+      else ev = r.value;
+    } catch (e) {
+      problem = `malformed JSON: ${(e as Error).message}`;
+    }
+    if (ev && problem === null) {
+      if (ev.device !== device || ev.deployment !== deployment) problem = `event of ${ev.device}/${ev.deployment} in the journal of ${device}/${deployment}`;
+      else if (ev.n !== events.length + 1) problem = `expected n=${events.length + 1}, got n=${ev.n}`;
+    }
+    if (problem !== null) {
+      // Only the last line can be half-written by a crash; anything earlier is real damage.
+      if (isFinalText) {
+        torn = true;
+        break;
+      }
+      throw new JournalCorruptError(file, i + 1, problem);
+    }
+    events.push(ev!);
+    offset += bytes;
+    validBytes = offset;
+  }
+  return { events, validBytes, torn };
+}
+
+function fsyncDir(dir: string) {
+  try {
+    const fd = openSync(dir, "r");
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    // Some file systems refuse fsync on a directory; the file itself is synced.
+  }
+}
