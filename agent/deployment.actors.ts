@@ -15,6 +15,7 @@ import type {
   StopOutput,
 } from "../machines/deployment.steps.js";
 import type { ContainerRuntime } from "../runtime/container-runtime.js";
+import { REDACTED } from "./redact.js";
 
 export interface ExecutorOptions {
   /** Clock for step outputs and deadlines; tests pass a fake one. */
@@ -72,6 +73,10 @@ export function deploymentActors(runtime: ContainerRuntime, opts: ExecutorOption
         const started: Record<string, string> = {};
         for (const spec of input.services) {
           const service = spec.service.name;
+          if (Object.values(spec.service.env ?? {}).includes(REDACTED)) {
+            // Recovered from a redacted journal without the full score: never run a placeholder secret.
+            return { started, failure: { service, message: `the env of score ${spec.scoreHash} is not on this device; write the desired state again` } };
+          }
           try {
             started[service] = await runtime.startService({ deployment: input.deployment, ...spec });
           } catch (e) {

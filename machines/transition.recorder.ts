@@ -13,8 +13,8 @@ export interface Transition {
   snapshot: DeploymentSnapshot;
 }
 
-/** The part of a snapshot a replay must reproduce exactly. */
-export const snapshotView = (s: DeploymentSnapshot) => JSON.stringify({ value: s.value, status: s.status, context: s.context });
+/** The part of a snapshot a replay must reproduce exactly (a live actor's "stopped" is not a state). */
+export const snapshotView = (s: DeploymentSnapshot) => JSON.stringify({ value: s.value, done: s.status === "done", context: s.context });
 
 /** An `inspect` callback for `createActor` that reports the root actor's transitions. */
 export function transitionRecorder(onTransition: (t: Transition) => void, initial?: DeploymentSnapshot) {
@@ -22,6 +22,8 @@ export function transitionRecorder(onTransition: (t: Transition) => void, initia
   return (ev: InspectionEvent) => {
     if (ev.type !== "@xstate.snapshot" || ev.actorRef.sessionId !== ev.rootId) return;
     const snapshot = ev.snapshot as DeploymentSnapshot;
+    // Stopping an actor (shutdown, or a crash in a test) is not a transition of the deployment.
+    if (snapshot.status === "stopped") return;
     const now = { value: snapshot.value as MachineState, view: snapshotView(snapshot) };
     const prev = last;
     last = now;

@@ -1,0 +1,225 @@
+// One machine actor per deployment of this device: created on its first desired value or rebuilt
+// from its journal, fed desired changes and ticks, journaled and reported after every transition,
+// and dropped once it reaches `removed`.
+import { createActor, waitFor, type Actor, type AnyEventObject } from "xstate";
+import type { DeploymentState, Phase } from "../contracts/deployment-state.codec.js";
+import type { ReconcileScore } from "../contracts/score.codec.js";
+import type { DeploymentInput, DeploymentSnapshot, StepBudgets } from "../machines/deployment.machine.js";
+import { deploymentState } from "../machines/deployment.report.js";
+import { foldJournal } from "../machines/journal.fold.js";
+import { transitionRecorder, type Transition } from "../machines/transition.recorder.js";
+import type { ContainerRuntime, ManagedContainer } from "../runtime/container-runtime.js";
+import { runtimeDeploymentMachine } from "./deployment.actors.js";
+import type { EventJournal } from "./event-journal.js";
+import type { Logger } from "./logger.js";
+import { REDACTED } from "./redact.js";
+import type { ScoreStore } from "./score.store.js";
+
+/** A desired-state entry for this device, decoded at the edge. */
+export type DesiredChange =
+  | { kind: "update"; deployment: string; score: ReconcileScore; hash: string; revision: number }
+  | { kind: "reject"; deployment: string; revision: number; error: string }
+  | { kind: "delete"; deployment: string; revision: number };
+
+/** Where reports go; the NATS reporter in production, a list in tests. */
+export interface StateSink {
+  deploymentState(state: DeploymentState): void;
+}
+
+/** Finds a full score (env values included) the journal only knows by hash and revision. */
+export type ScoreLookup = (deployment: string, hash: string, revision: number) => Promise<ReconcileScore | null>;
+
+export interface SupervisorOptions {
+  device: string;
+  runtime: ContainerRuntime;
+  journal: EventJournal;
+  scores: ScoreStore;
+  sink: StateSink;
+  logger: Logger;
+  budgets?: Partial<StepBudgets>;
+  /** Where to find a score missing from the local store (the desired-state KV's history). */
+  lookupScore?: ScoreLookup;
+  now?: () => number;
+}
+
+type DeploymentActor = Actor<ReturnType<typeof runtimeDeploymentMachine>>;
+
+const SETTLED = new Set(["running", "failed", "removed", "pending"]);
+
+export class DeploymentSupervisor {
+  private readonly actors = new Map<string, DeploymentActor>();
+  private readonly machine: ReturnType<typeof runtimeDeploymentMachine>;
+  private readonly now: () => number;
+  private readonly log: Logger;
+  private accepting = true;
+
+  constructor(private readonly o: SupervisorOptions) {
+    this.now = o.now ?? Date.now;
+    this.machine = runtimeDeploymentMachine(o.runtime, { now: this.now });
+    this.log = o.logger.child({ component: "supervisor" });
+  }
+
+  /** Deployments with a live actor. */
+  deployments(): string[] {
+    return [...this.actors.keys()].sort();
+  }
+
+  snapshot(deployment: string): DeploymentSnapshot | undefined {
+    return this.actors.get(deployment)?.getSnapshot();
+  }
+
+  /** Phase of every live deployment, for the heartbeat. */
+  phases(): Record<string, Phase> {
+    const out: Record<string, Phase> = {};
+    for (const [name, actor] of this.actors) out[name] = deploymentState(actor.getSnapshot(), { seq: 0, at: null }).phase;
+    return out;
+  }
+
+  /**
+   * Rebuilds every deployment from its journal and resumes it: a deployment caught mid-step re-runs
+   * that step, which is idempotent, so a crash between stopping the old container and starting the
+   * new one ends with the new one running, once.
+   */
+  async recover(): Promise<string[]> {
+    const resumed: string[] = [];
+    for (const deployment of this.o.journal.deployments()) {
+      const events = this.o.journal.read(deployment);
+      if (events.length === 0) continue;
+      const causes = await this.rehydrate(deployment, events.map((e) => e.event as AnyEventObject));
+      const snapshot = foldJournal(this.input(deployment), causes);
+      if (snapshot.status === "done") continue;
+      this.log.info({ deployment, state: snapshot.value, events: events.length }, "resuming deployment from its journal");
+      this.spawn(deployment, snapshot);
+      resumed.push(deployment);
+    }
+    return resumed;
+  }
+
+  /** Routes one desired-state change to its deployment's actor, creating the actor if need be. */
+  async apply(change: DesiredChange): Promise<void> {
+    if (!this.accepting) return;
+    const at = this.now();
+    let actor = this.actors.get(change.deployment);
+    if (!actor) {
+      // A delete for a deployment this device doesn't run: nothing to do.
+      if (change.kind === "delete") return;
+      actor = this.spawn(change.deployment);
+    }
+    if (change.kind === "update") {
+      // The full score is kept before the machine sees it: the journal keeps only its redacted form.
+      await this.o.scores.put(change.hash, change.score);
+      actor.send({ type: "UPDATE", score: change.score.data, hash: change.hash, revision: change.revision, at });
+    } else if (change.kind === "reject") {
+      this.log.warn({ deployment: change.deployment, revision: change.revision, error: change.error }, "desired state rejected");
+      actor.send({ type: "REJECT", error: change.error, revision: change.revision, at });
+    } else {
+      actor.send({ type: "DELETE", revision: change.revision, at });
+    }
+  }
+
+  /** Deployments this device runs that have no desired entry any more (deleted while offline). */
+  orphans(desired: ReadonlySet<string>): string[] {
+    return this.deployments().filter((d) => !desired.has(d));
+  }
+
+  /** One tick: the device's containers from one list call, then TICK to every deployment. */
+  async tick(): Promise<void> {
+    if (!this.accepting || this.actors.size === 0) return;
+    let all: ManagedContainer[];
+    try {
+      all = await this.o.runtime.list();
+    } catch (e) {
+      this.log.error({ err: (e as Error).message }, "tick: listing containers failed; liveness skipped");
+      return;
+    }
+    const at = this.now();
+    for (const [deployment, actor] of this.actors) {
+      actor.send({ type: "TICK", containers: all.filter((c) => c.deployment === deployment), at });
+    }
+  }
+
+  /**
+   * Stops taking new work and lets in-flight steps reach a settled state (bounded), then stops the
+   * actors and waits for the journal to be on disk. Containers keep running.
+   */
+  async shutdown(timeoutMs: number): Promise<void> {
+    this.accepting = false;
+    const deadline = this.now() + timeoutMs;
+    for (const [deployment, actor] of this.actors) {
+      const left = Math.max(0, deadline - this.now());
+      try {
+        await waitFor(actor, (s) => SETTLED.has(String(s.value)), { timeout: left });
+      } catch {
+        this.log.warn({ deployment, state: actor.getSnapshot().value }, "shutdown: step still in flight; it resumes from the journal at next start");
+      }
+      actor.stop();
+    }
+    this.actors.clear();
+    await this.o.journal.settled();
+  }
+
+  /** Resolves once every deployment is settled with nothing queued (tests, the demo). */
+  async idle(timeoutMs = 60_000): Promise<void> {
+    for (const actor of this.actors.values()) {
+      await waitFor(actor, (s) => SETTLED.has(String(s.value)) && s.context.next === null, { timeout: timeoutMs });
+    }
+  }
+
+  private input(deployment: string): DeploymentInput {
+    return { device: this.o.device, deployment, ...(this.o.budgets ? { budgets: this.o.budgets } : {}) };
+  }
+
+  private spawn(deployment: string, restored?: DeploymentSnapshot): DeploymentActor {
+    const input = this.input(deployment);
+    const actor = createActor(this.machine, {
+      input,
+      ...(restored ? { snapshot: this.machine.getPersistedSnapshot(restored) as never } : {}),
+      inspect: transitionRecorder((t) => this.record(deployment, t), restored),
+    });
+    this.actors.set(deployment, actor);
+    actor.subscribe({
+      complete: () => {
+        this.actors.delete(deployment);
+        this.log.info({ deployment }, "deployment removed");
+      },
+      error: (err) => this.log.error({ deployment, err: (err as Error).message }, "deployment actor failed"),
+    });
+    actor.start();
+    return actor;
+  }
+
+  /** Journal first (fsynced), then report: the report's seq always names an event on disk. */
+  private record(deployment: string, t: Transition) {
+    const at = new Date(this.now()).toISOString();
+    this.log.info({ deployment, from: t.from, to: t.to, event: t.event.type, error: t.snapshot.context.lastError ?? undefined }, "transition");
+    this.o.journal
+      .append(deployment, { at, event: t.event as { type: string }, from: t.from, to: t.to })
+      .then((ev) => this.o.sink.deploymentState(deploymentState(t.snapshot, { seq: ev.n, at: ev.at })))
+      .catch((e: Error) => this.log.fatal({ deployment, err: e.message }, "journal append failed"));
+  }
+
+  /** Puts the full scores back into the journal's redacted UPDATE events, from the store or the KV. */
+  private async rehydrate(deployment: string, causes: AnyEventObject[]): Promise<AnyEventObject[]> {
+    const out: AnyEventObject[] = [];
+    for (const e of causes) {
+      if (e.type !== "UPDATE" || !hasRedactedEnv(e)) {
+        out.push(e);
+        continue;
+      }
+      const hash = String(e["hash"]);
+      const score = (await this.o.scores.get(hash)) ?? (await this.o.lookupScore?.(deployment, hash, Number(e["revision"]))) ?? null;
+      if (score) out.push({ ...e, score: score.data });
+      else {
+        // Kept redacted: startNew refuses to create a container from it rather than run "<redacted>".
+        this.log.warn({ deployment, hash }, "score not found locally or in the desired-state history; its env is unknown");
+        out.push(e);
+      }
+    }
+    return out;
+  }
+}
+
+function hasRedactedEnv(e: AnyEventObject): boolean {
+  const services = (e["score"] as { services?: { env?: Record<string, string> }[] } | undefined)?.services ?? [];
+  return services.some((s) => Object.values(s.env ?? {}).includes(REDACTED));
+}

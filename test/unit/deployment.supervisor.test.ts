@@ -1,0 +1,154 @@
+import { expect } from "chai";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { canonicalHash } from "../../contracts/canonical-json.js";
+import type { DeploymentState } from "../../contracts/deployment-state.codec.js";
+import type { ReconcileScore } from "../../contracts/score.codec.js";
+import { DeploymentSupervisor } from "../../agent/deployment.supervisor.js";
+import { EventJournal } from "../../agent/event-journal.js";
+import { silentLogger } from "../../agent/logger.js";
+import { ScoreStore } from "../../agent/score.store.js";
+import { FakeRuntime } from "../../runtime/fake.runtime.js";
+import { foldJournal } from "../../machines/journal.fold.js";
+import { snapshotView } from "../../machines/transition.recorder.js";
+
+const score = (image: string, env: Record<string, string> = { TOKEN: "hunter2" }): ReconcileScore => ({
+  type: "PodmanV0",
+  data: { services: [{ name: "web", image, env }, { name: "db", image: "img/db:1" }], lifecycle: { grace_period_secs: 3 } },
+});
+
+describe("deployment supervisor (FakeRuntime, real journal files)", () => {
+  let dir: string;
+  let fake: FakeRuntime;
+  let reports: DeploymentState[];
+  let rev = 0;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), "fleet-sup-"));
+    fake = new FakeRuntime({ device: "dev1" });
+    reports = [];
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  const supervisor = async (journal = EventJournal.open(dir, "dev1")) =>
+    new DeploymentSupervisor({
+      device: "dev1",
+      runtime: fake,
+      journal,
+      scores: await ScoreStore.open(dir),
+      sink: { deploymentState: (s) => reports.push(s) },
+      logger: silentLogger(),
+    });
+  const update = (s: ReconcileScore) => ({ kind: "update" as const, deployment: "app", score: s, hash: canonicalHash(s), revision: ++rev });
+
+  it("journals every transition with contiguous n, redacted, and reports after each", async () => {
+    const sup = await supervisor();
+    await sup.apply(update(score("img/web:1")));
+    await sup.idle();
+    await sup.shutdown(1000);
+    const events = EventJournal.open(dir, "dev1").read("app");
+    expect(events.map((e) => e.n)).to.deep.equal([1, 2, 3, 4]);
+    expect(events.map((e) => `${e.from}→${e.to}`)).to.deep.equal(["pending→pulling", "pulling→stoppingOld", "stoppingOld→startingNew", "startingNew→running"]);
+    expect(JSON.stringify(events)).to.not.include("hunter2");
+    const last = reports.at(-1)!;
+    expect(last).to.include({ phase: "Running", state: "running", last_event_seq: 4, desired_revision: rev });
+    expect(Object.keys(last.container_ids)).to.deep.equal(["web", "db"]);
+  });
+
+  it("resumes a deployment killed in stoppingOld: the upgrade completes, one container per service", async () => {
+    const journal = EventJournal.open(dir, "dev1");
+    const first = await supervisor(journal);
+    await first.apply(update(score("img/web:1")));
+    await first.idle();
+    const gate = fake.hold("stop");
+    await first.apply(update(score("img/web:2")));
+    await gate.reached;
+    expect(String(first.snapshot("app")!.value)).to.equal("stoppingOld");
+    // The process dies here, once the transition into stoppingOld is on disk: its actors vanish
+    // without settling, and the stop it had begun completes behind its back.
+    await journal.settled();
+    (first as unknown as { actors: Map<string, { stop(): void }> }).actors.forEach((a) => a.stop());
+    gate();
+
+    const second = await supervisor();
+    expect(await second.recover()).to.deep.equal(["app"]);
+    await second.idle();
+    const snap = second.snapshot("app")!;
+    expect(snap.value).to.equal("running");
+    const web = fake.snapshot().filter((c) => c.service === "web");
+    expect(web.map((c) => c.image)).to.deep.equal(["img/web:2"]);
+    expect(web[0]!.id).to.equal(snap.context.containerIds["web"]);
+    expect(fake.snapshot()).to.have.length(2);
+    await second.shutdown(1000);
+
+    const ns = EventJournal.open(dir, "dev1").read("app").map((e) => e.n);
+    expect(ns).to.deep.equal(ns.map((_, i) => i + 1));
+  });
+
+  it("recovery restores full env from the score store and the fold equals the live snapshot", async () => {
+    const first = await supervisor();
+    await first.apply(update(score("img/web:1")));
+    await first.idle();
+    const live = first.snapshot("app")!;
+    await first.shutdown(1000);
+
+    const second = await supervisor();
+    await second.recover();
+    const restored = second.snapshot("app")!;
+    expect(snapshotView(restored)).to.equal(snapshotView(live));
+    expect(restored.context.target!.score.services[0]!.env).to.deep.equal({ TOKEN: "hunter2" });
+    fake.clearCalls();
+    await second.tick();
+    await second.idle();
+    expect(fake.mutations(), "no container recreated after a restart").to.deep.equal([]);
+    await second.shutdown(1000);
+  });
+
+  it("without the full score, recovery refuses to start a container with a placeholder secret", async () => {
+    const first = await supervisor();
+    await first.apply(update(score("img/web:1")));
+    await first.idle();
+    const ids = first.snapshot("app")!.context.containerIds;
+    await first.shutdown(1000);
+    rmSync(join(dir, "scores"), { recursive: true });
+
+    const second = await supervisor();
+    await second.recover();
+    fake.vanish(ids["web"]!);
+    await second.tick();
+    await second.idle();
+    const s = second.snapshot("app")!;
+    expect(s.value).to.equal("failed");
+    expect(s.context.lastError).to.match(/not on this device/);
+    expect(fake.snapshot().some((c) => c.service === "web")).to.equal(false);
+    await second.shutdown(1000);
+  });
+
+  it("a tick makes one list call for all deployments", async () => {
+    const sup = await supervisor();
+    for (const d of ["a", "b", "c"]) {
+      const s = score("img/web:1");
+      await sup.apply({ kind: "update", deployment: d, score: s, hash: canonicalHash(s), revision: ++rev });
+    }
+    await sup.idle();
+    fake.clearCalls();
+    await sup.tick();
+    await sup.idle();
+    expect(fake.calls.map((c) => c.op)).to.deep.equal(["list"]);
+    await sup.shutdown(1000);
+  });
+
+  it("a removed deployment is dropped, and its journal folds to removed", async () => {
+    const sup = await supervisor();
+    await sup.apply(update(score("img/web:1")));
+    await sup.idle();
+    await sup.apply({ kind: "delete", deployment: "app", revision: ++rev });
+    await new Promise((r) => setTimeout(r, 50));
+    expect(sup.deployments()).to.deep.equal([]);
+    expect(fake.snapshot()).to.deep.equal([]);
+    await sup.shutdown(1000);
+    const events = EventJournal.open(dir, "dev1").read("app");
+    expect(foldJournal({ device: "dev1", deployment: "app" }, events.map((e) => e.event as never)).value).to.equal("removed");
+    expect(reports.at(-1)).to.include({ state: "removed", phase: "Pending" });
+  });
+});
