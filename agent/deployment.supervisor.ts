@@ -10,16 +10,12 @@ import { foldJournal } from "../machines/journal.fold.js";
 import { transitionRecorder, type Transition } from "../machines/transition.recorder.js";
 import type { ContainerRuntime, ManagedContainer } from "../runtime/container-runtime.js";
 import { runtimeDeploymentMachine } from "./deployment.actors.js";
+import type { DesiredChange } from "./desired-state.watch.js";
 import type { EventJournal } from "./event-journal.js";
 import type { Logger } from "./logger.js";
 import { REDACTED } from "./redact.js";
 import type { ScoreStore } from "./score.store.js";
 
-/** A desired-state entry for this device, decoded at the edge. */
-export type DesiredChange =
-  | { kind: "update"; deployment: string; score: ReconcileScore; hash: string; revision: number }
-  | { kind: "reject"; deployment: string; revision: number; error: string }
-  | { kind: "delete"; deployment: string; revision: number };
 
 /** Where reports go; the NATS reporter in production, a list in tests. */
 export interface StateSink {

@@ -1,0 +1,156 @@
+// The device process, assembled: journal and scores on disk first (an offline device keeps working
+// from them), then NATS as it becomes reachable: resources, reports, the journal's publication and
+// the desired-state watch. The tick runs from the start, NATS or not.
+import { hostname, arch } from "node:os";
+import { Kvm } from "@nats-io/kv";
+import { canonicalHash } from "../contracts/canonical-json.js";
+import { decodeJson } from "../contracts/decode.js";
+import { ReconcileScore } from "../contracts/score.codec.js";
+import { BUCKET_DESIRED_STATE, deploymentKey } from "../contracts/wire-names.js";
+import type { StepBudgets } from "../machines/deployment.machine.js";
+import type { ContainerRuntime } from "../runtime/container-runtime.js";
+import type { AgentConfig } from "./config.js";
+import { DeploymentSupervisor } from "./deployment.supervisor.js";
+import { DesiredStateWatch, type DesiredChange } from "./desired-state.watch.js";
+import { EventJournal } from "./event-journal.js";
+import { JournalPublisher } from "./journal.publisher.js";
+import type { Logger } from "./logger.js";
+import { connectAgent, ensureFleetResources, type NatsConnection } from "./nats.connection.js";
+import { sleep } from "./nats.online.js";
+import { ScoreStore } from "./score.store.js";
+import { StateReporter } from "./state.reporter.js";
+import { AGENT_VERSION } from "./version.js";
+
+export interface AgentDeps {
+  runtime: ContainerRuntime;
+  logger: Logger;
+  /** Podman's version for device-info, when the runtime can tell. */
+  runtimeVersion?: () => Promise<string | null>;
+  budgets?: Partial<StepBudgets>;
+  /** Replicas for buckets and stream when this agent creates them (a clustered fleet). */
+  replicas?: number;
+  /** nats.js connection options (tests shorten reconnect waits). */
+  natsOptions?: Parameters<typeof connectAgent>[0]["options"];
+}
+
+export interface RunningAgent {
+  supervisor: DeploymentSupervisor;
+  journal: EventJournal;
+  publisher: JournalPublisher;
+  reporter: StateReporter;
+  /** Resolves once connected and the desired-state watch is running. */
+  online: Promise<void>;
+  /** Runs one tick now (tests, the demo). */
+  tick(): Promise<void>;
+  /** Graceful stop: no new work, in-flight steps settle (bounded), journal flushed, NATS drained. */
+  stop(timeoutMs?: number): Promise<void>;
+}
+
+export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<RunningAgent> {
+  const log = deps.logger;
+  const device = config.deviceId;
+  const journal = EventJournal.open(config.stateDir, device);
+  const scores = await ScoreStore.open(config.stateDir);
+  const connecting = connectAgent({ servers: config.natsServers, device, logger: log, ...(deps.natsOptions ? { options: deps.natsOptions } : {}) });
+  let nc: NatsConnection | null = null;
+  const reporter = new StateReporter({ device, nc: connecting, logger: log });
+
+  const supervisor = new DeploymentSupervisor({
+    device,
+    runtime: deps.runtime,
+    journal,
+    scores,
+    sink: { deploymentState: (s) => reporter.reportDeployment(s) },
+    logger: log,
+    lookupScore: (deployment, hash, revision) => (nc ? scoreFromHistory(nc, device, deployment, hash, revision) : Promise.resolve(null)),
+    ...(deps.budgets ? { budgets: deps.budgets } : {}),
+  });
+  const resumed = await supervisor.recover();
+  log.info({ resumed, stateDir: config.stateDir }, "fleet-agent started");
+
+  const publisher = new JournalPublisher({ journal, nc: connecting, logger: log });
+  publisher.start();
+
+  // Changes are applied strictly in the order the watch delivers them.
+  let applying: Promise<void> = Promise.resolve();
+  const onChange = (c: DesiredChange) => {
+    applying = applying.then(() => supervisor.apply(c)).catch((e: Error) => log.error({ deployment: c.deployment, err: e.message }, "applying a desired change failed"));
+  };
+  let watch: DesiredStateWatch | null = null;
+  let stopping = false;
+  const online = (async () => {
+    const conn = await connecting;
+    nc = conn;
+    for (let attempt = 1; !stopping; attempt++) {
+      try {
+        await ensureFleetResources(conn, deps.replicas ? { replicas: deps.replicas } : {});
+        break;
+      } catch (e) {
+        log.warn({ attempt, err: (e as Error).message }, "creating the fleet's buckets and stream failed; retrying");
+        await sleep(Math.min(5000, 250 * attempt));
+      }
+    }
+    if (stopping) return;
+    reporter.reportDeviceInfo({
+      device,
+      hostname: hostname(),
+      arch: arch(),
+      podman_version: (await deps.runtimeVersion?.().catch(() => null)) ?? null,
+      agent_version: AGENT_VERSION,
+    });
+    watch = DesiredStateWatch.start({ device, nc: conn, logger: log, onChange });
+  })();
+  online.catch((e: Error) => log.error({ err: e.message }, "connecting to NATS failed"));
+
+  let ticking: Promise<void> | null = null;
+  const tick = async () => {
+    if (ticking) return ticking; // a slow tick is never overlapped by the next
+    ticking = (async () => {
+      await supervisor.tick();
+      reporter.reportHeartbeat({ device, agent_version: AGENT_VERSION, at: new Date().toISOString(), deployments: supervisor.phases() });
+    })().finally(() => (ticking = null));
+    return ticking;
+  };
+  void tick();
+  const timer = setInterval(() => void tick(), config.tickSecs * 1000);
+
+  return {
+    supervisor,
+    journal,
+    publisher,
+    reporter,
+    online,
+    tick,
+    async stop(timeoutMs = 30_000) {
+      stopping = true;
+      clearInterval(timer);
+      await (watch as DesiredStateWatch | null)?.stop();
+      await applying;
+      await ticking;
+      await supervisor.shutdown(timeoutMs);
+      const connected = nc !== null && !(nc as NatsConnection).isClosed();
+      if (connected) {
+        await publisher.idle(5000).catch((e: Error) => log.warn({ err: e.message }, "shutdown: some events stay queued on disk"));
+        await reporter.flush(5000).catch((e: Error) => log.warn({ err: e.message }, "shutdown: some reports were not written"));
+      }
+      await publisher.stop();
+      await reporter.stop();
+      if (nc) await (nc as NatsConnection).drain().catch(() => undefined);
+      else void connecting.then((c) => c.close()).catch(() => undefined);
+      log.info("fleet-agent stopped; containers keep running");
+    },
+  };
+}
+
+/** A score the local store lost, from the desired-state KV's history at the revision journaled. */
+async function scoreFromHistory(nc: NatsConnection, device: string, deployment: string, hash: string, revision: number) {
+  try {
+    const kv = await new Kvm(nc).open(BUCKET_DESIRED_STATE);
+    const entry = await kv.get(deploymentKey(device, deployment), { revision });
+    if (!entry || entry.operation !== "PUT") return null;
+    const r = decodeJson(ReconcileScore, entry.string());
+    return r.ok && canonicalHash(r.value) === hash ? r.value : null;
+  } catch {
+    return null;
+  }
+}
