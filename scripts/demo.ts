@@ -1,0 +1,96 @@
+// The demo: an agent for device `demo` (the compiled bin, on real Podman and NATS), a two-service
+// deployment at v1, then v2 of one service; prints the transitions from the stream and the ids.
+// `--once` cleans up and exits at the end; otherwise the agent keeps running until Ctrl-C.
+import { spawn } from "node:child_process";
+import { mkdirSync, openSync } from "node:fs";
+import { jetstream } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
+import { connect } from "@nats-io/transport-node";
+import { readStreamEvents } from "../agent/journal.stream.js";
+import { ensureFleetResources } from "../agent/nats.connection.js";
+import { canonicalHash } from "../contracts/canonical-json.js";
+import { decodeJson } from "../contracts/decode.js";
+import { DeploymentState } from "../contracts/deployment-state.codec.js";
+import { BUCKET_DESIRED_STATE, BUCKET_DEVICE_STATE, deploymentKey } from "../contracts/wire-names.js";
+
+const DEVICE = "demo";
+const DEPLOYMENT = "hello";
+const once = process.argv.includes("--once");
+const key = deploymentKey(DEVICE, DEPLOYMENT);
+
+const score = (webVersion: string) => ({
+  type: "PodmanV0",
+  data: {
+    services: [
+      { name: "web", image: `localhost/fleet-test:${webVersion}`, ports: [{ host_port: 18080, container_port: 8080 }], env: { GREETING: "hello" } },
+      { name: "api", image: "localhost/fleet-test:v1", ports: [{ host_port: 18081, container_port: 8080 }] },
+    ],
+    lifecycle: { stop_signal: "SIGTERM", grace_period_secs: 10 },
+  },
+});
+
+const say = (s: string) => process.stdout.write(`${s}\n`);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+mkdirSync(".run/demo/state", { recursive: true });
+const log = openSync(".run/demo/agent.log", "a");
+const agent = spawn(process.execPath, ["dist/agent/main.js", "--device-id", DEVICE, "--state-dir", ".run/demo/state", "--tick-secs", "5"], {
+  stdio: ["ignore", log, log],
+  env: process.env,
+});
+say(`agent: pid ${agent.pid}, logs in .run/demo/agent.log, Podman at ${process.env["CONTAINER_HOST"]}`);
+
+const nc = await connect({ servers: process.env["FLEET_NATS_URL"] ?? "nats://127.0.0.1:4222" });
+await ensureFleetResources(nc);
+const kvm = new Kvm(nc);
+const desired = await kvm.open(BUCKET_DESIRED_STATE);
+const states = await kvm.open(BUCKET_DEVICE_STATE);
+
+async function until(what: string, pred: (s: DeploymentState) => boolean): Promise<DeploymentState> {
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    const e = await states.get(key);
+    const r = e && e.operation === "PUT" ? decodeJson(DeploymentState, e.string()) : null;
+    if (r?.ok && pred(r.value)) return r.value;
+    if (agent.exitCode !== null) throw new Error(`the agent exited (${agent.exitCode}); see .run/demo/agent.log`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; see .run/demo/agent.log`);
+    await sleep(50);
+  }
+}
+
+async function deploy(version: string) {
+  const value = score(version);
+  const hash = canonicalHash(value);
+  const t0 = Date.now();
+  await desired.put(key, JSON.stringify(value));
+  say(`\nput desired-state ${key}: web=${version}, api=v1 (${hash.slice(0, 19)}…)`);
+  const s = await until(`${version} Running`, (x) => x.score_hash === hash && x.phase !== "Pending");
+  if (s.phase === "Failed") throw new Error(`${version} failed: ${s.last_error}`);
+  say(`  ${s.phase} after ${Date.now() - t0} ms; container ids: ${Object.entries(s.container_ids).map(([k, v]) => `${k}=${v.slice(0, 12)}`).join(" ")}`);
+  const res = await fetch("http://127.0.0.1:18080/").then((r) => r.text()).catch((e: Error) => `unreachable (${e.message})`);
+  say(`  GET http://127.0.0.1:18080/ → ${res.trim()}`);
+  return s;
+}
+
+try {
+  const first = await deploy("v1");
+  const second = await deploy("v2");
+  say(`\nweb replaced (${first.container_ids["web"]!.slice(0, 12)} → ${second.container_ids["web"]!.slice(0, 12)}); api untouched (${second.container_ids["api"] === first.container_ids["api"] ? "same id" : "CHANGED"})`);
+  await sleep(300);
+  const events = await readStreamEvents(jetstream(nc), DEVICE, DEPLOYMENT);
+  say(`\nfleet.events.${DEVICE}.${DEPLOYMENT} (${events.length} events):`);
+  for (const e of events) say(`  n=${String(e.n).padStart(3)}  ${e.at}  ${e.from.padEnd(11)} → ${e.to.padEnd(11)}  ${e.event["type"]}`);
+  if (once) {
+    await desired.delete(key);
+    await until("removed", (x) => x.state === "removed");
+    say("\n--once: deployment deleted, containers removed");
+  } else {
+    say("\nThe agent keeps running (Ctrl-C stops it; containers keep running). Try: node dist/cli/main.js status demo");
+    await new Promise<void>((resolve) => process.once("SIGINT", () => resolve()));
+  }
+} finally {
+  agent.kill("SIGTERM");
+  await new Promise((r) => agent.once("exit", r));
+  await nc.close();
+  say(`agent stopped (exit ${agent.exitCode})`);
+}
