@@ -1,0 +1,281 @@
+// Publishes a device's journal, in order, to `fleet.events.<device>.<deployment>`: one writer per
+// deployment, msg id `<device>.<deployment>.<n>` (a republish inside the duplicate window is
+// dropped by JetStream) and `expect.lastSubjectSequence` (a second writer is detected, never forked).
+//
+// Where it is in each deployment's journal is derived from the stream (its last message on the
+// subject) on start, after every reconnect and after every failure, so nothing extra is kept on disk.
+import { jetstream, JetStreamApiError, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { canonicalJson } from "../contracts/canonical-json.js";
+import { decodeJson } from "../contracts/decode.js";
+import { JournalEvent } from "../contracts/journal-event.codec.js";
+import { eventMsgId, eventSubject, STREAM_FLEET_EVENTS } from "../contracts/wire-names.js";
+import type { EventJournal } from "./event-journal.js";
+import type { Logger } from "./logger.js";
+import { type ConnectionSource, OnlineTracker, sleep } from "./nats.online.js";
+
+/** JetStream's "wrong last sequence" error code. */
+export const WRONG_LAST_SEQUENCE = 10071;
+
+export interface JournalPublisherOptions {
+  journal: EventJournal;
+  nc: ConnectionSource;
+  logger: Logger;
+  /** Pause after a failed request while connected (ms); default 1000. */
+  retryMs?: number;
+  /** How often a paused deployment re-reads the stream to see whether it can go on (ms); default 30 s. */
+  pausedRetryMs?: number;
+  /** Publish acknowledgement timeout (ms); default 5000. */
+  publishTimeoutMs?: number;
+}
+
+export interface PublishState {
+  /** Highest n known to be in the stream. */
+  published: number;
+  /** Stream sequence of the subject's last message as far as this publisher knows (0: none). */
+  lastSeq: number;
+  /** True while a conflict or an inconsistent stream stops this deployment's publication. */
+  paused: boolean;
+}
+
+interface DepState {
+  streamN: number;
+  confirmedN: number;
+  lastSeq: number;
+  needSync: boolean;
+  paused: boolean;
+  running: Promise<void> | null;
+  pausedTimer: NodeJS.Timeout | null;
+}
+
+type Step = "ok" | "retry" | "paused";
+
+export class JournalPublisher {
+  private readonly deps = new Map<string, DepState>();
+  private readonly abort = new AbortController();
+  private readonly retryMs: number;
+  private readonly pausedRetryMs: number;
+  private readonly publishTimeoutMs: number;
+  private readonly log: Logger;
+  private conn: { nc: NatsConnection; js: JetStreamClient; jsm: JetStreamManager; online: OnlineTracker } | null = null;
+  private started: Promise<void> | null = null;
+  private unsubscribers: Array<() => void> = [];
+
+  constructor(private readonly o: JournalPublisherOptions) {
+    this.retryMs = o.retryMs ?? 1000;
+    this.pausedRetryMs = o.pausedRetryMs ?? 30_000;
+    this.publishTimeoutMs = o.publishTimeoutMs ?? 5000;
+    this.log = o.logger.child({ component: "journal-publisher" });
+  }
+
+  private get device() {
+    return this.o.journal.device;
+  }
+
+  /**
+   * Starts publishing: every deployment found in the journal, then each append as it lands on disk.
+   * Returns at once; the connection may still be coming up.
+   */
+  start(): void {
+    if (this.started) return;
+    this.unsubscribers.push(this.o.journal.onAppend((e) => this.kick(e.deployment)));
+    this.started = (async () => {
+      const nc = await this.o.nc;
+      if (this.abort.signal.aborted) return;
+      const js = jetstream(nc, { timeout: this.publishTimeoutMs });
+      const jsm = await js.jetstreamManager();
+      const online = new OnlineTracker(nc);
+      this.conn = { nc, js, jsm, online };
+      this.unsubscribers.push(
+        online.onReconnect(() => {
+          for (const [dep, st] of this.deps) {
+            st.needSync = true;
+            this.kick(dep);
+          }
+        }),
+        () => online.close(),
+      );
+      for (const dep of this.o.journal.deployments()) this.kick(dep);
+      for (const dep of this.deps.keys()) this.kick(dep);
+    })().catch((e: unknown) => {
+      this.log.error({ err: (e as Error).message }, "journal publisher failed to start");
+    });
+  }
+
+  /** Where publication of `deployment` stands. */
+  state(deployment: string): PublishState {
+    const st = this.deps.get(deployment);
+    return { published: st?.confirmedN ?? 0, lastSeq: st?.lastSeq ?? 0, paused: st?.paused ?? false };
+  }
+
+  /**
+   * Resolves once every event on disk so far is in the stream (or rejects after `timeoutMs`).
+   * For shutdown and tests.
+   */
+  async idle(timeoutMs = 30_000): Promise<void> {
+    const until = Date.now() + timeoutMs;
+    for (;;) {
+      const behind = this.o.journal.deployments().filter((d) => {
+        const st = this.deps.get(d);
+        return !st || st.needSync || st.confirmedN < this.o.journal.durable(d).length;
+      });
+      if (behind.length === 0) return;
+      if (Date.now() > until) throw new Error(`journal not published within ${timeoutMs} ms: ${behind.join(", ")}`);
+      await sleep(25);
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.abort.abort();
+    for (const u of this.unsubscribers) u();
+    this.unsubscribers = [];
+    for (const st of this.deps.values()) if (st.pausedTimer) clearTimeout(st.pausedTimer);
+    await this.started;
+    await Promise.allSettled([...this.deps.values()].map((st) => st.running));
+  }
+
+  private stateOf(dep: string): DepState {
+    let st = this.deps.get(dep);
+    if (!st) {
+      st = { streamN: 0, confirmedN: 0, lastSeq: 0, needSync: true, paused: false, running: null, pausedTimer: null };
+      this.deps.set(dep, st);
+    }
+    return st;
+  }
+
+  private kick(dep: string) {
+    const st = this.stateOf(dep);
+    if (!this.conn || this.abort.signal.aborted || st.running) return;
+    st.running = this.pump(dep, st).finally(() => {
+      st.running = null;
+    });
+  }
+
+  private async pump(dep: string, st: DepState): Promise<void> {
+    const { online } = this.conn!;
+    const signal = this.abort.signal;
+    while (!signal.aborted) {
+      await online.wait(signal);
+      if (signal.aborted) return;
+      if (st.needSync) {
+        const r = await this.sync(dep, st);
+        if (r === "retry") {
+          await sleep(this.retryMs, signal);
+          continue;
+        }
+        if (r === "paused") {
+          this.retryPausedLater(dep, st);
+          return;
+        }
+      }
+      if (st.paused) return;
+      const next = this.o.journal.durable(dep)[st.streamN];
+      if (!next) return;
+      if ((await this.publish(dep, st, next)) === "retry") await sleep(this.retryMs, signal);
+    }
+  }
+
+  /** Re-reads the subject's last message and decides where publication goes on (or that it can't). */
+  private async sync(dep: string, st: DepState): Promise<Step> {
+    const { jsm } = this.conn!;
+    const subject = eventSubject(this.device, dep);
+    let streamN = 0;
+    let lastSeq = 0;
+    let streamEvent: JournalEvent | null = null;
+    try {
+      const sm = await jsm.streams.getMessage(STREAM_FLEET_EVENTS, { last_by_subj: subject });
+      if (sm) {
+        const r = decodeJson(JournalEvent, sm.string());
+        if (!r.ok || r.value.device !== this.device || r.value.deployment !== dep) {
+          const problem = r.ok ? `it is an event of ${r.value.device}/${r.value.deployment}` : r.errors.join("; ");
+          return this.pause(dep, st, { subject, streamSeq: sm.seq, problem }, "journal conflict: the last message on the subject is not one of this deployment's events; publication paused");
+        }
+        streamEvent = r.value;
+        streamN = r.value.n;
+        lastSeq = sm.seq;
+      }
+    } catch (e) {
+      this.log.warn({ deployment: dep, err: (e as Error).message }, "could not read the journal's position in the stream; will retry");
+      return "retry";
+    }
+    if (streamN < st.confirmedN) {
+      return this.pause(dep, st, { subject, streamN, publishedN: st.confirmedN, streamSeq: lastSeq }, "journal conflict: the stream's last event is older than one already published (purged or rewritten?); publication paused");
+    }
+    const local = this.o.journal.durable(dep);
+    if (streamN > local.length) {
+      return this.pause(dep, st, { subject, streamN, localN: local.length, streamSeq: lastSeq }, "journal conflict: the stream holds events this device's journal does not (another writer?); publication paused");
+    }
+    if (streamEvent) {
+      const mine = local[streamN - 1]!;
+      if (canonicalJson(JournalEvent.encode(mine)) !== canonicalJson(JournalEvent.encode(streamEvent))) {
+        this.log.error({ deployment: dep, subject, n: streamN, streamSeq: lastSeq }, "journal diverged: the stream's event with this n differs from the local one; the stream's stands, publication goes on after it");
+      }
+    }
+    if (st.paused) this.log.warn({ deployment: dep, subject, streamN, streamSeq: lastSeq }, "journal publication resumed");
+    st.streamN = streamN;
+    st.confirmedN = Math.max(st.confirmedN, streamN);
+    st.lastSeq = lastSeq;
+    st.paused = false;
+    st.needSync = false;
+    return "ok";
+  }
+
+  private pause(dep: string, st: DepState, details: Record<string, unknown>, msg: string): Step {
+    st.paused = true;
+    st.needSync = true;
+    this.log.error({ deployment: dep, ...details }, msg);
+    return "paused";
+  }
+
+  private retryPausedLater(dep: string, st: DepState) {
+    if (st.pausedTimer || this.abort.signal.aborted) return;
+    st.pausedTimer = setTimeout(() => {
+      st.pausedTimer = null;
+      this.kick(dep);
+    }, this.pausedRetryMs);
+  }
+
+  private async publish(dep: string, st: DepState, ev: JournalEvent): Promise<Step> {
+    const { js, jsm } = this.conn!;
+    const subject = eventSubject(this.device, dep);
+    const body = JSON.stringify(JournalEvent.encode(ev));
+    try {
+      const ack = await js.publish(subject, body, {
+        msgID: eventMsgId(this.device, dep, ev.n),
+        expect: { lastSubjectSequence: st.lastSeq },
+        timeout: this.publishTimeoutMs,
+      });
+      st.streamN = ev.n;
+      st.confirmedN = Math.max(st.confirmedN, ev.n);
+      if (!ack.duplicate) {
+        st.lastSeq = ack.seq;
+        this.log.debug({ deployment: dep, n: ev.n, seq: ack.seq }, "journal event published");
+        return "ok";
+      }
+      // Already in the stream (a republish after a reconnect). Make sure it is the same event, and
+      // re-read where the subject ends, since the original is not necessarily its last message.
+      st.needSync = true;
+      const original = await jsm.streams.getMessage(STREAM_FLEET_EVENTS, { seq: ack.seq }).catch(() => null);
+      if (original && original.string() !== body && canonicalJson(JSON.parse(original.string())) !== canonicalJson(JSON.parse(body))) {
+        this.log.error({ deployment: dep, subject, n: ev.n, streamSeq: ack.seq }, "journal diverged: a different event with this msg id is already in the stream; the stream's stands");
+      } else {
+        this.log.info({ deployment: dep, n: ev.n, seq: ack.seq }, "journal event was already in the stream (duplicate msg id)");
+      }
+      return "ok";
+    } catch (e) {
+      if (e instanceof JetStreamApiError && e.code === WRONG_LAST_SEQUENCE) {
+        const actual = /wrong last sequence:\s*(\d+)/i.exec(e.message)?.[1];
+        this.pause(dep, st, {
+          subject,
+          n: ev.n,
+          expectedLastSeq: st.lastSeq,
+          actualLastSeq: actual === undefined ? null : Number(actual),
+        }, "JOURNAL CONFLICT: another writer published on this deployment's subject (wrong last sequence); publication paused until the stream is re-read");
+        return "ok";
+      }
+      st.needSync = true;
+      this.log.warn({ deployment: dep, n: ev.n, err: (e as Error).message }, "journal publish failed; will retry");
+      return "retry";
+    }
+  }
+}

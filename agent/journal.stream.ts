@@ -1,0 +1,39 @@
+// Reading a deployment's journal back from the FLEET_EVENTS stream (recovery when the local file is
+// gone; fleetctl). One ordered consumer with ONE filter subject (server 2.9 takes no list).
+import { DeliverPolicy, type JetStreamClient } from "@nats-io/jetstream";
+import { DecodeError, decodeJson } from "../contracts/decode.js";
+import { JournalEvent } from "../contracts/journal-event.codec.js";
+import { eventSubject, STREAM_FLEET_EVENTS } from "../contracts/wire-names.js";
+
+export interface ReadStreamOptions {
+  /** Gives up after this long (ms); default 15 s. */
+  timeoutMs?: number;
+}
+
+/**
+ * Every event of `<device>/<deployment>` in the stream, in stream order, each decoded with the
+ * JournalEvent codec (a message that does not decode throws a DecodeError naming its sequence).
+ * Reads up to the subject's last message as of the call.
+ */
+export async function readStreamEvents(js: JetStreamClient, device: string, deployment: string, opts: ReadStreamOptions = {}): Promise<JournalEvent[]> {
+  const subject = eventSubject(device, deployment);
+  const jsm = await js.jetstreamManager();
+  const last = await jsm.streams.getMessage(STREAM_FLEET_EVENTS, { last_by_subj: subject });
+  if (!last) return [];
+  const consumer = await js.consumers.get(STREAM_FLEET_EVENTS, { filter_subjects: subject, deliver_policy: DeliverPolicy.All });
+  const messages = await consumer.consume();
+  const timer = setTimeout(() => messages.stop(new Error(`timed out reading ${subject}`)), opts.timeoutMs ?? 15_000);
+  const out: JournalEvent[] = [];
+  try {
+    for await (const m of messages) {
+      const r = decodeJson(JournalEvent, m.string());
+      if (!r.ok) throw new DecodeError(`journal event at ${STREAM_FLEET_EVENTS} seq ${m.seq}`, r.errors);
+      out.push(r.value);
+      if (m.seq >= last.seq) break;
+    }
+  } finally {
+    clearTimeout(timer);
+    messages.stop();
+  }
+  return out;
+}

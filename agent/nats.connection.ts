@@ -1,0 +1,131 @@
+// The agent's NATS connection: every server of the list, reconnecting forever (and waiting for the
+// first connection, so an agent boots offline), plus the fleet's buckets and event stream.
+import { jetstreamManager, type JetStreamManager, RetentionPolicy, StorageType } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
+import { connect, type ConnectionOptions, type NatsConnection } from "@nats-io/transport-node";
+import {
+  BUCKET_DESIRED_STATE,
+  BUCKET_DEVICE_HEARTBEAT,
+  BUCKET_DEVICE_INFO,
+  BUCKET_DEVICE_STATE,
+  BUCKET_HISTORY,
+  FLEET_EVENTS_DUPLICATE_WINDOW_NS,
+  FLEET_EVENTS_SUBJECTS,
+  STREAM_FLEET_EVENTS,
+} from "../contracts/wire-names.js";
+import type { Logger } from "./logger.js";
+
+export type { NatsConnection };
+
+export const FLEET_BUCKETS = [BUCKET_DESIRED_STATE, BUCKET_DEVICE_STATE, BUCKET_DEVICE_HEARTBEAT, BUCKET_DEVICE_INFO] as const;
+
+export interface ConnectAgentOptions {
+  servers: string[];
+  device: string;
+  logger: Logger;
+  /** Extra client options (tests shorten `reconnectTimeWait`). */
+  options?: Partial<ConnectionOptions>;
+}
+
+/**
+ * Connects, resolving on the first successful connection (it keeps trying until then); afterwards
+ * the client reconnects forever. Status changes are logged until the connection closes.
+ */
+export async function connectAgent(o: ConnectAgentOptions): Promise<NatsConnection> {
+  const nc = await connect({
+    servers: o.servers,
+    name: `fleet-agent/${o.device}`,
+    maxReconnectAttempts: -1,
+    waitOnFirstConnect: true,
+    reconnectTimeWait: 2_000,
+    pingInterval: 20_000,
+    ...o.options,
+  });
+  o.logger.info({ server: nc.getServer() }, "connected to NATS");
+  void logStatus(nc, o.logger);
+  return nc;
+}
+
+async function logStatus(nc: NatsConnection, logger: Logger) {
+  for await (const s of nc.status()) {
+    switch (s.type) {
+      case "disconnect":
+        logger.warn({ server: s.server }, "NATS disconnected");
+        break;
+      case "reconnect":
+        logger.info({ server: s.server }, "NATS reconnected");
+        break;
+      case "reconnecting":
+        logger.debug("NATS reconnecting");
+        break;
+      case "error":
+        logger.error({ err: s.error.message }, "NATS error");
+        break;
+      case "staleConnection":
+        logger.warn("NATS connection stale");
+        break;
+      case "ldm":
+        logger.warn({ server: s.server }, "NATS server entering lame duck mode");
+        break;
+      case "close":
+        logger.info("NATS connection closed");
+        break;
+      default:
+        break;
+    }
+  }
+}
+
+export interface FleetResourceOptions {
+  /** JetStream replicas for buckets and stream (default 1). */
+  replicas?: number;
+}
+
+/**
+ * Creates, if missing, the four KV buckets and the FLEET_EVENTS stream. Idempotent, and safe when
+ * another agent creates them at the same moment (an existing resource is left as it is).
+ */
+export async function ensureFleetResources(nc: NatsConnection, opts: FleetResourceOptions = {}): Promise<void> {
+  const replicas = opts.replicas ?? 1;
+  const jsm = await jetstreamManager(nc);
+  const kvm = new Kvm(nc);
+  for (const bucket of FLEET_BUCKETS) {
+    await tolerateRace(
+      () => kvm.create(bucket, { history: BUCKET_HISTORY, replicas }),
+      () => streamExists(jsm, `KV_${bucket}`),
+    );
+  }
+  await tolerateRace(
+    async () => {
+      if (await streamExists(jsm, STREAM_FLEET_EVENTS)) return;
+      await jsm.streams.add({
+        name: STREAM_FLEET_EVENTS,
+        subjects: [FLEET_EVENTS_SUBJECTS],
+        storage: StorageType.File,
+        retention: RetentionPolicy.Limits,
+        duplicate_window: FLEET_EVENTS_DUPLICATE_WINDOW_NS,
+        num_replicas: replicas,
+      });
+    },
+    () => streamExists(jsm, STREAM_FLEET_EVENTS),
+  );
+}
+
+async function streamExists(jsm: JetStreamManager, name: string): Promise<boolean> {
+  try {
+    await jsm.streams.info(name);
+    return true;
+  } catch (e) {
+    if ((e as Error).message === "stream not found") return false;
+    throw e;
+  }
+}
+
+/** Runs `create`; if it fails but the resource exists (someone else made it), that is success. */
+async function tolerateRace(create: () => Promise<unknown>, exists: () => Promise<boolean>) {
+  try {
+    await create();
+  } catch (e) {
+    if (!(await exists())) throw e;
+  }
+}

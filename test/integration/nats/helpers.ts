@@ -1,0 +1,97 @@
+// Shared by the NATS integration tests: unique ids, a private nats-server that can be stopped and
+// restarted on the same store, and clean-up of what a test wrote to the shared server.
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { FLEET_BUCKETS } from "../../../agent/nats.connection.js";
+import { STREAM_FLEET_EVENTS, deviceEventSubjects, deviceKeys } from "../../../contracts/wire-names.js";
+
+export const SHARED_NATS = "nats://127.0.0.1:4222";
+export const uniqueDevice = () => `t-${randomBytes(5).toString("hex")}`;
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.listen(0, "127.0.0.1", () => {
+      const a = s.address();
+      s.close(() => (typeof a === "object" && a ? resolve(a.port) : reject(new Error("no port"))));
+    });
+  });
+}
+
+/** A nats-server of the test's own, on a free loopback port, with a temp store it can restart on. */
+export class PrivateNats {
+  private proc: ChildProcess | null = null;
+  readonly storeDir = mkdtempSync(join(tmpdir(), "nats-store-"));
+  private constructor(readonly port: number) {}
+
+  static async start(): Promise<PrivateNats> {
+    const s = new PrivateNats(await freePort());
+    await s.start();
+    return s;
+  }
+
+  get url() {
+    return `nats://127.0.0.1:${this.port}`;
+  }
+
+  async start(): Promise<void> {
+    if (this.proc) return;
+    const proc = spawn("/usr/sbin/nats-server", ["-a", "127.0.0.1", "-p", String(this.port), "-js", "-sd", this.storeDir], { stdio: ["ignore", "ignore", "pipe"] });
+    this.proc = proc;
+    let log = "";
+    proc.stderr?.on("data", (d: Buffer) => (log += d.toString()));
+    const until = Date.now() + 10_000;
+    while (!/Server is ready/.test(log)) {
+      if (proc.exitCode !== null) throw new Error(`nats-server exited: ${log}`);
+      if (Date.now() > until) throw new Error(`nats-server did not start: ${log}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  async stop(): Promise<void> {
+    const p = this.proc;
+    if (!p) return;
+    this.proc = null;
+    if (p.exitCode !== null) return;
+    const exited = new Promise<void>((r) => p.once("exit", () => r()));
+    p.kill("SIGTERM");
+    const t = setTimeout(() => p.kill("SIGKILL"), 5000);
+    await exited;
+    clearTimeout(t);
+  }
+
+  async destroy(): Promise<void> {
+    await this.stop();
+    rmSync(this.storeDir, { recursive: true, force: true });
+  }
+}
+
+export const connectTest = (servers = SHARED_NATS) => connect({ servers, name: "fleet-agent-test" });
+
+/** Removes every key of `device` from the fleet buckets (markers included) and purges its event subjects. */
+export async function cleanupDevice(nc: NatsConnection, device: string): Promise<void> {
+  const jsm = await jetstreamManager(nc);
+  for (const b of FLEET_BUCKETS) {
+    await jsm.streams.purge(`KV_${b}`, { filter: `$KV.${b}.${device}` });
+    await jsm.streams.purge(`KV_${b}`, { filter: `$KV.${b}.${deviceKeys(device)}` });
+  }
+  await jsm.streams.purge(STREAM_FLEET_EVENTS, { filter: deviceEventSubjects(device) });
+}
+
+export async function waitFor<T>(what: string, f: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 15_000): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await f();
+    if (v) return v;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+export const tempDir = (prefix: string) => mkdtempSync(join(tmpdir(), prefix));
