@@ -12,7 +12,7 @@ import { JournalEvent } from "../contracts/journal-event.codec.js";
 import { eventMsgId, eventSubject, STREAM_FLEET_EVENTS } from "../contracts/wire-names.js";
 import type { EventJournal } from "./event-journal.js";
 import type { Logger } from "./logger.js";
-import { type ConnectionSource, OnlineTracker, sleep } from "./nats.online.js";
+import { type ConnectionSource, connectionOrAbort, OnlineTracker, sleep } from "./nats.online.js";
 
 /** JetStream's "wrong last sequence" error code. */
 export const WRONG_LAST_SEQUENCE = 10071;
@@ -80,8 +80,8 @@ export class JournalPublisher {
     if (this.started) return;
     this.unsubscribers.push(this.o.journal.onAppend((e) => this.kick(e.deployment)));
     this.started = (async () => {
-      const nc = await this.o.nc;
-      if (this.abort.signal.aborted) return;
+      const nc = await connectionOrAbort(this.o.nc, this.abort.signal);
+      if (!nc || this.abort.signal.aborted) return;
       const js = jetstream(nc, { timeout: this.publishTimeoutMs });
       const jsm = await js.jetstreamManager();
       const online = new OnlineTracker(nc);

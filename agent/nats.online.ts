@@ -72,3 +72,10 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     signal?.addEventListener("abort", done, { once: true });
   });
 }
+
+/** `source` once connected, or null if `signal` aborts first (a component stopped while offline). */
+export function connectionOrAbort(source: ConnectionSource, signal: AbortSignal): Promise<NatsConnection | null> {
+  if (signal.aborted) return Promise.resolve(null);
+  const aborted = new Promise<null>((resolve) => signal.addEventListener("abort", () => resolve(null), { once: true }));
+  return Promise.race([Promise.resolve(source), aborted]);
+}

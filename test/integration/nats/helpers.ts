@@ -36,6 +36,11 @@ export class PrivateNats {
     return s;
   }
 
+  /** A server whose port and store are chosen but which is not running yet. */
+  static async createStopped(): Promise<PrivateNats> {
+    return new PrivateNats(await freePort());
+  }
+
   get url() {
     return `nats://127.0.0.1:${this.port}`;
   }

@@ -40,7 +40,7 @@ describe("journal publication (shared NATS)", function () {
     dirs.push(dir);
     return { device, dir };
   };
-  const publisher = (journal: EventJournal, conn: NatsConnection = nc) => {
+  const publisher = (journal: EventJournal, conn: NatsConnection | Promise<NatsConnection> = nc) => {
     const mem = memoryLogger("debug");
     const p = new JournalPublisher({ journal, nc: conn, logger: mem.logger, retryMs: 100, pausedRetryMs: 200 });
     stops.push(() => p.stop());
@@ -214,5 +214,24 @@ describe("journal publication (shared NATS)", function () {
     }
     expect(mem.records.some((r) => r["msg"] === "NATS disconnected")).to.equal(true);
     expect(mem.records.some((r) => r["msg"] === "NATS reconnected")).to.equal(true);
+  });
+
+  it("boots offline: appends and a publisher made before the first connection publish once NATS appears", async function () {
+    this.timeout(60_000);
+    const { device, dir } = setup();
+    const srv = await PrivateNats.createStopped();
+    stops.push(() => srv.destroy());
+    const mem = memoryLogger("debug");
+    const ncPromise = connectAgent({ servers: [srv.url], device, logger: mem.logger, options: { reconnectTimeWait: 250 } });
+    stops.push(async () => (await ncPromise).close());
+    const journal = EventJournal.open(dir, device);
+    const { p } = publisher(journal, ncPromise);
+    for (let i = 1; i <= 3; i++) await journal.append("web", tr(i));
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(p.state("web").published).to.equal(0);
+    await srv.start();
+    await ensureFleetResources(await ncPromise);
+    await p.idle(20_000);
+    expect((await readStreamEvents(jetstream(await ncPromise), device, "web")).map((e) => e.n)).to.deep.equal([1, 2, 3]);
   });
 });
