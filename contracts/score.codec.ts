@@ -1,6 +1,6 @@
 // The desired state of one deployment, as operators write it to `desired-state`.
 import * as t from "io-ts";
-import { refine, struct } from "./decode.js";
+import { isPlainObject, refine, struct } from "./decode.js";
 import { ServiceName } from "./names.js";
 import { STOP_SIGNALS } from "./signals.js";
 
@@ -59,13 +59,21 @@ export const ImageRef = refine(t.string, "ImageRef", (s) =>
 
 const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
 // Env values are secrets: errors about them give types and sizes, never contents.
+const typeName = (u: unknown) => (u === null ? "null" : Array.isArray(u) ? "array" : typeof u);
 const SecretString = new t.Type<string, string, unknown>(
   "string",
   (u): u is string => typeof u === "string",
-  (u, ctx) => (typeof u === "string" ? t.success(u) : t.failure(u, ctx, `expected string, got ${u === null ? "null" : Array.isArray(u) ? "array" : typeof u}`)),
+  (u, ctx) => (typeof u === "string" ? t.success(u) : t.failure(u, ctx, `expected string, got ${typeName(u)}`)),
   t.identity,
 );
-const Env = refine(t.record(t.string, SecretString), "Env", (env) => {
+const StringRecord = t.record(t.string, SecretString);
+const EnvMap = new t.Type<Record<string, string>, Record<string, string>, unknown>(
+  "object of strings",
+  StringRecord.is,
+  (u, ctx) => (isPlainObject(u) ? StringRecord.validate(u, ctx) : t.failure(u, ctx, `expected an object of strings, got ${typeName(u)}`)),
+  t.identity,
+);
+const Env = refine(EnvMap, "Env", (env) => {
   const keys = Object.keys(env);
   if (keys.length > LIMITS.envEntries) return `expected at most ${LIMITS.envEntries} variables, got ${keys.length}`;
   for (const k of keys) {

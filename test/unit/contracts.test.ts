@@ -101,8 +101,9 @@ const BAD: Case[] = [
   ["env name with a dash", ReconcileScore, withService({ env: { "MY-VAR": "x" } }), ['data.services[0].env: invalid variable name "MY-VAR"']],
   ["empty env name", ReconcileScore, withService({ env: { "": "x" } }), ['data.services[0].env: invalid variable name ""']],
   ["env value a number (not echoed)", ReconcileScore, withService({ env: { PASSWORD: 12345678 } }), ["data.services[0].env.PASSWORD: expected string, got number"]],
-  ["env an array", ReconcileScore, withService({ env: ["A=1"] }), ["data.services[0].env: expected { [K in string]: string }, got array(1)"]],
-  ["env null", ReconcileScore, withService({ env: null }), ["data.services[0].env: expected { [K in string]: string }, got null"]],
+  ["env an array", ReconcileScore, withService({ env: ["A=1"] }), ["data.services[0].env: expected an object of strings, got array"]],
+  ["env a string (a secret pasted in place of the map)", ReconcileScore, withService({ env: "hunter2" }), ["data.services[0].env: expected an object of strings, got string"]],
+  ["env null", ReconcileScore, withService({ env: null }), ["data.services[0].env: expected an object of strings, got null"]],
   // ports
   ["port 0", ReconcileScore, withService({ ports: [{ host_port: 0, container_port: 80 }] }), ["data.services[0].ports[0].host_port: expected an integer from 1 to 65535, got 0"]],
   ["port 70000", ReconcileScore, withService({ ports: [{ host_port: 80, container_port: 70000 }] }), ["data.services[0].ports[0].container_port: expected an integer from 1 to 65535, got 70000"]],
