@@ -1,0 +1,61 @@
+// fleetctl history <device> <deployment> [--json]
+import { deviceOrDeploymentNameProblem } from "../contracts/names.js";
+import { buildTimeline } from "../inspector/timeline.js";
+import { COMMON_HELP, COMMON_OPTIONS, EXIT, JSON_OPTION, OperationError, UsageError, duration, natsUrl, parse, positionals, shortId, table, type CliIo } from "./common.js";
+import { Fleet } from "./fleet.client.js";
+
+export const HISTORY_HELP = `Usage: fleetctl history <device> <deployment> [--json]
+
+The deployment's journal (stream FLEET_EVENTS) as a timeline: n, time, from → to, the event that
+caused the transition, how long the deployment stayed in the state it entered, and the container
+ids after it; then the total time spent in each state. Env values never appear (the agent redacts
+them before publishing).
+
+Options:
+  --json   print {device, deployment, steps: [...], time_in_state: {state: ms}}
+${COMMON_HELP}
+
+Exit: 0 ok, 1 no events or NATS unreachable, 2 usage error.
+`;
+
+export async function historyCommand(argv: string[], io: CliIo): Promise<number> {
+  const { values, positionals: ps } = parse(argv, { ...COMMON_OPTIONS, ...JSON_OPTION });
+  if (values.help) {
+    io.out(HISTORY_HELP);
+    return EXIT.OK;
+  }
+  const [device, deployment] = positionals(ps, ["device", "deployment"]) as [string, string];
+  for (const [what, name] of [["device", device], ["deployment", deployment]] as const) {
+    const p = deviceOrDeploymentNameProblem(name);
+    if (p) throw new UsageError(`invalid ${what} ${JSON.stringify(name.slice(0, 60))}: ${p}`);
+  }
+  const fleet = await Fleet.connect(natsUrl(values.nats, io.env));
+  try {
+    const events = await fleet.journal(device, deployment);
+    if (events.length === 0) throw new OperationError(`no journal events for ${device}/${deployment}`);
+    const timeline = buildTimeline(device, deployment, events);
+    if (values.json) {
+      io.out(JSON.stringify(timeline, null, 2) + "\n");
+      return EXIT.OK;
+    }
+    io.out(`history of ${device}/${deployment}: ${timeline.steps.length} transitions\n`);
+    io.out(
+      table(
+        ["N", "TIME", "TRANSITION", "EVENT", "STAYED", "CONTAINERS"],
+        timeline.steps.map((s) => [
+          String(s.n),
+          s.at,
+          `${s.from} → ${s.to}`,
+          s.label,
+          s.spent_ms === null ? "(now)" : duration(s.spent_ms),
+          Object.entries(s.container_ids).map(([svc, id]) => `${svc}=${shortId(id)}`).join(",") || "-",
+        ]),
+      ),
+    );
+    const totals = Object.entries(timeline.time_in_state);
+    if (totals.length) io.out(`time in state: ${totals.map(([st, ms]) => `${st} ${duration(ms)}`).join(", ")}\n`);
+    return EXIT.OK;
+  } finally {
+    await fleet.close();
+  }
+}

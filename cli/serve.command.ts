@@ -1,0 +1,57 @@
+// fleetctl serve [--port N] [--tick-secs N]
+import { startInspector } from "../inspector/server.js";
+import { COMMON_HELP, COMMON_OPTIONS, EXIT, UsageError, natsUrl, parse, positionals, positiveNumber, type CliIo } from "./common.js";
+import { Fleet } from "./fleet.client.js";
+
+export const SERVE_HELP = `Usage: fleetctl serve [--port N] [--tick-secs N]
+
+Serves the dashboard on http://127.0.0.1:PORT/ until interrupted: devices with heartbeat age and
+stale marks; per device its deployments (phase, state, container ids); per deployment the
+visualiser (the machine's statechart with the current state highlighted, the journal's timeline with
+a step control that replays each transition on the chart, the event payload and container ids at
+each step), live updates over server-sent events, side-by-side comparison of two deployments or two
+devices, and a timeline's JSON export. Every asset is served from the package: no network needed
+beyond NATS. Env values are never shown.
+
+Options:
+  --port N        port on 127.0.0.1 (default 8080; 0 picks a free one)
+  --tick-secs N   the agents' tick in seconds, for stale marks (default 30)
+${COMMON_HELP}
+
+Exit: 0 stopped by a signal, 1 NATS unreachable or the port is taken, 2 usage error.
+`;
+
+export async function serveCommand(argv: string[], io: CliIo): Promise<number> {
+  const { values, positionals: ps } = parse(argv, { ...COMMON_OPTIONS, port: { type: "string" }, "tick-secs": { type: "string" } });
+  if (values.help) {
+    io.out(SERVE_HELP);
+    return EXIT.OK;
+  }
+  positionals(ps, []);
+  let port = 8080;
+  if (values.port !== undefined) {
+    port = Number(values.port);
+    if (!/^\d+$/.test(values.port) || port > 65535) throw new UsageError(`--port: expected 0-65535, got ${JSON.stringify(values.port)}`);
+  }
+  const tickSecs = positiveNumber("tick-secs", values["tick-secs"], 30);
+  const fleet = await Fleet.connect(natsUrl(values.nats, io.env));
+  try {
+    let inspector;
+    try {
+      inspector = await startInspector({ fleet, port, tickSecs });
+    } catch (e) {
+      io.err(`fleetctl serve: cannot listen on 127.0.0.1:${port}: ${(e as Error).message}\n`);
+      return EXIT.FAILED;
+    }
+    io.out(`dashboard: ${inspector.url}\n`);
+    io.hooks?.onListening?.(inspector.url);
+    await new Promise<void>((resolve) => {
+      if (!io.signal || io.signal.aborted) return resolve();
+      io.signal.addEventListener("abort", () => resolve(), { once: true });
+    });
+    await inspector.close();
+    return EXIT.OK;
+  } finally {
+    await fleet.close();
+  }
+}

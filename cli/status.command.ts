@@ -1,0 +1,70 @@
+// fleetctl status [device] [--watch] [--json] [--tick-secs N]
+import { deviceOrDeploymentNameProblem } from "../contracts/names.js";
+import { COMMON_HELP, COMMON_OPTIONS, EXIT, JSON_OPTION, UsageError, duration, natsUrl, parse, positionals, positiveNumber, shortId, sleep, table, type CliIo } from "./common.js";
+import { Fleet, STALE_TICKS, type DeviceSummary } from "./fleet.client.js";
+
+export const STATUS_HELP = `Usage: fleetctl status [device] [--watch] [--json] [--tick-secs N]
+
+A table of every deployment the agents report (of one device when given): device, deployment,
+phase, machine state, container ids, last error, and the device's heartbeat age. A device whose
+heartbeat is older than ${STALE_TICKS} ticks is marked STALE. Devices without deployments get one row.
+
+Options:
+  --tick-secs N   the agents' tick in seconds, for the stale mark (default 30)
+  --watch         redraw every 2 s until interrupted
+  --interval S    seconds between redraws with --watch (default 2)
+  --json          print [{device, heartbeat_age_ms, stale, info, heartbeat, deployments: [DeploymentState]}]
+${COMMON_HELP}
+
+Exit: 0 ok, 1 NATS unreachable, 2 usage error.
+`;
+
+export function statusRows(summary: DeviceSummary[]): string[][] {
+  const rows: string[][] = [];
+  for (const d of summary) {
+    const hb = d.heartbeatAgeMs === null ? "never" : duration(d.heartbeatAgeMs);
+    const age = d.stale ? `${hb} STALE` : hb;
+    if (d.deployments.length === 0) rows.push([d.device, "-", "-", "-", "-", "-", age]);
+    for (const s of d.deployments) {
+      const ids = Object.entries(s.container_ids).map(([svc, id]) => `${svc}=${shortId(id)}`).join(",") || "-";
+      rows.push([s.device, s.deployment, s.phase, s.state, ids, s.last_error ?? "-", age]);
+    }
+  }
+  return rows;
+}
+
+export const STATUS_HEADER = ["DEVICE", "DEPLOYMENT", "PHASE", "STATE", "CONTAINERS", "LAST ERROR", "HEARTBEAT"];
+
+export const summaryJson = (summary: DeviceSummary[]) =>
+  summary.map((d) => ({ device: d.device, heartbeat_age_ms: d.heartbeatAgeMs, stale: d.stale, info: d.info, heartbeat: d.heartbeat, deployments: d.deployments }));
+
+export async function statusCommand(argv: string[], io: CliIo): Promise<number> {
+  const { values, positionals: ps } = parse(argv, { ...COMMON_OPTIONS, ...JSON_OPTION, watch: { type: "boolean" }, "tick-secs": { type: "string" }, interval: { type: "string" } });
+  if (values.help) {
+    io.out(STATUS_HELP);
+    return EXIT.OK;
+  }
+  const [device] = positionals(ps, ["device"], 0);
+  if (device !== undefined) {
+    const p = deviceOrDeploymentNameProblem(device);
+    if (p) throw new UsageError(`invalid device ${JSON.stringify(device.slice(0, 60))}: ${p}`);
+  }
+  const tickSecs = positiveNumber("tick-secs", values["tick-secs"], 30);
+  const interval = positiveNumber("interval", values.interval, 2);
+  const fleet = await Fleet.connect(natsUrl(values.nats, io.env));
+  try {
+    for (;;) {
+      const summary = await fleet.summary({ tickSecs, ...(device ? { device } : {}) });
+      if (values.json) io.out(JSON.stringify(summaryJson(summary), null, values.watch ? 0 : 2) + "\n");
+      else {
+        if (values.watch) io.out(`\x1b[H\x1b[2J${new Date().toISOString()}  (every ${interval}s, Ctrl-C to stop)\n`);
+        io.out(summary.length ? table(STATUS_HEADER, statusRows(summary)) : "no devices known\n");
+      }
+      if (!values.watch || io.signal?.aborted) return EXIT.OK;
+      await sleep(interval * 1000, io.signal);
+      if (io.signal?.aborted) return EXIT.OK;
+    }
+  } finally {
+    await fleet.close();
+  }
+}
