@@ -16,6 +16,8 @@ const ROW = 120;
 const W = 120;
 const H = 40;
 const PAD = 30;
+/** Room above the top row for edges that bend upwards. */
+const TOP = 70;
 
 /** Progress edges first (eventless, an actor done), so the happy path takes the top row. */
 const priority = (e: Edge) => (e.event === "always" ? 0 : e.event.startsWith("xstate.done.") ? 1 : e.event.startsWith("xstate.") ? 3 : 2);
@@ -54,7 +56,7 @@ export function layoutChart(machine: AnyStateMachine): ChartLayout {
   const states = nodes.map((n) => ({
     id: n.key,
     x: PAD + rank.get(n.key)! * COL,
-    y: PAD + row.get(n.key)! * ROW,
+    y: TOP + row.get(n.key)! * ROW,
     final: n.type === "final",
     initial: n.key === initial,
   }));
@@ -70,7 +72,7 @@ export function layoutChart(machine: AnyStateMachine): ChartLayout {
     states,
     edges: [...grouped.values()],
     width: PAD * 2 + Math.max(...states.map((s) => s.x)) + W - PAD,
-    height: PAD * 2 + Math.max(...states.map((s) => s.y)) + H - PAD + 20,
+    height: Math.max(...states.map((s) => s.y)) + H + TOP,
   };
 }
 

@@ -110,9 +110,9 @@ function timelinePanel(container, opts = {}) {
   const id = opts.id || "v";
   container.innerHTML = `<div class="chart-wrap">${chart.svg}</div>
     <div class="controls">
-      <button class="first" title="first step">⏮</button><button class="prev" title="previous step">◀</button>
+      <button class="first" title="first step">|◀</button><button class="prev" title="previous step">◀</button>
       <input type="range" class="slider" min="0" max="0" value="0">
-      <button class="next" title="next step">▶</button><button class="last" title="latest step (follow live)">⏭</button>
+      <button class="next" title="next step">▶</button><button class="last" title="latest step (follow live)">▶|</button>
       <span class="stepno mono"></span>
     </div>
     <div class="step-detail"></div>
@@ -140,7 +140,16 @@ function timelinePanel(container, opts = {}) {
     svg.querySelector(`.state[data-state="${CSS.escape(current || "")}"]`)?.classList.add("current");
     if (s) {
       if (s.from !== s.to) svg.querySelector(`.state[data-state="${CSS.escape(s.from)}"]`)?.classList.add("previous");
-      svg.querySelector(`.edge[data-from="${CSS.escape(s.from)}"][data-to="${CSS.escape(s.to)}"]`)?.classList.add("taken");
+      const edge = (a, b) => svg.querySelector(`.edge[data-from="${CSS.escape(a)}"][data-to="${CSS.escape(b)}"]`);
+      const direct = edge(s.from, s.to);
+      if (direct) direct.classList.add("taken");
+      else {
+        // A macrostep through an eventless transition (running → pending → pulling): light both edges.
+        for (const g of svg.querySelectorAll(`.edge[data-from="${CSS.escape(s.from)}"]`)) {
+          const via = edge(g.dataset.to, s.to);
+          if (via) { g.classList.add("taken"); via.classList.add("taken"); break; }
+        }
+      }
     }
     container.dataset.currentState = current || "";
     const slider = $(".slider");
