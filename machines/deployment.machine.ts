@@ -200,9 +200,20 @@ export const deploymentMachine = setup({
       if (out.failure?.id) record(out.failure.service, out.failure.id);
       return { applied, containerIds, lastError: out.failure ? `start ${out.failure.service}: ${out.failure.message}` : null };
     }),
-    recordRemoved: assign(({ event }) => {
+    recordRemoved: assign(({ context, event }) => {
       const out = (event as { output?: RemoveAllOutput }).output;
-      return out?.failure ? { lastError: `remove ${out.failure.service}: ${out.failure.message}` } : { applied: {}, containerIds: {}, target: null, lastError: null };
+      if (!out?.failure) return { applied: {}, containerIds: {}, target: null, lastError: null };
+      // A partial removal: the containers already removed are no longer recorded, so the next plan
+      // starts their services again instead of taking them for unchanged.
+      const applied = { ...context.applied };
+      const containerIds = { ...context.containerIds };
+      for (const [service, id] of Object.entries(context.containerIds)) {
+        if (out.removed.includes(id)) {
+          delete applied[service];
+          delete containerIds[service];
+        }
+      }
+      return { applied, containerIds, lastError: `remove ${out.failure.service}: ${out.failure.message}` };
     }),
     recordError: assign(({ event }) => ({ lastError: errorOf((event as { error?: unknown }).error).message })),
     recordTimeout: assign((_, params: { step: string }) => ({ lastError: `${params.step} timed out` })),
