@@ -8,7 +8,8 @@ import { createTestModel, type StatePath, type TestParam } from "xstate/graph";
 import { buildModelMachine, EVENT_TYPES, MODEL_SCORES, next, type MCtx, type MEvent, type MState, type ScoreId } from "./support/abstract.model.js";
 import { ALL_EDGES, flush, hashOf, reordered, scoreOf, specIdOf, World } from "./support/world.js";
 
-const scoreHash = (s: ScoreId) => hashOf(scoreOf(MODEL_SCORES[s]));
+const SCORE_HASH = new Map(([1, 2, 3] as ScoreId[]).map((s) => [s, hashOf(scoreOf(MODEL_SCORES[s]))]));
+const scoreHash = (s: ScoreId) => SCORE_HASH.get(s)!;
 const SCORE_IDS: ScoreId[] = [1, 2, 3];
 const scoreOfHash = (h: string | null | undefined) => SCORE_IDS.find((s) => scoreHash(s) === h) ?? null;
 
@@ -168,15 +169,20 @@ export function generatePaths(): { model: ReturnType<typeof createTestModel>; pa
   const shortest = model.getShortestPaths() as unknown as Path[];
   const covered = new Set<string>();
   for (const p of shortest) p.steps.forEach((st, i) => i > 0 && covered.add(coverageKey(p.steps[i - 1]!.state, st.event, st.state)));
+  // Every prefix of a shortest path is a shortest path too (the generator drops those that are
+  // prefixes of longer ones): extend each, shortest first.
+  const prefixes = shortest.flatMap((p) => p.steps.map((_, i) => p.steps.slice(0, i + 1))).sort((a, b) => a.length - b.length);
   const extended: Path[] = [];
-  for (const p of [...shortest].sort((a, b) => a.steps.length - b.steps.length)) {
+  for (const steps of prefixes) {
+    const from = steps.at(-1)!.state;
     for (const e of ALL_MODEL_EVENTS) {
-      if (!next(String(p.state.value) as MState, p.state.context, e)) continue;
-      const [to] = transition(machine, p.state as never, e as never) as unknown as [ModelSnapshot];
-      const k = coverageKey(p.state, e, to);
+      if (!next(String(from.value) as MState, from.context, e)) continue;
+      const [to] = transition(machine, from as never, e as never) as unknown as [ModelSnapshot];
+      const k = coverageKey(from, e, to);
       if (covered.has(k)) continue;
       covered.add(k);
-      extended.push({ ...p, state: to, weight: p.weight + 1, steps: [...p.steps, { event: e, state: to }], description: `${p.description} → ${e.type}` });
+      const all = [...steps, { event: e, state: to }];
+      extended.push({ state: to, weight: all.length - 1, steps: all, description: all.slice(1).map((x) => x.event.type).join(" → ") });
     }
   }
   const slice = createTestModel(

@@ -47,8 +47,10 @@ export const hashOf = (score: PodmanV0Score) => canonicalHash({ type: "PodmanV0"
 const specKey = (s: PodmanService, l: ReturnType<typeof resolveLifecycle>) => specHash(s, l);
 
 /** The spec id of an applied service, for comparing the real context with an abstract model. */
+const SPEC_HASHES = (Object.keys(SPECS) as SpecId[]).map((k) => [k, canonicalHash(SPECS[k])] as const);
 export function specIdOf(service: PodmanService): SpecId {
-  const id = (Object.keys(SPECS) as SpecId[]).find((k) => canonicalHash(SPECS[k]) === canonicalHash(service));
+  const h = canonicalHash(service);
+  const id = SPEC_HASHES.find(([, x]) => x === h)?.[0];
   if (!id) throw new Error(`unknown spec ${JSON.stringify(service)}`);
   return id;
 }
