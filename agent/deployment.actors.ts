@@ -52,10 +52,11 @@ export function deploymentActors(runtime: ContainerRuntime, opts: ExecutorOption
       }),
     ),
 
-    stopOld: fromPromise<StopOutput, StopInput>(({ input }) =>
+    stopOld: fromPromise<StopOutput, StopInput>(({ input, signal }) =>
       timed(async () => {
         const stopped: string[] = [];
         for (const c of input.containers) {
+          if (signal.aborted) return { stopped, failure: { service: c.service, message: "abandoned" } };
           try {
             await runtime.stop(c.id, c.graceSecs);
             await runtime.remove(c.id);
@@ -64,15 +65,31 @@ export function deploymentActors(runtime: ContainerRuntime, opts: ExecutorOption
             return { stopped, failure: { service: c.service, message: messageOf(e) } };
           }
         }
-        return { stopped };
+        // Strays: ours, of this deployment, unrecorded, for a service the new score doesn't have.
+        const recorded = new Set(input.containers.map((c) => c.id));
+        const keep = new Set(input.keep);
+        const strays = (await runtime.list()).filter((c) => c.deployment === input.deployment && !keep.has(c.service) && !recorded.has(c.id));
+        const swept: string[] = [];
+        for (const c of strays) {
+          try {
+            await runtime.stop(c.id, input.strayGraceSecs);
+            await runtime.remove(c.id);
+            swept.push(c.id);
+          } catch (e) {
+            return { stopped, swept, failure: { service: c.service, message: messageOf(e) } };
+          }
+        }
+        return swept.length ? { stopped, swept } : { stopped };
       }),
     ),
 
-    startNew: fromPromise<StartOutput, StartInput>(({ input }) =>
+    startNew: fromPromise<StartOutput, StartInput>(({ input, signal }) =>
       timed(async () => {
         const started: Record<string, string> = {};
         for (const spec of input.services) {
           const service = spec.service.name;
+          // Timed out: start nothing more; what was started is swept by the next upgrade's stop step.
+          if (signal.aborted) return { started, failure: { service, message: "abandoned" } };
           if (Object.values(spec.service.env ?? {}).includes(REDACTED)) {
             // Recovered from a redacted journal without the full score: never run a placeholder secret.
             return { started, failure: { service, message: `the env of score ${spec.scoreHash} is not on this device; write the desired state again` } };

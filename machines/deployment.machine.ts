@@ -2,7 +2,7 @@
 // plus removing → removed. The machine does no I/O: it reaches containers only through the step
 // actors it is given, so the same definition runs against Podman, FakeRuntime and test models.
 import { assign, fromPromise, setup, type SnapshotFrom } from "xstate";
-import type { PodmanV0Score } from "../contracts/score.codec.js";
+import { resolveLifecycle, type PodmanV0Score } from "../contracts/score.codec.js";
 import type {
   DeadlineInput,
   PullInput,
@@ -285,6 +285,8 @@ export const deploymentMachine = setup({
               const grace = context.applied[service]?.lifecycle.grace_period_secs ?? 0;
               return id ? [{ service, id, graceSecs: grace }] : [];
             }),
+            keep: (context.target?.score.services ?? []).map((s) => s.name),
+            strayGraceSecs: resolveLifecycle(context.target?.score.lifecycle).grace_period_secs,
           }),
           onDone: [
             { guard: "stopFailed", target: "failed", actions: "recordStopped" },

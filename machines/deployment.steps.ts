@@ -22,10 +22,19 @@ export interface StopInput {
   deployment: string;
   /** Recorded containers to stop gracefully and remove, in order. */
   containers: { service: string; id: string; graceSecs: number }[];
+  /**
+   * Services of the score being applied. Any other container labelled with this deployment that
+   * is not recorded (left by a crash or an abandoned step) is removed too, so none leaks.
+   */
+  keep: string[];
+  /** Grace for such strays. */
+  strayGraceSecs: number;
 }
 export interface StopOutput extends StepDone {
   /** Services whose old container is gone (stopped and removed). */
   stopped: string[];
+  /** Ids of unrecorded strays removed. */
+  swept?: string[];
   failure?: StepFailure;
 }
 

@@ -193,6 +193,28 @@ describe("deployment machine on FakeRuntime", () => {
     }
   });
 
+  it("a step abandoned at its deadline starts nothing more, and its strays are swept by the next upgrade", async () => {
+    const slow = new DeploymentHarness(fake, { device: "d1", deployment: "late", budgets: { startSecs: 0.05 } });
+    try {
+      slow.update(score(svc("web", "img/web:1")));
+      await slow.settled();
+      const gate = fake.hold("startService");
+      slow.update(score(svc("web", "img/web:2"), svc("db", "img/db:2")));
+      const failed = await slow.settled();
+      expect(failed.context.lastError).to.equal("startingNew timed out");
+      gate();
+      await new Promise((r) => setTimeout(r, 20));
+      // The held start of web completed behind the machine's back; db was never started.
+      expect(fake.snapshot().map((c) => c.name)).to.deep.equal(["late.web"]);
+      slow.update(score(svc("db", "img/db:2")));
+      const s = await slow.settled();
+      expect(s.value).to.equal("running");
+      expect(fake.snapshot().map((c) => `${c.name}:${c.id === s.context.containerIds["db"]}`)).to.deep.equal(["late.db:true"]);
+    } finally {
+      slow.stop();
+    }
+  });
+
   it("never touches a same-named container it does not manage", async () => {
     const foreign = fake.addForeign("app.web");
     h.update(score(svc("web", "img/web:1")));
