@@ -1,0 +1,46 @@
+#!/usr/bin/env node
+// `fleet-agent`: parse the configuration, start the agent on Podman, stop gracefully on a signal.
+import { parseConfig } from "./config.js";
+import { createLogger } from "./logger.js";
+import { startAgent } from "./agent.js";
+import { LibpodClient } from "../runtime/podman/libpod.client.js";
+import { PodmanRuntime } from "../runtime/podman/podman.runtime.js";
+
+const parsed = parseConfig(process.argv.slice(2), process.env);
+if ("help" in parsed) {
+  process.stdout.write(parsed.help);
+  process.exit(0);
+}
+if (!parsed.ok) {
+  process.stderr.write(`fleet-agent: ${parsed.error}\n`);
+  process.exit(2);
+}
+const config = parsed.config;
+const logger = createLogger({ level: config.logLevel, device: config.deviceId });
+
+// A container that exits within this long after its start fails the upgrade (roll forward, no revert).
+const START_SETTLE_MS = 1000;
+const client = new LibpodClient(config.containerHost ? { containerHost: config.containerHost } : {});
+const runtime = new PodmanRuntime({ device: config.deviceId, client, startSettleMs: START_SETTLE_MS });
+
+const agent = await startAgent(config, {
+  runtime,
+  logger,
+  runtimeVersion: async () => (await client.version()).Version,
+});
+
+let stopping = false;
+const stop = (signal: string) => {
+  if (stopping) return;
+  stopping = true;
+  logger.info({ signal }, "stopping");
+  agent.stop(30_000).then(
+    () => process.exit(0),
+    (e: Error) => {
+      logger.error({ err: e.message }, "unclean stop");
+      process.exit(1);
+    },
+  );
+};
+process.on("SIGTERM", () => stop("SIGTERM"));
+process.on("SIGINT", () => stop("SIGINT"));
