@@ -2,7 +2,7 @@
 // from them), then NATS as it becomes reachable: resources, reports, the journal's publication and
 // the desired-state watch. The tick runs from the start, NATS or not.
 import { hostname, arch } from "node:os";
-import { Kvm } from "@nats-io/kv";
+import { Kvm, KvWatchInclude, type KvWatchEntry } from "@nats-io/kv";
 import { canonicalHash } from "../contracts/canonical-json.js";
 import { decodeJson } from "../contracts/decode.js";
 import { ReconcileScore } from "../contracts/score.codec.js";
@@ -15,7 +15,10 @@ import { DesiredStateWatch, type DesiredChange } from "./desired-state.watch.js"
 import { EventJournal } from "./event-journal.js";
 import { JournalPublisher } from "./journal.publisher.js";
 import type { Logger } from "./logger.js";
+import { policyViolations } from "./container.policy.js";
+import { describeAuth, natsConnectOptions } from "./nats.auth.js";
 import { connectAgent, ensureFleetResources, type NatsConnection } from "./nats.connection.js";
+import { loadContainerPolicy } from "./policy.file.js";
 import { sleep } from "./nats.online.js";
 import { ScoreStore } from "./score.store.js";
 import { StateReporter } from "./state.reporter.js";
@@ -49,9 +52,13 @@ export interface RunningAgent {
 export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<RunningAgent> {
   const log = deps.logger;
   const device = config.deviceId;
+  // Both throw (before anything starts) on a bad policy or an unreadable key file; messages name files only.
+  const policy = loadContainerPolicy(config);
+  const natsOptions = { inboxPrefix: `_INBOX_${device}`, ...natsConnectOptions(config.auth), ...deps.natsOptions };
   const journal = EventJournal.open(config.stateDir, device);
   const scores = await ScoreStore.open(config.stateDir);
-  const connecting = connectAgent({ servers: config.natsServers, device, logger: log, ...(deps.natsOptions ? { options: deps.natsOptions } : {}) });
+  log.info({ policy: policy.from ?? "defaults", auth: describeAuth(config.auth) }, "container policy and NATS auth");
+  const connecting = connectAgent({ servers: config.natsServers, device, logger: log, options: natsOptions });
   let nc: NatsConnection | null = null;
   const reporter = new StateReporter({ device, nc: connecting, logger: log });
 
@@ -73,7 +80,12 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
 
   // Changes are applied strictly in the order the watch delivers them.
   let applying: Promise<void> = Promise.resolve();
-  const onChange = (c: DesiredChange) => {
+  const onChange = (change: DesiredChange) => {
+    // The device's policy bounds what a desired score may do: a score that breaks it is refused
+    // like an invalid one (Failed, naming rule and service; nothing on the device changes).
+    const broken = change.kind === "update" ? policyViolations(policy.policy, change.score) : [];
+    const c: DesiredChange =
+      change.kind === "update" && broken.length > 0 ? { kind: "reject", deployment: change.deployment, revision: change.revision, error: broken.join("; ") } : change;
     applying = applying.then(() => supervisor.apply(c)).catch((e: Error) => log.error({ deployment: c.deployment, err: e.message }, "applying a desired change failed"));
   };
   let watch: DesiredStateWatch | null = null;
@@ -83,7 +95,8 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     nc = conn;
     for (let attempt = 1; !stopping; attempt++) {
       try {
-        await ensureFleetResources(conn, deps.replicas ? { replicas: deps.replicas } : {});
+        const r = await ensureFleetResources(conn, deps.replicas ? { replicas: deps.replicas } : {});
+        if (r === "not-permitted") log.info("no permission to create the fleet's buckets and stream (a restricted device); using the operator's");
         break;
       } catch (e) {
         log.warn({ attempt, err: (e as Error).message }, "creating the fleet's buckets and stream failed; retrying");
@@ -145,9 +158,22 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
 /** A score the local store lost, from the desired-state KV's history at the revision journaled. */
 async function scoreFromHistory(nc: NatsConnection, device: string, deployment: string, hash: string, revision: number) {
   try {
+    // A watch of this one key from `revision` (not kv.get by revision: a get by sequence can't be
+    // limited to this device's keys by NATS permissions, a consumer filtered to the key can).
     const kv = await new Kvm(nc).open(BUCKET_DESIRED_STATE);
-    const entry = await kv.get(deploymentKey(device, deployment), { revision });
-    if (!entry || entry.operation !== "PUT") return null;
+    const iter = await kv.watch({ key: deploymentKey(device, deployment), include: KvWatchInclude.AllHistory, resumeFromRevision: revision });
+    const timer = setTimeout(() => iter.stop(), 5000);
+    let entry: KvWatchEntry | null = null;
+    try {
+      for await (const e of iter) {
+        entry = e;
+        break;
+      }
+    } finally {
+      clearTimeout(timer);
+      iter.stop();
+    }
+    if (!entry || entry.revision !== revision || entry.operation !== "PUT") return null;
     const r = decodeJson(ReconcileScore, entry.string());
     return r.ok && canonicalHash(r.value) === hash ? r.value : null;
   } catch {

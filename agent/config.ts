@@ -2,6 +2,7 @@
 // Pure: the entry point prints `error` and exits 2, or prints `help` and exits 0.
 import { parseArgs } from "node:util";
 import { deviceOrDeploymentNameProblem } from "../contracts/names.js";
+import { AUTH_OPTIONS, authFlagsHelp, hasAuth, parseAuthFlags, type NatsAuth } from "./nats.auth.js";
 
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -15,6 +16,13 @@ export interface AgentConfig {
   logLevel: LogLevel;
   /** `CONTAINER_HOST` as given (the Podman socket URL), or undefined. */
   containerHost: string | undefined;
+  /** NATS authentication and TLS (paths and a user; files are read when connecting). Absent: none. */
+  auth?: NatsAuth;
+  /**
+   * The device's container policy file (`--policy` / `FLEET_POLICY`). Absent: `policy.json` in the
+   * state dir if it exists, else the built-in defaults.
+   */
+  policyFile?: string;
 }
 
 export type ConfigResult = { ok: true; config: AgentConfig } | { ok: false; error: string } | { help: string };
@@ -40,7 +48,13 @@ Options (a flag wins over its environment variable):
   --tick-secs N      FLEET_TICK_SECS   seconds between liveness ticks, a positive number (default ${DEFAULTS.tickSecs}).
   --log-level LEVEL  FLEET_LOG_LEVEL   one of ${LOG_LEVELS.join(", ")} (default ${DEFAULTS.logLevel}).
                                        Logs are JSON lines on stdout.
+  --policy FILE      FLEET_POLICY      this device's container policy (JSON): host ports below 1024,
+                                       bind-mount sources. Default: policy.json in the state dir if
+                                       present, else ports >= 1024 and mounts under /srv or
+                                       /var/lib/fleet-data only. The desired state can't change it.
   -h, --help                           print this text and exit.
+
+${authFlagsHelp}
 
 Environment only:
   CONTAINER_HOST                       Podman API URL (e.g. unix:///run/podman/podman.sock), passed through.
@@ -59,6 +73,8 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
         "state-dir": { type: "string" },
         "tick-secs": { type: "string" },
         "log-level": { type: "string" },
+        policy: { type: "string" },
+        ...AUTH_OPTIONS,
         help: { type: "boolean", short: "h" },
       },
       strict: true,
@@ -112,8 +128,24 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
     logLevel = l as LogLevel;
   }
 
+  const auth = parseAuthFlags(values, env);
+  if (!auth.ok) return auth;
+  const policy = pick("policy", "FLEET_POLICY");
+
   const containerHost = env["CONTAINER_HOST"] === "" ? undefined : env["CONTAINER_HOST"];
-  return { ok: true, config: { deviceId: device.value, natsServers, stateDir: stateDir.value, tickSecs, logLevel, containerHost } };
+  return {
+    ok: true,
+    config: {
+      deviceId: device.value,
+      natsServers,
+      stateDir: stateDir.value,
+      tickSecs,
+      logLevel,
+      containerHost,
+      ...(hasAuth(auth.auth) ? { auth: auth.auth } : {}),
+      ...(policy ? { policyFile: policy.value } : {}),
+    },
+  };
 }
 
 const firstLine = (s: string) => s.split("\n")[0]!.trim();

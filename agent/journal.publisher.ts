@@ -11,6 +11,7 @@ import { decodeJson } from "../contracts/decode.js";
 import { JournalEvent } from "../contracts/journal-event.codec.js";
 import { eventMsgId, eventSubject, STREAM_FLEET_EVENTS } from "../contracts/wire-names.js";
 import type { EventJournal } from "./event-journal.js";
+import { lastMessageOnSubject } from "./journal.stream.js";
 import type { Logger } from "./logger.js";
 import { type ConnectionSource, connectionOrAbort, OnlineTracker, sleep } from "./nats.online.js";
 
@@ -83,7 +84,8 @@ export class JournalPublisher {
       const nc = await connectionOrAbort(this.o.nc, this.abort.signal);
       if (!nc || this.abort.signal.aborted) return;
       const js = jetstream(nc, { timeout: this.publishTimeoutMs });
-      const jsm = await js.jetstreamManager();
+      // No API check ($JS.API.INFO): a least-privilege device may not read its account's info.
+      const jsm = await js.jetstreamManager(false);
       const online = new OnlineTracker(nc);
       this.conn = { nc, js, jsm, online };
       this.unsubscribers.push(
@@ -183,7 +185,7 @@ export class JournalPublisher {
     let lastSeq = 0;
     let streamEvent: JournalEvent | null = null;
     try {
-      const sm = await jsm.streams.getMessage(STREAM_FLEET_EVENTS, { last_by_subj: subject });
+      const sm = await lastMessageOnSubject(jsm, STREAM_FLEET_EVENTS, subject);
       if (sm) {
         const r = decodeJson(JournalEvent, sm.string());
         if (!r.ok || r.value.device !== this.device || r.value.deployment !== dep) {
@@ -255,7 +257,10 @@ export class JournalPublisher {
       // Already in the stream (a republish after a reconnect). Make sure it is the same event, and
       // re-read where the subject ends, since the original is not necessarily its last message.
       st.needSync = true;
-      const original = await jsm.streams.getMessage(STREAM_FLEET_EVENTS, { seq: ack.seq }).catch(() => null);
+      // Compared when the original is still the subject's last message (a get by sequence can't be
+      // limited to this device's subjects by NATS permissions; the re-sync checks the rest).
+      const last = await lastMessageOnSubject(jsm, STREAM_FLEET_EVENTS, subject).catch(() => null);
+      const original = last && last.seq === ack.seq ? last : null;
       if (original && original.string() !== body && canonicalJson(JSON.parse(original.string())) !== canonicalJson(JSON.parse(body))) {
         this.log.error({ deployment: dep, subject, n: ev.n, streamSeq: ack.seq }, "journal diverged: a different event with this msg id is already in the stream; the stream's stands");
       } else {

@@ -1,6 +1,7 @@
 // Reading a deployment's journal back from the FLEET_EVENTS stream (recovery when the local file is
 // gone; fleetctl). One ordered consumer with ONE filter subject (server 2.9 takes no list).
-import { DeliverPolicy, type JetStreamClient } from "@nats-io/jetstream";
+import { DeliverPolicy, type JetStreamClient, type JetStreamManager, type StoredMsg } from "@nats-io/jetstream";
+import { errors } from "@nats-io/transport-node";
 import { DecodeError, decodeJson } from "../contracts/decode.js";
 import { JournalEvent } from "../contracts/journal-event.codec.js";
 import { eventSubject, STREAM_FLEET_EVENTS } from "../contracts/wire-names.js";
@@ -11,6 +12,21 @@ export interface ReadStreamOptions {
 }
 
 /**
+ * The last message on `subject` of `stream`, or null. A direct get first: its request subject names
+ * the message subject (`$JS.API.DIRECT.GET.<stream>.<subject>`), so NATS permissions can limit a
+ * device to its own subjects; a stream created without `allow_direct` (no responders) falls back to
+ * the stream API's message get.
+ */
+export async function lastMessageOnSubject(jsm: JetStreamManager, stream: string, subject: string): Promise<StoredMsg | null> {
+  try {
+    return await jsm.direct.getMessage(stream, { last_by_subj: subject });
+  } catch (e) {
+    if (!(e instanceof errors.NoRespondersError)) throw e;
+    return jsm.streams.getMessage(stream, { last_by_subj: subject });
+  }
+}
+
+/**
  * Every event of `<device>/<deployment>` in the stream, in stream order, each decoded with the
  * JournalEvent codec (a message that does not decode throws a DecodeError naming its sequence).
  * Reads up to the subject's last message as of the call.
@@ -18,7 +34,7 @@ export interface ReadStreamOptions {
 export async function readStreamEvents(js: JetStreamClient, device: string, deployment: string, opts: ReadStreamOptions = {}): Promise<JournalEvent[]> {
   const subject = eventSubject(device, deployment);
   const jsm = await js.jetstreamManager();
-  const last = await jsm.streams.getMessage(STREAM_FLEET_EVENTS, { last_by_subj: subject });
+  const last = await lastMessageOnSubject(jsm, STREAM_FLEET_EVENTS, subject);
   if (!last) return [];
   const consumer = await js.consumers.get(STREAM_FLEET_EVENTS, { filter_subjects: subject, deliver_policy: DeliverPolicy.All });
   const messages = await consumer.consume();

@@ -3,6 +3,8 @@
 import { parseConfig } from "./config.js";
 import { createLogger } from "./logger.js";
 import { startAgent } from "./agent.js";
+import { natsConnectOptions } from "./nats.auth.js";
+import { loadContainerPolicy } from "./policy.file.js";
 import { LibpodClient } from "../runtime/podman/libpod.client.js";
 import { PodmanRuntime } from "../runtime/podman/podman.runtime.js";
 
@@ -16,6 +18,14 @@ if (!parsed.ok) {
   process.exit(2);
 }
 const config = parsed.config;
+try {
+  // A policy or key file that can't be used is a configuration error too (messages name files only).
+  loadContainerPolicy(config);
+  natsConnectOptions(config.auth);
+} catch (e) {
+  process.stderr.write(`fleet-agent: ${(e as Error).message}\n`);
+  process.exit(2);
+}
 const logger = createLogger({ level: config.logLevel, device: config.deviceId });
 
 // A container that exits within this long after its start fails the upgrade (roll forward, no revert).

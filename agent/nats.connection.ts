@@ -2,7 +2,7 @@
 // first connection, so an agent boots offline), plus the fleet's buckets and event stream.
 import { jetstreamManager, type JetStreamManager, RetentionPolicy, StorageType } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
-import { connect, type ConnectionOptions, type NatsConnection } from "@nats-io/transport-node";
+import { connect, errors, type ConnectionOptions, type NatsConnection } from "@nats-io/transport-node";
 import {
   BUCKET_DESIRED_STATE,
   BUCKET_DEVICE_HEARTBEAT,
@@ -81,11 +81,29 @@ export interface FleetResourceOptions {
   replicas?: number;
 }
 
+/** True for the server's refusal of a subject this user may not use. */
+export const isPermissionError = (e: unknown): boolean =>
+  e instanceof errors.PermissionViolationError || (e instanceof Error && /permissions violation/i.test(e.message));
+
 /**
  * Creates, if missing, the four KV buckets and the FLEET_EVENTS stream. Idempotent, and safe when
  * another agent creates them at the same moment (an existing resource is left as it is).
+ *
+ * A device with least-privilege permissions may not touch the JetStream API beyond its own keys:
+ * its first request is refused by the server and this resolves "not-permitted" at once (one
+ * refusal, nothing else tried); the operator creates the resources (README: Securing a fleet).
  */
-export async function ensureFleetResources(nc: NatsConnection, opts: FleetResourceOptions = {}): Promise<void> {
+export async function ensureFleetResources(nc: NatsConnection, opts: FleetResourceOptions = {}): Promise<"ok" | "not-permitted"> {
+  try {
+    await createFleetResources(nc, opts);
+    return "ok";
+  } catch (e) {
+    if (isPermissionError(e)) return "not-permitted";
+    throw e;
+  }
+}
+
+async function createFleetResources(nc: NatsConnection, opts: FleetResourceOptions): Promise<void> {
   const replicas = opts.replicas ?? 1;
   const jsm = await jetstreamManager(nc);
   const kvm = new Kvm(nc);
@@ -105,6 +123,9 @@ export async function ensureFleetResources(nc: NatsConnection, opts: FleetResour
         retention: RetentionPolicy.Limits,
         duplicate_window: FLEET_EVENTS_DUPLICATE_WINDOW_NS,
         num_replicas: replicas,
+        // Direct gets by last subject put the subject in the request's subject, so a device's
+        // permissions can limit its reads of the stream to its own events.
+        allow_direct: true,
       });
     },
     () => streamExists(jsm, STREAM_FLEET_EVENTS),

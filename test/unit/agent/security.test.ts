@@ -1,0 +1,209 @@
+// Auth and TLS flags, the container policy, and the device permissions generator (issue 8).
+import { expect } from "chai";
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { nkeys } from "@nats-io/transport-node";
+import { parseConfig } from "../../../agent/config.js";
+import { decodePolicy, DEFAULT_POLICY, mountAllowed, policyViolations, type ContainerPolicy } from "../../../agent/container.policy.js";
+import { loadContainerPolicy } from "../../../agent/policy.file.js";
+import { AuthFileError, natsConnectOptions, parseAuthFlags } from "../../../agent/nats.auth.js";
+import { decodeJson } from "../../../contracts/decode.js";
+import { ReconcileScore } from "../../../contracts/score.codec.js";
+import { LibpodClient } from "../../../runtime/podman/libpod.client.js";
+import { PodmanRuntime } from "../../../runtime/podman/podman.runtime.js";
+import { deviceCommand } from "../../../cli/device.command.js";
+import { authorizationBlock, devicePermissions, deviceUserEntry, newDeviceKey } from "../../../cli/device.permissions.js";
+
+const score = (service: Record<string, unknown>): ReconcileScore => {
+  const r = decodeJson(ReconcileScore, JSON.stringify({ type: "PodmanV0", data: { services: [{ name: "web", image: "img/web:1", ...service }] } }));
+  if (!r.ok) throw new Error(r.errors.join("; "));
+  return r.value;
+};
+
+describe("NATS auth and TLS flags", () => {
+  let dir: string;
+  beforeEach(() => (dir = mkdtempSync(join(tmpdir(), "auth-unit-"))));
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("reads flags and env (a flag wins), and refuses mixed or half-given methods in one line", () => {
+    expect(parseAuthFlags({ nkey: "/a/seed" }, { FLEET_NATS_NKEY: "/b/seed" })).to.deep.equal({ ok: true, auth: { nkeyFile: "/a/seed" } });
+    expect(parseAuthFlags({}, { FLEET_NATS_USER: "u", FLEET_NATS_PASSWORD: "pw", FLEET_NATS_TLS_CA: "/ca" })).to.deep.equal({ ok: true, auth: { user: "u", password: "pw", tlsCa: "/ca" } });
+    const bad = [
+      parseAuthFlags({ creds: "/c", nkey: "/n" }, {}),
+      parseAuthFlags({ user: "u" }, {}),
+      parseAuthFlags({}, { FLEET_NATS_PASSWORD: "hunter2-secret" }),
+      parseAuthFlags({ "tls-cert": "/c" }, {}),
+      parseAuthFlags({ nkey: "" }, {}),
+    ];
+    const errors = bad.map((r) => (r.ok ? "" : r.error));
+    expect(errors[0]).to.equal("choose one way to authenticate: --creds, --nkey given together");
+    expect(errors[1]).to.equal("--user needs a password: --password or FLEET_NATS_PASSWORD");
+    expect(errors[2]).to.equal("FLEET_NATS_PASSWORD needs a user: --user or FLEET_NATS_USER");
+    expect(errors[3]).to.match(/^--tls-cert needs the certificate's key/);
+    expect(errors[4]).to.equal("--nkey: empty value");
+    for (const e of errors) {
+      expect(e).to.not.include("\n");
+      expect(e).to.not.include("hunter2");
+    }
+  });
+
+  it("agent config: auth and policy flags, help lists them, defaults unchanged", () => {
+    const r = parseConfig(["--device-id", "pi-1", "--nkey", "/k", "--tls-ca", "/ca", "--policy", "/p.json"], {});
+    expect(r).to.deep.include({ ok: true });
+    if (!("ok" in r) || !r.ok) throw new Error("expected ok");
+    expect(r.config.auth).to.deep.equal({ nkeyFile: "/k", tlsCa: "/ca" });
+    expect(r.config.policyFile).to.equal("/p.json");
+    const plain = parseConfig(["--device-id", "pi-1"], {});
+    expect(plain).to.deep.include({ ok: true });
+    if ("ok" in plain && plain.ok) expect(plain.config).to.not.have.keys("auth", "policyFile");
+    const env = parseConfig([], { FLEET_DEVICE_ID: "pi-1", FLEET_POLICY: "/q.json", FLEET_NATS_CREDS: "/c.creds" });
+    if (!("ok" in env) || !env.ok) throw new Error("expected ok");
+    expect(env.config).to.deep.include({ policyFile: "/q.json", auth: { credsFile: "/c.creds" } });
+    const mixed = parseConfig(["--device-id", "pi-1", "--user", "u", "--password", "pw", "--nkey", "/k"], {});
+    expect(mixed).to.deep.equal({ ok: false, error: "choose one way to authenticate: --nkey, --user given together" });
+    const help = parseConfig(["--help"], {});
+    expect("help" in help && help.help).to.include("--tls-ca FILE").and.include("--policy FILE").and.include("FLEET_NATS_NKEY");
+  });
+
+  it("natsConnectOptions: an authenticator from a seed file; TLS files; errors name the file, never its content", () => {
+    const { seed, publicKey } = newDeviceKey();
+    const seedFile = join(dir, "seed");
+    writeFileSync(seedFile, `${seed}\n`);
+    const o = natsConnectOptions({ nkeyFile: seedFile, tlsCa: seedFile });
+    expect(o.authenticator).to.be.a("function");
+    const a = (o.authenticator as (nonce?: string) => { nkey?: string; sig?: string })("abc");
+    expect(a.nkey).to.equal(publicKey);
+    expect(o.tls).to.deep.equal({ caFile: seedFile });
+    const garbage = join(dir, "garbage");
+    writeFileSync(garbage, "SECRET-CONTENT-not-a-seed");
+    const errOf = (f: () => unknown) => {
+      try {
+        f();
+      } catch (e) {
+        expect(e).to.be.instanceOf(AuthFileError);
+        return (e as Error).message;
+      }
+      throw new Error("expected a throw");
+    };
+    expect(errOf(() => natsConnectOptions({ nkeyFile: garbage }))).to.equal(`nkey seed file ${JSON.stringify(garbage)}: no nkey user seed (SU...) in it`);
+    expect(errOf(() => natsConnectOptions({ creds: undefined, credsFile: garbage } as never))).to.match(/not a NATS credentials file/).and.not.include("SECRET");
+    expect(errOf(() => natsConnectOptions({ nkeyFile: join(dir, "missing") }))).to.match(/cannot read it \(ENOENT\)$/);
+    expect(errOf(() => natsConnectOptions({ tlsCa: join(dir, "missing-ca") }))).to.match(/^TLS CA file .*ENOENT/);
+    const up = natsConnectOptions({ user: "u", password: "pw" });
+    expect((up.authenticator as () => { user?: string; pass?: string })()).to.deep.equal({ user: "u", pass: "pw" });
+  });
+});
+
+describe("container policy", () => {
+  const webPort = (host_port: number) => score({ ports: [{ host_port, container_port: 8080 }] });
+  const mount = (source: string) => score({ volumes: [{ source, target: "/data" }] });
+
+  it("refuses a privileged / host-network / host-PID service at decode: the score has no such fields", () => {
+    for (const field of ["privileged", "network_mode", "pid"]) {
+      const r = decodeJson(ReconcileScore, JSON.stringify({ type: "PodmanV0", data: { services: [{ name: "web", image: "img/web:1", [field]: field === "privileged" ? true : "host" }] } }));
+      expect(r.ok).to.equal(false);
+      if (!r.ok) expect(r.errors.join("; ")).to.include(`data.services[0].${field}`).and.include("unknown field");
+    }
+  });
+
+  it("host port 80 is refused naming rule and service; 8080 passes; allow_low_ports true or a list allows", () => {
+    expect(policyViolations(DEFAULT_POLICY, webPort(80))).to.deep.equal([
+      "services[0] (web): host port 80 is below 1024, not allowed by this device's policy (allow_low_ports)",
+    ]);
+    expect(policyViolations(DEFAULT_POLICY, webPort(8080))).to.deep.equal([]);
+    expect(policyViolations({ ...DEFAULT_POLICY, allowLowPorts: true }, webPort(80))).to.deep.equal([]);
+    expect(policyViolations({ ...DEFAULT_POLICY, allowLowPorts: [443] }, webPort(443))).to.deep.equal([]);
+    expect(policyViolations({ ...DEFAULT_POLICY, allowLowPorts: [443] }, webPort(80))).to.have.length(1);
+  });
+
+  it("bind mounts: only under the allowed host paths; /etc and '..' refused; an allowed mount passes", () => {
+    expect(policyViolations(DEFAULT_POLICY, mount("/etc"))).to.deep.equal([
+      'services[0] (web): bind mount of "/etc" is outside the host paths this device\'s policy allows (allowed_mount_paths: /srv, /var/lib/fleet-data)',
+    ]);
+    expect(policyViolations(DEFAULT_POLICY, mount("/srv/../etc"))).to.deep.equal(['services[0] (web): bind mount source "/srv/../etc" contains "..", refused by this device\'s policy']);
+    expect(policyViolations(DEFAULT_POLICY, mount("/srv/data"))).to.deep.equal([]);
+    expect(policyViolations(DEFAULT_POLICY, mount("/var/lib/fleet-data"))).to.deep.equal([]);
+    expect(mountAllowed("/srvx", ["/srv"])).to.equal(false);
+    expect(mountAllowed("/srv//data/", ["/srv/"])).to.equal(true);
+    const etcAllowed: ContainerPolicy = { ...DEFAULT_POLICY, allowedMountPaths: ["/etc/app"] };
+    expect(policyViolations(etcAllowed, mount("/etc/app/conf"))).to.deep.equal([]);
+    expect(policyViolations(etcAllowed, mount("/etc/passwd"))).to.have.length(1);
+  });
+
+  it("policy file codec is exact; loading: --policy file, policy.json in the state dir, else the defaults", () => {
+    expect(decodePolicy('{"allow_low_ports":[80],"allowed_mount_paths":["/data/"]}')).to.deep.equal({ ok: true, value: { allowLowPorts: [80], allowedMountPaths: ["/data"] } });
+    const bad = decodePolicy('{"allow_low_port":true}');
+    expect(bad.ok).to.equal(false);
+    if (!bad.ok) expect(bad.errors.join("; ")).to.include("allow_low_port").and.include("unknown field");
+    const bad2 = decodePolicy('{"allowed_mount_paths":["/srv/../etc"]}');
+    expect(bad2.ok).to.equal(false);
+    const dir = mkdtempSync(join(tmpdir(), "policy-unit-"));
+    try {
+      expect(loadContainerPolicy({ stateDir: dir })).to.deep.equal({ policy: DEFAULT_POLICY, from: null });
+      writeFileSync(join(dir, "policy.json"), '{"allow_low_ports":true}');
+      expect(loadContainerPolicy({ stateDir: dir }).policy.allowLowPorts).to.equal(true);
+      expect(() => loadContainerPolicy({ stateDir: dir, policyFile: join(dir, "nope.json") })).to.throw(/cannot read it \(ENOENT\)/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("PodmanRuntime's create spec never asks for privileges or host namespaces", () => {
+    const rt = new PodmanRuntime({ device: "d", client: new LibpodClient({ socketPath: "/nonexistent.sock" }) });
+    const s = score({ ports: [{ host_port: 8080, container_port: 80 }], volumes: [{ source: "/srv/x", target: "/x" }], env: { A: "b" } });
+    const spec = rt.createSpec({ deployment: "app", service: s.data.services[0]!, scoreHash: "sha256:x", lifecycle: { stop_signal: "SIGTERM", grace_period_secs: 3 } } as Parameters<PodmanRuntime["createSpec"]>[0]);
+    const keys = Object.keys(spec);
+    for (const k of ["privileged", "netns", "pidns", "ipcns", "utsns", "cap_add", "devices", "userns"]) expect(keys).to.not.include(k);
+  });
+});
+
+describe("device permissions (fleetctl device add)", () => {
+  it("the entry names the device's nkey and only its own subjects", () => {
+    const { publicKey, seed } = newDeviceKey();
+    expect(nkeys.fromSeed(new TextEncoder().encode(seed)).getPublicKey()).to.equal(publicKey);
+    const entry = deviceUserEntry("pi-7", publicKey);
+    expect(entry).to.include(`nkey: "${publicKey}"`).and.include("allow_responses: true");
+    const p = devicePermissions("pi-7");
+    for (const x of [...p.publish, ...p.subscribe]) {
+      expect(x.subject, x.subject).to.match(/pi-7/);
+      expect(x.why).to.not.equal("");
+    }
+    expect(p.publish.map((x) => x.subject)).to.deep.equal([
+      "$KV.device-state.pi-7.>",
+      "$KV.device-heartbeat.pi-7",
+      "$KV.device-info.pi-7",
+      "fleet.events.pi-7.>",
+      "$JS.API.CONSUMER.CREATE.KV_desired-state.*.$KV.desired-state.pi-7.>",
+      "$JS.API.DIRECT.GET.FLEET_EVENTS.fleet.events.pi-7.>",
+    ]);
+    expect(p.subscribe.map((x) => x.subject)).to.deep.equal(["_INBOX_pi-7.>"]);
+    expect(() => devicePermissions("a.b")).to.throw(/invalid device id/);
+    expect(authorizationBlock({ user: "op", password: "pw" }, [{ id: "pi-7", publicKey }])).to.match(/^authorization \{\n {2}users = \[\n {4}\{ user: "op", password: "pw" \}/);
+  });
+
+  it("fleetctl device add prints the entry; --seed-out writes the seed 0600 and never overwrites", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "device-add-"));
+    try {
+      let out = "";
+      let err = "";
+      const io = { out: (s: string) => void (out += s), err: (s: string) => void (err += s), env: {} };
+      expect(await deviceCommand(["add", "pi-9"], io)).to.equal(0);
+      expect(out).to.include("# fleet-agent device pi-9").and.match(/# seed of pi-9 .*: SU[A-Z2-7]+\n$/);
+      out = "";
+      const seedFile = join(dir, "pi-9.seed");
+      expect(await deviceCommand(["add", "pi-9", "--seed-out", seedFile], io)).to.equal(0);
+      expect(statSync(seedFile).mode & 0o777).to.equal(0o600);
+      const seed = readFileSync(seedFile, "utf8").trim();
+      expect(out).to.not.include(seed).and.not.include("# seed");
+      expect(err).to.include(seedFile);
+      await deviceCommand(["add", "pi-9", "--seed-out", seedFile], io).then(
+        (code) => expect.fail(`expected a refusal, got ${code}`),
+        (e: Error) => expect(e.message).to.include("EEXIST"),
+      );
+      expect(readFileSync(seedFile, "utf8").trim()).to.equal(seed);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
