@@ -3,6 +3,7 @@
 import { expect } from "chai";
 import * as fs from "node:fs/promises";
 import * as http from "node:http";
+import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import type { Lifecycle, PodmanService } from "../../../contracts/score.codec.js";
@@ -217,6 +218,25 @@ describe("PodmanRuntime on real Podman", function () {
     const err = await rt.startService(await spec({ name: "web", image })).then(() => null, (e: unknown) => e);
     expect(err).to.be.instanceOf(RuntimeError);
     expect((err as RuntimeError).message).to.include(image);
+  });
+
+  it("a start that Podman refuses (host port taken) fails naming the service; a retry adopts the created container", async () => {
+    const port = await env.freePort();
+    const squatter = net.createServer();
+    await new Promise<void>((r) => squatter.listen(port, "0.0.0.0", r));
+    const s = await spec({ name: "web", ports: [{ host_port: port, container_port: 8080 }] });
+    try {
+      const err = await rt.startService(s).then(() => null, (e: unknown) => e);
+      expect(err).to.be.instanceOf(RuntimeError);
+      expect((err as RuntimeError).message).to.match(/^service web failed to start: .*address already in use/);
+    } finally {
+      await new Promise((r) => squatter.close(r));
+    }
+    const created = await rt.status(`${s.deployment}.web`);
+    expect(created?.state).to.equal("created");
+    const id = await rt.startService(s);
+    expect(id).to.equal(created?.id);
+    expect(await httpGet(port)).to.equal("v1");
   });
 
   it("with startSettleMs, a service that exits at start fails with its exit code", async () => {
