@@ -11,6 +11,7 @@ import type {
   StartInput,
   StartOutput,
   StepDone,
+  StepFailure,
   StopInput,
   StopOutput,
 } from "../machines/deployment.steps.js";
@@ -44,6 +45,22 @@ export function deploymentActors(runtime: ContainerRuntime, opts: ExecutorOption
     }
   };
 
+  /** Stops (gracefully) and removes containers in order, up to the first failure or an abort. */
+  const stopAndRemove = async <C extends { service: string; id: string; graceSecs: number }>(containers: C[], signal: AbortSignal) => {
+    const done: C[] = [];
+    for (const c of containers) {
+      if (signal.aborted) return { done, failure: { service: c.service, message: "abandoned" } as StepFailure };
+      try {
+        await runtime.stop(c.id, c.graceSecs);
+        await runtime.remove(c.id);
+        done.push(c);
+      } catch (e) {
+        return { done, failure: { service: c.service, message: messageOf(e) } as StepFailure };
+      }
+    }
+    return { done, failure: undefined };
+  };
+
   return {
     pullImages: fromPromise<StepDone, PullInput>(({ input }) =>
       timed(async () => {
@@ -54,32 +71,19 @@ export function deploymentActors(runtime: ContainerRuntime, opts: ExecutorOption
 
     stopOld: fromPromise<StopOutput, StopInput>(({ input, signal }) =>
       timed(async () => {
-        const stopped: string[] = [];
-        for (const c of input.containers) {
-          if (signal.aborted) return { stopped, failure: { service: c.service, message: "abandoned" } };
-          try {
-            await runtime.stop(c.id, c.graceSecs);
-            await runtime.remove(c.id);
-            stopped.push(c.service);
-          } catch (e) {
-            return { stopped, failure: { service: c.service, message: messageOf(e) } };
-          }
-        }
+        const old = await stopAndRemove(input.containers, signal);
+        const stopped = old.done.map((c) => c.service);
+        if (old.failure) return { stopped, failure: old.failure };
         // Strays: ours, of this deployment, unrecorded, for a service the new score doesn't have.
         const recorded = new Set(input.containers.map((c) => c.id));
         const keep = new Set(input.keep);
         const strays = (await runtime.list()).filter((c) => c.deployment === input.deployment && !keep.has(c.service) && !recorded.has(c.id));
-        const swept: string[] = [];
-        for (const c of strays) {
-          try {
-            await runtime.stop(c.id, input.strayGraceSecs);
-            await runtime.remove(c.id);
-            swept.push(c.id);
-          } catch (e) {
-            return { stopped, swept, failure: { service: c.service, message: messageOf(e) } };
-          }
-        }
-        return swept.length ? { stopped, swept } : { stopped };
+        const swept = await stopAndRemove(strays.map((c) => ({ service: c.service, id: c.id, graceSecs: input.strayGraceSecs })), signal);
+        return {
+          stopped,
+          ...(swept.done.length ? { swept: swept.done.map((c) => c.id) } : {}),
+          ...(swept.failure ? { failure: swept.failure } : {}),
+        };
       }),
     ),
 
@@ -107,23 +111,15 @@ export function deploymentActors(runtime: ContainerRuntime, opts: ExecutorOption
       }),
     ),
 
-    removeAll: fromPromise<RemoveAllOutput, RemoveAllInput>(({ input }) =>
+    removeAll: fromPromise<RemoveAllOutput, RemoveAllInput>(({ input, signal }) =>
       timed(async () => {
         // Recorded ids plus anything else labelled with this deployment (a crash may leave one).
         const listed = (await runtime.list()).filter((c) => c.deployment === input.deployment);
         const targets = new Map<string, string>(Object.entries(input.containerIds).map(([service, id]) => [id, service]));
         for (const c of listed) targets.set(c.id, c.service);
-        const removed: string[] = [];
-        for (const [id, service] of targets) {
-          try {
-            await runtime.stop(id, input.graceSecs);
-            await runtime.remove(id);
-            removed.push(id);
-          } catch (e) {
-            return { removed, failure: { service, message: messageOf(e) } };
-          }
-        }
-        return { removed };
+        const r = await stopAndRemove([...targets].map(([id, service]) => ({ service, id, graceSecs: input.graceSecs })), signal);
+        const removed = r.done.map((c) => c.id);
+        return r.failure ? { removed, failure: r.failure } : { removed };
       }),
     ),
 
