@@ -115,7 +115,12 @@ async function createFleetResources(nc: NatsConnection, opts: FleetResourceOptio
   }
   await tolerateRace(
     async () => {
-      if (await streamExists(jsm, STREAM_FLEET_EVENTS)) return;
+      if (await streamExists(jsm, STREAM_FLEET_EVENTS)) {
+        // A stream made before direct gets were used: turn them on (an operator's right).
+        const info = await jsm.streams.info(STREAM_FLEET_EVENTS);
+        if (!info.config.allow_direct) await jsm.streams.update(STREAM_FLEET_EVENTS, { allow_direct: true });
+        return;
+      }
       await jsm.streams.add({
         name: STREAM_FLEET_EVENTS,
         subjects: [FLEET_EVENTS_SUBJECTS],
