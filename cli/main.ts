@@ -6,6 +6,7 @@ import { fileURLToPath } from "node:url";
 import { EXIT, OperationError, UsageError, type CliIo } from "./common.js";
 import { deleteCommand } from "./delete.command.js";
 import { deployCommand } from "./deploy.command.js";
+import { deviceCommand } from "./device.command.js";
 import { historyCommand } from "./history.command.js";
 import { rolloutCommand } from "./rollout.command.js";
 import { serveCommand } from "./serve.command.js";
@@ -24,6 +25,7 @@ Commands:
   rollout <deployment> -f FILE --devices|--selector  roll a score out in waves, halting on a failed device
   delete <device> <deployment>                       delete a deployment's desired state
   serve [--port N]                                   the dashboard and transition visualiser on 127.0.0.1
+  device add <device> [--seed-out FILE]              a device's nkey user and NATS permissions (README: Securing a fleet)
 
 Every read takes --json. Every command takes --nats URL (or FLEET_NATS_URL; default nats://127.0.0.1:4222).
 
@@ -38,6 +40,7 @@ const COMMANDS: Record<string, (argv: string[], io: CliIo) => Promise<number>> =
   rollout: rolloutCommand,
   delete: deleteCommand,
   serve: serveCommand,
+  device: deviceCommand,
 };
 
 export async function run(argv: readonly string[], io: CliIo): Promise<number> {
