@@ -1,6 +1,7 @@
 // The device process, assembled: journal and scores on disk first (an offline device keeps working
 // from them), then NATS as it becomes reachable: resources, reports, the journal's publication and
 // the desired-state watch. The tick runs from the start, NATS or not.
+import { mkdirSync } from "node:fs";
 import { hostname, arch } from "node:os";
 import { Kvm, KvWatchInclude, type KvWatchEntry } from "@nats-io/kv";
 import { canonicalHash } from "../contracts/canonical-json.js";
@@ -21,6 +22,7 @@ import { connectAgent, ensureFleetResources, type NatsConnection } from "./nats.
 import { loadContainerPolicy } from "./policy.file.js";
 import { sleep } from "./nats.online.js";
 import { ScoreStore } from "./score.store.js";
+import { lockStateDir } from "./state-dir.lock.js";
 import { StateReporter } from "./state.reporter.js";
 import { AGENT_VERSION } from "./version.js";
 
@@ -55,6 +57,8 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
   // Both throw (before anything starts) on a bad policy or an unreadable key file; messages name files only.
   const policy = loadContainerPolicy(config);
   const natsOptions = { inboxPrefix: `_INBOX_${device}`, ...natsConnectOptions(config.auth), ...deps.natsOptions };
+  mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
+  const unlock = lockStateDir(config.stateDir);
   const journal = EventJournal.open(config.stateDir, device);
   const scores = await ScoreStore.open(config.stateDir);
   log.info({ policy: policy.from ?? "defaults", auth: describeAuth(config.auth) }, "container policy and NATS auth");
@@ -150,6 +154,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
       await reporter.stop();
       if (nc) await (nc as NatsConnection).drain().catch(() => undefined);
       else void connecting.then((c) => c.close()).catch(() => undefined);
+      unlock();
       log.info("fleet-agent stopped; containers keep running");
     },
   };

@@ -37,6 +37,10 @@ const agent = await startAgent(config, {
   runtime,
   logger,
   runtimeVersion: async () => (await client.version()).Version,
+}).catch((e: Error) => {
+  // Another agent on this state dir, or a state dir that can't be used: nothing was started.
+  process.stderr.write(`fleet-agent: ${e.message}\n`);
+  process.exit(2);
 });
 
 let stopping = false;

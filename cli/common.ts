@@ -1,4 +1,5 @@
 // What every fleetctl command shares: its I/O, exit codes, option parsing and errors.
+import { AUTH_OPTIONS, authFlagsHelp, parseAuthFlags, type NatsAuth } from "../agent/nats.auth.js";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 
 /** Exit codes scripts can rely on. */
@@ -53,13 +54,15 @@ export class OperationError extends Error {
 export const COMMON_OPTIONS = {
   nats: { type: "string" },
   help: { type: "boolean", short: "h" },
+  ...AUTH_OPTIONS,
 } as const satisfies NonNullable<ParseArgsConfig["options"]>;
 
 export const JSON_OPTION = { json: { type: "boolean" } } as const satisfies NonNullable<ParseArgsConfig["options"]>;
 
 export const COMMON_HELP = `Common options:
   --nats URL     NATS server(s), comma separated (env FLEET_NATS_URL, default ${DEFAULT_NATS})
-  -h, --help     this text`;
+  -h, --help     this text
+${authFlagsHelp}`;
 
 type Options = NonNullable<ParseArgsConfig["options"]>;
 
@@ -72,9 +75,18 @@ export function parse<O extends Options>(argv: readonly string[], options: O) {
   }
 }
 
-export function natsUrl(flag: unknown, env: CliIo["env"]): string[] {
+/** Where and how to connect: servers from --nats / FLEET_NATS_URL, auth and TLS from their flags. */
+export interface NatsTarget {
+  servers: string[];
+  auth: NatsAuth;
+}
+
+export function natsTarget(values: Readonly<Record<string, unknown>>, env: CliIo["env"]): NatsTarget {
+  const flag = values["nats"];
   const v = typeof flag === "string" && flag !== "" ? flag : env["FLEET_NATS_URL"] || DEFAULT_NATS;
-  return v.split(",").map((s) => s.trim()).filter((s) => s !== "");
+  const auth = parseAuthFlags(values, env);
+  if (!auth.ok) throw new UsageError(auth.error);
+  return { servers: v.split(",").map((s) => s.trim()).filter((s) => s !== ""), auth: auth.auth };
 }
 
 export function positionals(ps: string[], names: string[], min = names.length): string[] {

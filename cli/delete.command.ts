@@ -1,7 +1,7 @@
 // fleetctl delete <device> <deployment>
 import { deviceOrDeploymentNameProblem } from "../contracts/names.js";
 import { deploymentKey } from "../contracts/wire-names.js";
-import { COMMON_HELP, COMMON_OPTIONS, EXIT, JSON_OPTION, OperationError, UsageError, natsUrl, parse, positionals, type CliIo } from "./common.js";
+import { COMMON_HELP, COMMON_OPTIONS, EXIT, JSON_OPTION, OperationError, UsageError, natsTarget, parse, positionals, type CliIo } from "./common.js";
 import { Fleet } from "./fleet.client.js";
 
 export const DELETE_HELP = `Usage: fleetctl delete <device> <deployment> [--json]
@@ -27,7 +27,7 @@ export async function deleteCommand(argv: string[], io: CliIo): Promise<number> 
     const p = deviceOrDeploymentNameProblem(name);
     if (p) throw new UsageError(`invalid ${what} ${JSON.stringify(name.slice(0, 60))}: ${p}`);
   }
-  const fleet = await Fleet.connect(natsUrl(values.nats, io.env));
+  const fleet = await Fleet.connect(natsTarget(values, io.env));
   try {
     const key = deploymentKey(device, deployment);
     const e = await fleet.desired.get(key);

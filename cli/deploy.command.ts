@@ -4,7 +4,7 @@ import type { PodmanService, ReconcileScore } from "../contracts/score.codec.js"
 import { resolveLifecycle } from "../contracts/score.codec.js";
 import { deploymentKey } from "../contracts/wire-names.js";
 import { appliedFromScore, planUpgrade, type ServiceAction } from "../machines/upgrade.plan.js";
-import { COMMON_HELP, COMMON_OPTIONS, EXIT, JSON_OPTION, OperationError, UsageError, natsUrl, parse, positionals, type CliIo } from "./common.js";
+import { COMMON_HELP, COMMON_OPTIONS, EXIT, JSON_OPTION, OperationError, UsageError, natsTarget, parse, positionals, type CliIo } from "./common.js";
 import { Fleet, type DesiredEntry } from "./fleet.client.js";
 import { readScoreFile } from "./score.file.js";
 
@@ -107,7 +107,7 @@ export async function deployCommand(argv: string[], io: CliIo): Promise<number> 
   if (!values.file) throw new UsageError("missing -f <score file> (see --help)");
   const file = await readScoreFile(values.file);
 
-  const fleet = await Fleet.connect(natsUrl(values.nats, io.env));
+  const fleet = await Fleet.connect(natsTarget(values, io.env));
   try {
     const key = deploymentKey(device, deployment);
     const current = await fleet.desiredEntry(device, deployment);

@@ -5,6 +5,7 @@ import { Kvm, type KV, type KvEntry } from "@nats-io/kv";
 import type { Type } from "io-ts";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { readStreamEvents } from "../agent/journal.stream.js";
+import { AuthFileError, natsConnectOptions } from "../agent/nats.auth.js";
 import { ensureFleetResources } from "../agent/nats.connection.js";
 import { canonicalHash } from "../contracts/canonical-json.js";
 import { decodeJson } from "../contracts/decode.js";
@@ -22,7 +23,7 @@ import {
   deviceKeys,
   parseDeploymentKey,
 } from "../contracts/wire-names.js";
-import { OperationError } from "./common.js";
+import { OperationError, UsageError, type NatsTarget } from "./common.js";
 
 export interface DesiredEntry {
   key: string;
@@ -58,10 +59,17 @@ export class Fleet {
   ) {}
 
   /** Connects (failing fast when no server answers) and opens, creating if missing, the buckets. */
-  static async connect(servers: string[]): Promise<Fleet> {
+  static async connect({ servers, auth }: NatsTarget): Promise<Fleet> {
+    let options: ReturnType<typeof natsConnectOptions>;
+    try {
+      options = natsConnectOptions(auth);
+    } catch (e) {
+      if (e instanceof AuthFileError) throw new UsageError(e.message);
+      throw e;
+    }
     let nc: NatsConnection;
     try {
-      nc = await connect({ servers, name: "fleetctl", timeout: 5000, maxReconnectAttempts: 10 });
+      nc = await connect({ servers, name: "fleetctl", timeout: 5000, maxReconnectAttempts: 10, ...options });
     } catch (e) {
       throw new OperationError(`cannot reach NATS at ${servers.join(",")}: ${(e as Error).message}`);
     }

@@ -1,7 +1,7 @@
 // fleetctl history <device> <deployment> [--json]
 import { deviceOrDeploymentNameProblem } from "../contracts/names.js";
 import { buildTimeline } from "../inspector/timeline.js";
-import { COMMON_HELP, COMMON_OPTIONS, EXIT, JSON_OPTION, OperationError, UsageError, duration, natsUrl, parse, positionals, shortId, table, type CliIo } from "./common.js";
+import { COMMON_HELP, COMMON_OPTIONS, EXIT, JSON_OPTION, OperationError, UsageError, duration, natsTarget, parse, positionals, shortId, table, type CliIo } from "./common.js";
 import { Fleet } from "./fleet.client.js";
 
 export const HISTORY_HELP = `Usage: fleetctl history <device> <deployment> [--json]
@@ -29,7 +29,7 @@ export async function historyCommand(argv: string[], io: CliIo): Promise<number>
     const p = deviceOrDeploymentNameProblem(name);
     if (p) throw new UsageError(`invalid ${what} ${JSON.stringify(name.slice(0, 60))}: ${p}`);
   }
-  const fleet = await Fleet.connect(natsUrl(values.nats, io.env));
+  const fleet = await Fleet.connect(natsTarget(values, io.env));
   try {
     const events = await fleet.journal(device, deployment);
     if (events.length === 0) throw new OperationError(`no journal events for ${device}/${deployment}`);

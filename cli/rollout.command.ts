@@ -2,7 +2,7 @@
 import type { DeploymentState } from "../contracts/deployment-state.codec.js";
 import { deviceOrDeploymentNameProblem } from "../contracts/names.js";
 import { deploymentKey } from "../contracts/wire-names.js";
-import { COMMON_HELP, COMMON_OPTIONS, EXIT, JSON_OPTION, UsageError, duration, natsUrl, parse, positionals, positiveNumber, sleep, type CliIo } from "./common.js";
+import { COMMON_HELP, COMMON_OPTIONS, EXIT, JSON_OPTION, UsageError, duration, natsTarget, parse, positionals, positiveNumber, sleep, type CliIo } from "./common.js";
 import { writeDesired } from "./deploy.command.js";
 import { Fleet } from "./fleet.client.js";
 import { readScoreFile, type ScoreFile } from "./score.file.js";
@@ -116,7 +116,7 @@ export async function rolloutCommand(argv: string[], io: CliIo): Promise<number>
   const match = values.selector !== undefined ? globMatcher(values.selector) : null;
   const file = await readScoreFile(values.file);
 
-  const fleet = await Fleet.connect(natsUrl(values.nats, io.env));
+  const fleet = await Fleet.connect(natsTarget(values, io.env));
   try {
     const devices = listed ?? (await fleet.knownDevices()).filter((d) => match!(d));
     if (devices.length === 0) throw new UsageError(`--selector ${values.selector}: matches no known device`);

@@ -1,6 +1,6 @@
 // fleetctl serve [--port N] [--tick-secs N]
 import { startInspector } from "../inspector/server.js";
-import { COMMON_HELP, COMMON_OPTIONS, EXIT, UsageError, natsUrl, parse, positionals, positiveNumber, type CliIo } from "./common.js";
+import { COMMON_HELP, COMMON_OPTIONS, EXIT, UsageError, natsTarget, parse, positionals, positiveNumber, type CliIo } from "./common.js";
 import { Fleet } from "./fleet.client.js";
 
 export const SERVE_HELP = `Usage: fleetctl serve [--port N] [--tick-secs N]
@@ -34,7 +34,7 @@ export async function serveCommand(argv: string[], io: CliIo): Promise<number> {
     if (!/^\d+$/.test(values.port) || port > 65535) throw new UsageError(`--port: expected 0-65535, got ${JSON.stringify(values.port)}`);
   }
   const tickSecs = positiveNumber("tick-secs", values["tick-secs"], 30);
-  const fleet = await Fleet.connect(natsUrl(values.nats, io.env));
+  const fleet = await Fleet.connect(natsTarget(values, io.env));
   try {
     let inspector;
     try {

@@ -1,6 +1,6 @@
 // fleetctl status [device] [--watch] [--json] [--tick-secs N]
 import { deviceOrDeploymentNameProblem } from "../contracts/names.js";
-import { COMMON_HELP, COMMON_OPTIONS, EXIT, JSON_OPTION, UsageError, duration, natsUrl, parse, positionals, positiveNumber, shortId, sleep, table, type CliIo } from "./common.js";
+import { COMMON_HELP, COMMON_OPTIONS, EXIT, JSON_OPTION, UsageError, duration, natsTarget, parse, positionals, positiveNumber, shortId, sleep, table, type CliIo } from "./common.js";
 import { Fleet, STALE_TICKS, type DeviceSummary } from "./fleet.client.js";
 
 export const STATUS_HELP = `Usage: fleetctl status [device] [--watch] [--json] [--tick-secs N]
@@ -51,7 +51,7 @@ export async function statusCommand(argv: string[], io: CliIo): Promise<number> 
   }
   const tickSecs = positiveNumber("tick-secs", values["tick-secs"], 30);
   const interval = positiveNumber("interval", values.interval, 2);
-  const fleet = await Fleet.connect(natsUrl(values.nats, io.env));
+  const fleet = await Fleet.connect(natsTarget(values, io.env));
   try {
     for (;;) {
       const summary = await fleet.summary({ tickSecs, ...(device ? { device } : {}) });

@@ -1,6 +1,7 @@
 // Issue 8 on a real nats-server with a real authorization config: two devices' generated
 // least-privilege permissions plus an operator; TLS with a test CA; the device's container policy;
 // and a grep of everything the agent wrote for the test score's env values.
+import { fleetctl } from "../cli/cli.helpers.js";
 import { expect } from "chai";
 import { execFileSync } from "node:child_process";
 import { readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -136,6 +137,25 @@ describe("security: two devices' least-privilege permissions on a real nats-serv
     expect(refused, refused.join("\n")).to.have.length(2);
     for (const l of refused) expect(l).to.match(/Publish Violation - Nkey "U[A-Z2-7]+", Subject "\$JS\.API\.INFO"/);
     expect(mem.records.some((r) => r["msg"] === "no permission to create the fleet's buckets and stream (a restricted device); using the operator's")).to.equal(true);
+  });
+
+  it("fleetctl signs in as the operator with --user and FLEET_NATS_PASSWORD; without credentials it is refused", async () => {
+    agent ?? (await start());
+    await desired.put(deploymentKey(A, "ops"), score("img/web:1"));
+    await waitState("ops", (s) => s.phase === "Running", "Running");
+    const env = { FLEET_NATS_URL: server.url, FLEET_NATS_PASSWORD: OPERATOR.password };
+    const ok = await fleetctl(["status", A, "--json", "--user", OPERATOR.user], { env });
+    expect(ok.code, ok.err).to.equal(0);
+    expect(JSON.stringify(JSON.parse(ok.out))).to.include('"deployment":"ops"');
+    expect(ok.out + ok.err).to.not.include(OPERATOR.password);
+    const anonymous = await fleetctl(["status", A], { env: { FLEET_NATS_URL: server.url } });
+    expect(anonymous.code).to.equal(1);
+    expect(anonymous.err).to.match(/cannot reach NATS|[Aa]uthorization/);
+    const noFile = await fleetctl(["status", A, "--nkey", join(dir, "missing.seed")], { env: { FLEET_NATS_URL: server.url } });
+    expect(noFile.code).to.equal(2);
+    expect(noFile.err).to.include("missing.seed");
+    await desired.delete(deploymentKey(A, "ops"));
+    await waitState("ops", (s) => s.state === "removed", "ops removed");
   });
 
   it("nothing the agent wrote (logs, journal files, stream events, device-state) carries an env value", async () => {
