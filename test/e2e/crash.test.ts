@@ -53,7 +53,7 @@ describe("e2e: crash matrix (SIGKILL in each non-final state)", function () {
     await s.verify(["app"]);
   });
 
-  it("3b. crash in pulling — killed a registry that stalls the pull", async () => {
+  it("3b. crash in pulling — held by a registry that stalls the pull", async () => {
     const s = sc.current;
     const events = await s.podmanEvents();
     s.startAgent();
@@ -80,7 +80,7 @@ describe("e2e: crash matrix (SIGKILL in each non-final state)", function () {
     await s.verify(["app"]);
   });
 
-  it("3c. crash in stoppingOld — killed a SIGTERM-ignoring container with a 4 s grace", async () => {
+  it("3c. crash in stoppingOld — held by a SIGTERM-ignoring container with a 4 s grace", async () => {
     const s = sc.current;
     s.startAgent();
     const stub = score([{ name: "web", image: TEST_IMAGES.stubborn }], { grace_period_secs: 4 });
@@ -117,7 +117,7 @@ describe("e2e: crash matrix (SIGKILL in each non-final state)", function () {
     await s.verify(["app"]);
   });
 
-  it("3e. crash in removing — killed desired key deleted; a SIGTERM-ignoring container with a 4 s grace", async () => {
+  it("3e. crash in removing — desired key deleted, held by a SIGTERM-ignoring container with a 4 s grace", async () => {
     const s = sc.current;
     s.startAgent();
     const stub = score([{ name: "web", image: TEST_IMAGES.stubborn }, { name: "side", image: TEST_IMAGES.v1 }], { grace_period_secs: 4 });

@@ -114,7 +114,12 @@ export class Scenario {
     if (!this.nc) {
       const nc = await connect({ servers: this.natsUrls, name: `e2e-operator/${this.device}`, maxReconnectAttempts: -1, reconnectTimeWait: 250, waitOnFirstConnect: true });
       // The operator's side exists before any device: it creates the buckets and the stream.
-      await ensureFleetResources(nc, { replicas: this.replicas });
+      try {
+        await ensureFleetResources(nc, { replicas: this.replicas });
+      } catch (e) {
+        await nc.close().catch(() => undefined);
+        throw e;
+      }
       this.nc = nc;
     }
     return this.nc;
@@ -216,12 +221,17 @@ export class Scenario {
     return readStreamEvents(jetstream(await this.conn()), this.device, deployment, { timeoutMs: 20_000 });
   }
 
+  /** n of the subject's last event in the stream (0: none; -1: not readable right now). */
   async lastStreamN(deployment: string): Promise<number> {
-    const jsm = await jetstreamManager(await this.conn());
-    const m = await lastMessageOnSubject(jsm, STREAM_FLEET_EVENTS, eventSubject(this.device, deployment)).catch(() => null);
-    if (!m) return 0;
-    const r = decodeJson(JournalEvent, m.string());
-    return r.ok ? r.value.n : -1;
+    try {
+      const jsm = await jetstreamManager(await this.conn());
+      const m = await lastMessageOnSubject(jsm, STREAM_FLEET_EVENTS, eventSubject(this.device, deployment));
+      if (!m) return 0;
+      const r = decodeJson(JournalEvent, m.string());
+      return r.ok ? r.value.n : -1;
+    } catch {
+      return -1; // NATS restarting, JetStream not ready yet
+    }
   }
 
   /** This device's containers, as Podman lists them (all states). */
