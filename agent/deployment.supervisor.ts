@@ -3,6 +3,7 @@
 // and dropped once it reaches `removed`.
 import { createActor, waitFor, type Actor, type AnyEventObject } from "xstate";
 import type { DeploymentState, Phase } from "../contracts/deployment-state.codec.js";
+import { deviceOrDeploymentNameProblem } from "../contracts/names.js";
 import type { ReconcileScore } from "../contracts/score.codec.js";
 import type { DeploymentInput, DeploymentSnapshot, StepBudgets } from "../machines/deployment.machine.js";
 import { deploymentState } from "../machines/deployment.report.js";
@@ -94,6 +95,14 @@ export class DeploymentSupervisor {
   /** Routes one desired-state change to its deployment's actor, creating the actor if need be. */
   async apply(change: DesiredChange): Promise<void> {
     if (!this.accepting) return;
+    const badName = deviceOrDeploymentNameProblem(change.deployment);
+    if (badName) {
+      // No actor for it: a deployment with such a name can have no journal, no event subject, no
+      // container name and no device-state, and its name in the heartbeat would get every heartbeat
+      // dropped as invalid. The refusal (naming the key) is logged by the watch and here.
+      this.log.error({ deployment: change.deployment.slice(0, 300), revision: change.revision, error: badName }, "desired state refused: invalid deployment name; nothing done");
+      return;
+    }
     const at = this.now();
     let actor = this.actors.get(change.deployment);
     if (!actor) {

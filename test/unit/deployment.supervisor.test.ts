@@ -124,6 +124,21 @@ describe("deployment supervisor (FakeRuntime, real journal files)", () => {
     await second.shutdown(1000);
   });
 
+  it("a desired change for an invalid deployment name spawns nothing: no actor, no journal, heartbeat phases stay valid", async () => {
+    const sup = await supervisor();
+    for (const deployment of ["-web", "_web", "web=1", "web.v2"]) {
+      await sup.apply({ kind: "reject", deployment, revision: ++rev, error: `key "dev1.${deployment}": invalid deployment name` });
+      await sup.apply({ ...update(score("img/web:1")), deployment });
+    }
+    await sup.apply(update(score("img/web:1")));
+    await sup.idle();
+    expect(sup.deployments()).to.deep.equal(["app"]);
+    expect(Object.keys(sup.phases())).to.deep.equal(["app"]);
+    expect(EventJournal.open(dir, "dev1").deployments()).to.deep.equal(["app"]);
+    expect(reports.every((r) => r.deployment === "app")).to.equal(true);
+    await sup.shutdown(1000);
+  });
+
   it("a tick makes one list call for all deployments", async () => {
     const sup = await supervisor();
     for (const d of ["a", "b", "c"]) {
