@@ -281,7 +281,9 @@ export class Scenario {
 
   /** Waits until every local journal event is in the stream and device-state names the last one. */
   async caughtUp(deployments: string[], timeoutMs = 60_000): Promise<void> {
-    await waitFor(`journal published and device-state caught up (${deployments.join(", ")})`, async () => {
+    // Each look is capped at 1 s: a request sent while the operator's connection is reconnecting
+    // would otherwise wait out its 5 s time-out and blur the measured recovery time.
+    const look = async () => {
       for (const d of deployments) {
         const local = this.journal(d).length;
         if ((await this.lastStreamN(d)) !== local) return false;
@@ -289,7 +291,8 @@ export class Scenario {
         if (!s || s.last_event_seq !== local) return false;
       }
       return true;
-    }, timeoutMs);
+    };
+    await waitFor(`journal published and device-state caught up (${deployments.join(", ")})`, () => Promise.race([look().catch(() => false), sleep(1000).then(() => false)]), timeoutMs);
   }
 
   /**
