@@ -4,19 +4,25 @@ import { initialTransition, transition, type AnyEventObject } from "xstate";
 import { deploymentMachine, type DeploymentInput, type DeploymentSnapshot } from "./deployment.machine.js";
 
 /** Folds events in order. A deployment that reached `removed` and was deployed again starts afresh. */
-export function foldJournal(input: DeploymentInput, events: readonly AnyEventObject[]): DeploymentSnapshot {
-  return foldSteps(input, events).at(-1) ?? initialTransition(deploymentMachine, input)[0];
+export function foldJournal(input: DeploymentInput, events: readonly AnyEventObject[], from?: DeploymentSnapshot): DeploymentSnapshot {
+  let last: DeploymentSnapshot | undefined;
+  fold(input, events, (s) => (last = s), from);
+  return last ?? from ?? initialTransition(deploymentMachine, input)[0];
 }
 
 /** Every intermediate snapshot, for a visualiser that steps through a timeline. */
 export function foldSteps(input: DeploymentInput, events: readonly AnyEventObject[]): DeploymentSnapshot[] {
-  const [initial] = initialTransition(deploymentMachine, input);
   const out: DeploymentSnapshot[] = [];
-  let snapshot = initial;
+  fold(input, events, (s) => out.push(s));
+  return out;
+}
+
+function fold(input: DeploymentInput, events: readonly AnyEventObject[], each: (s: DeploymentSnapshot) => void, from?: DeploymentSnapshot) {
+  const [initial] = initialTransition(deploymentMachine, input);
+  let snapshot = from ?? initial;
   for (const event of events) {
     if (snapshot.status === "done") snapshot = initial;
     [snapshot] = transition(deploymentMachine, snapshot, event as never);
-    out.push(snapshot);
+    each(snapshot);
   }
-  return out;
 }

@@ -18,17 +18,20 @@ export const snapshotView = (s: DeploymentSnapshot) => JSON.stringify({ value: s
 
 /** An `inspect` callback for `createActor` that reports the root actor's transitions. */
 export function transitionRecorder(onTransition: (t: Transition) => void, initial?: DeploymentSnapshot) {
-  let last: { value: MachineState; view: string } | null = initial ? { value: initial.value as MachineState, view: snapshotView(initial) } : null;
+  type Seen = { value: MachineState; status: string; context: object; view: string };
+  const seen = (s: DeploymentSnapshot): Seen => ({ value: s.value as MachineState, status: s.status, context: s.context, view: snapshotView(s) });
+  let last: Seen | null = initial ? seen(initial) : null;
   return (ev: InspectionEvent) => {
     if (ev.type !== "@xstate.snapshot" || ev.actorRef.sessionId !== ev.rootId) return;
     const snapshot = ev.snapshot as DeploymentSnapshot;
     // Stopping an actor (shutdown, or a crash in a test) is not a transition of the deployment.
     if (snapshot.status === "stopped") return;
-    const now = { value: snapshot.value as MachineState, view: snapshotView(snapshot) };
+    // No assign ran and the state stayed (a healthy tick): nothing changed, nothing to serialise.
+    if (last && last.context === snapshot.context && last.value === snapshot.value && last.status === snapshot.status) return;
     const prev = last;
-    last = now;
-    if (!prev || prev.view === now.view) return;
-    onTransition({ event: serializableEvent(ev.event), from: prev.value, to: now.value, snapshot });
+    last = seen(snapshot);
+    if (!prev || prev.view === last.view) return;
+    onTransition({ event: serializableEvent(ev.event), from: prev.value, to: last.value, snapshot });
   };
 }
 
