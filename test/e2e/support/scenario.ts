@@ -217,8 +217,17 @@ export class Scenario {
     })();
   }
 
+  /** The deployment's events as the stream holds them (retried: a cluster may be electing a leader). */
   async streamEvents(deployment: string): Promise<JournalEvent[]> {
-    return readStreamEvents(jetstream(await this.conn()), this.device, deployment, { timeoutMs: 20_000 });
+    const until = Date.now() + 60_000;
+    for (;;) {
+      try {
+        return await readStreamEvents(jetstream(await this.conn()), this.device, deployment, { timeoutMs: 20_000 });
+      } catch (e) {
+        if (Date.now() > until) throw e;
+        await sleep(500);
+      }
+    }
   }
 
   /** n of the subject's last event in the stream (0: none; -1: not readable right now). */
