@@ -14,6 +14,7 @@ import type { AgentConfig } from "./config.js";
 import { DeploymentSupervisor } from "./deployment.supervisor.js";
 import { DesiredStateWatch, type DesiredChange } from "./desired-state.watch.js";
 import { EventJournal } from "./event-journal.js";
+import { CheckpointStore } from "./journal.checkpoint.js";
 import { JournalPublisher } from "./journal.publisher.js";
 import type { Logger } from "./logger.js";
 import { policyViolations } from "./container.policy.js";
@@ -73,6 +74,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     scores,
     sink: { deploymentState: (s) => reporter.reportDeployment(s) },
     logger: log,
+    checkpoints: CheckpointStore.open(config.stateDir),
     lookupScore: (deployment, hash, revision) => (nc ? scoreFromHistory(nc, device, deployment, hash, revision) : Promise.resolve(null)),
     ...(deps.budgets ? { budgets: deps.budgets } : {}),
   });

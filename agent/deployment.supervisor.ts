@@ -13,6 +13,7 @@ import type { ContainerRuntime, ManagedContainer } from "../runtime/container-ru
 import { runtimeDeploymentMachine } from "./deployment.actors.js";
 import type { DesiredChange } from "./desired-state.watch.js";
 import type { EventJournal } from "./event-journal.js";
+import type { CheckpointStore } from "./journal.checkpoint.js";
 import type { Logger } from "./logger.js";
 import { REDACTED } from "./redact.js";
 import type { ScoreStore } from "./score.store.js";
@@ -36,6 +37,10 @@ export interface SupervisorOptions {
   budgets?: Partial<StepBudgets>;
   /** Where to find a score missing from the local store (the desired-state KV's history). */
   lookupScore?: ScoreLookup;
+  /** Snapshot checkpoints, so recovery folds only a journal's tail. */
+  checkpoints?: CheckpointStore;
+  /** Events between checkpoints; default 1000. */
+  checkpointEvery?: number;
   now?: () => number;
 }
 
@@ -49,6 +54,7 @@ export class DeploymentSupervisor {
   private readonly now: () => number;
   private readonly log: Logger;
   private accepting = true;
+  private readonly checkpointing = new Set<Promise<void>>();
 
   constructor(private readonly o: SupervisorOptions) {
     this.now = o.now ?? Date.now;
@@ -82,10 +88,13 @@ export class DeploymentSupervisor {
     for (const deployment of this.o.journal.deployments()) {
       const events = this.o.journal.read(deployment);
       if (events.length === 0) continue;
-      const causes = await this.rehydrate(deployment, events.map((e) => e.event as AnyEventObject));
-      const snapshot = foldJournal(this.input(deployment), causes);
+      const cp = this.o.checkpoints?.get(this.o.device, deployment);
+      const from = cp && cp.n <= events.length ? cp : null;
+      const tail = events.slice(from?.n ?? 0);
+      const causes = await this.rehydrate(deployment, tail.map((e) => e.event as AnyEventObject));
+      const snapshot = foldJournal(this.input(deployment), causes, from?.snapshot);
       if (snapshot.status === "done") continue;
-      this.log.info({ deployment, state: snapshot.value, events: events.length }, "resuming deployment from its journal");
+      this.log.info({ deployment, state: snapshot.value, events: events.length, checkpoint: from?.n ?? null }, "resuming deployment from its journal");
       this.spawn(deployment, snapshot);
       resumed.push(deployment);
     }
@@ -161,6 +170,9 @@ export class DeploymentSupervisor {
     }
     this.actors.clear();
     await this.o.journal.settled();
+    // Reports and checkpoints follow appends: let the last ones land.
+    await new Promise((r) => setImmediate(r));
+    await Promise.all(this.checkpointing);
   }
 
   /** Resolves once every deployment is settled with nothing queued (tests, the demo). */
@@ -199,7 +211,16 @@ export class DeploymentSupervisor {
     this.log.info({ deployment, from: t.from, to: t.to, event: t.event.type, error: t.snapshot.context.lastError ?? undefined }, "transition");
     this.o.journal
       .append(deployment, { at, event: t.event as { type: string }, from: t.from, to: t.to })
-      .then((ev) => this.o.sink.deploymentState(deploymentState(t.snapshot, { seq: ev.n, at: ev.at })))
+      .then((ev) => {
+        this.o.sink.deploymentState(deploymentState(t.snapshot, { seq: ev.n, at: ev.at }));
+        if (this.o.checkpoints && ev.n % (this.o.checkpointEvery ?? 1000) === 0 && t.snapshot.status !== "done") {
+          const write = this.o.checkpoints
+            .put(deployment, ev.n, t.snapshot)
+            .catch((e: Error) => this.log.warn({ deployment, err: e.message }, "checkpoint not written; recovery folds more of the journal"))
+            .finally(() => this.checkpointing.delete(write));
+          this.checkpointing.add(write);
+        }
+      })
       .catch((e: Error) => this.log.fatal({ deployment, err: e.message }, "journal append failed"));
   }
 

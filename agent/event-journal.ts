@@ -8,6 +8,7 @@ import { decode } from "../contracts/decode.js";
 import type { MachineState } from "../contracts/deployment-state.codec.js";
 import { JournalEvent } from "../contracts/journal-event.codec.js";
 import { deviceOrDeploymentNameProblem } from "../contracts/names.js";
+import { fsyncDir } from "./durable-file.js";
 import { redactEvent } from "./redact.js";
 
 export { redactEvent, REDACTED } from "./redact.js";
@@ -203,17 +204,4 @@ export function parseJournal(text: string, file: string, device: string, deploym
     validBytes = offset;
   }
   return { events, validBytes, torn };
-}
-
-function fsyncDir(dir: string) {
-  try {
-    const fd = openSync(dir, "r");
-    try {
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-  } catch {
-    // Some file systems refuse fsync on a directory; the file itself is synced.
-  }
 }

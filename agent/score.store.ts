@@ -1,12 +1,11 @@
 // Full desired scores (with their env values) kept by canonical hash, since the journal is
 // redacted: `<stateDir>/scores/<hex>.json`, mode 0600, fsynced, written atomically.
-import { randomBytes } from "node:crypto";
-import { closeSync, fsyncSync, openSync } from "node:fs";
-import { mkdir, open, readdir, readFile, rename, unlink } from "node:fs/promises";
+import { mkdir, readdir, readFile, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { canonicalHash } from "../contracts/canonical-json.js";
 import { decodeJson } from "../contracts/decode.js";
 import { ReconcileScore } from "../contracts/score.codec.js";
+import { fsyncDir, writeFileDurably } from "./durable-file.js";
 
 const HASH = /^sha256:([0-9a-f]{64})$/;
 
@@ -29,17 +28,7 @@ export class ScoreStore {
   async put(hash: string, score: ReconcileScore): Promise<void> {
     const actual = canonicalHash(score);
     if (actual !== hash) throw new Error(`score hash mismatch: given ${hash}, the score hashes to ${actual}`);
-    const file = this.fileOf(hash);
-    const tmp = `${file}.${randomBytes(6).toString("hex")}.tmp`;
-    const fh = await open(tmp, "wx", 0o600);
-    try {
-      await fh.writeFile(JSON.stringify(ReconcileScore.encode(score)));
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, file);
-    fsyncDir(this.dir);
+    await writeFileDurably(this.fileOf(hash), JSON.stringify(ReconcileScore.encode(score)));
   }
 
   /** The score stored under `hash`, or null when there is none (or it no longer decodes). */
@@ -81,18 +70,5 @@ export class ScoreStore {
     }
     if (removed.length) fsyncDir(this.dir);
     return removed.sort();
-  }
-}
-
-function fsyncDir(dir: string) {
-  try {
-    const fd = openSync(dir, "r");
-    try {
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-  } catch {
-    // not supported here; the files themselves are synced
   }
 }

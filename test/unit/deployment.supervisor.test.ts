@@ -1,5 +1,5 @@
 import { expect } from "chai";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { canonicalHash } from "../../contracts/canonical-json.js";
@@ -7,6 +7,7 @@ import type { DeploymentState } from "../../contracts/deployment-state.codec.js"
 import type { ReconcileScore } from "../../contracts/score.codec.js";
 import { DeploymentSupervisor } from "../../agent/deployment.supervisor.js";
 import { EventJournal } from "../../agent/event-journal.js";
+import { CheckpointStore } from "../../agent/journal.checkpoint.js";
 import { silentLogger } from "../../agent/logger.js";
 import { ScoreStore } from "../../agent/score.store.js";
 import { FakeRuntime } from "../../runtime/fake.runtime.js";
@@ -30,11 +31,12 @@ describe("deployment supervisor (FakeRuntime, real journal files)", () => {
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-  const supervisor = async (journal = EventJournal.open(dir, "dev1")) =>
+  const supervisor = async (journal = EventJournal.open(dir, "dev1"), checkpointEvery?: number) =>
     new DeploymentSupervisor({
       device: "dev1",
       runtime: fake,
       journal,
+      ...(checkpointEvery ? { checkpoints: CheckpointStore.open(dir), checkpointEvery } : {}),
       scores: await ScoreStore.open(dir),
       sink: { deploymentState: (s) => reports.push(s) },
       logger: silentLogger(),
@@ -137,6 +139,33 @@ describe("deployment supervisor (FakeRuntime, real journal files)", () => {
     expect(EventJournal.open(dir, "dev1").deployments()).to.deep.equal(["app"]);
     expect(reports.every((r) => r.deployment === "app")).to.equal(true);
     await sup.shutdown(1000);
+  });
+
+  it("recovers from a checkpoint plus the journal's tail to the same snapshot as the whole fold", async () => {
+    const first = await supervisor(undefined, 3);
+    await first.apply(update(score("img/web:1")));
+    await first.idle();
+    await first.apply(update(score("img/web:2")));
+    await first.idle();
+    const live = first.snapshot("app")!;
+    await first.shutdown(1000);
+    const events = EventJournal.open(dir, "dev1").read("app");
+    expect(events).to.have.length(8);
+    const cp = CheckpointStore.open(dir).get("dev1", "app")!;
+    expect(cp.n).to.equal(6);
+    expect(snapshotView(foldJournal({ device: "dev1", deployment: "app" }, events.slice(6).map((e) => e.event as never), cp.snapshot))).to.equal(snapshotView(live));
+
+    const second = await supervisor(undefined, 3);
+    await second.recover();
+    expect(snapshotView(second.snapshot("app")!)).to.equal(snapshotView(live));
+    await second.shutdown(1000);
+
+    // A checkpoint that can't be read is ignored: the whole journal is folded.
+    writeFileSync(join(dir, "checkpoints", "app.json"), "{torn");
+    const third = await supervisor(undefined, 3);
+    await third.recover();
+    expect(snapshotView(third.snapshot("app")!)).to.equal(snapshotView(live));
+    await third.shutdown(1000);
   });
 
   it("a tick makes one list call for all deployments", async () => {
