@@ -160,9 +160,9 @@ describe("security: two devices' least-privilege permissions on a real nats-serv
 
   it("nothing the agent wrote (logs, journal files, stream events, device-state) carries an env value", async () => {
     const written: Array<[string, string]> = [["logs", JSON.stringify(mem.records)]];
-    // The score store (`scores/`) is the one place that must keep full scores: it is what the agent
-    // re-creates containers from. Everything else under the state dir is checked.
-    for (const f of filesUnder(stateDir, ["scores"])) written.push([f, readFileSync(f, "utf8")]);
+    // The score store (`scores/`) and the snapshot checkpoints (`checkpoints/`) must keep full scores:
+    // they are what the agent re-creates containers from. Everything else under the state dir is checked.
+    for (const f of filesUnder(stateDir, ["scores", "checkpoints"])) written.push([f, readFileSync(f, "utf8")]);
     written.push(["stream", JSON.stringify(await readStreamEvents(jetstream(op), A, "app"))]);
     written.push(["device-state", (await states.get(deploymentKey(A, "app")))!.string()]);
     expect(written.length).to.be.greaterThan(3);
