@@ -1,4 +1,4 @@
-// (3) Footprint of the compiled agent (node dist/agent/main.js, as shipped: Podman runtime, settle
+// (3) Footprint of the shipped agent (node dist/fleet-agent.mjs, as shipped: Podman runtime, settle
 // 1 s, tick 30 s): start-up time from spawn to the first heartbeat in KV, RSS idle with 0 and with
 // 10 deployments, CPU while idle over a minute (/proc/<pid>/stat). For scale: a bare node process,
 // and node with the agent's modules imported but nothing started.
@@ -14,7 +14,7 @@ import { startPodmanEnv, TEST_IMAGES } from "../test/support/podman.env.js";
 import { fmt, PODMAN_DIR, procCpuMs, procRssMb, REPO, Report, SHARED_NATS, sleep, stats } from "./lib.js";
 import { cleanupDevice, connectBench, openKv, removeDeviceContainers, scoreJson, StateWaiter } from "./support.js";
 
-const MAIN = join(REPO, "dist/agent/main.js");
+const MAIN = join(REPO, "dist/fleet-agent.mjs");
 if (!existsSync(MAIN)) throw new Error("dist/agent/main.js is missing: run npm run build first");
 const STARTS = Number(process.env.BENCH_STARTS ?? 5);
 const IDLE_SECS = Number(process.env.BENCH_IDLE_SECS ?? 60);

@@ -34,7 +34,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 mkdirSync(".run/demo/state", { recursive: true });
 const log = openSync(".run/demo/agent.log", "a");
-const agent = spawn(process.execPath, ["dist/agent/main.js", "--device-id", DEVICE, "--state-dir", ".run/demo/state", "--tick-secs", "5"], {
+const agent = spawn(process.execPath, ["dist/fleet-agent.mjs", "--device-id", DEVICE, "--state-dir", ".run/demo/state", "--tick-secs", "5"], {
   stdio: ["ignore", log, log],
   env: process.env,
 });
