@@ -39,7 +39,7 @@ export interface SupervisorOptions {
   lookupScore?: ScoreLookup;
   /** Snapshot checkpoints, so recovery folds only a journal's tail. */
   checkpoints?: CheckpointStore;
-  /** Events between checkpoints; default 1000. */
+  /** Events between checkpoints; default 500 (a recovery folds at most 499). */
   checkpointEvery?: number;
   now?: () => number;
 }
@@ -213,7 +213,7 @@ export class DeploymentSupervisor {
       .append(deployment, { at, event: t.event as { type: string }, from: t.from, to: t.to })
       .then((ev) => {
         this.o.sink.deploymentState(deploymentState(t.snapshot, { seq: ev.n, at: ev.at }));
-        if (this.o.checkpoints && ev.n % (this.o.checkpointEvery ?? 1000) === 0 && t.snapshot.status !== "done") {
+        if (this.o.checkpoints && ev.n % (this.o.checkpointEvery ?? 500) === 0 && t.snapshot.status !== "done") {
           const write = this.o.checkpoints
             .put(deployment, ev.n, t.snapshot)
             .catch((e: Error) => this.log.warn({ deployment, err: e.message }, "checkpoint not written; recovery folds more of the journal"))
