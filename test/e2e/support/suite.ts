@@ -102,7 +102,7 @@ function summaryMarkdown(): string {
     "",
     "| scenario | result | recovery time | measured | events lost | duplicates | containers leaked | notes |",
     "|---|---|---|---|---|---|---|---|",
-    ...rows.map(
+    ...[...rows].sort((a, b) => parseInt(a.scenario, 10) - parseInt(b.scenario, 10) || a.scenario.localeCompare(b.scenario)).map(
       (r) =>
         `| ${r.scenario} | ${r.result} | ${r.recoveryMs === null ? "-" : `${(r.recoveryMs / 1000).toFixed(2)} s`} | ${r.recoveryWhat} | ${f(r.lost)} | ${f(r.duplicates)} | ${f(r.leaked)} | ${r.notes.replace(/\|/g, "/")} |`,
     ),
