@@ -1,7 +1,7 @@
-// The real, compiled `fleet-agent` (`node dist/agent/main.js`) as a child process: its JSON log
+// The real, compiled `fleet-agent` (package.json `bin`, built by `npm run build`) as a child process: its JSON log
 // lines are kept (and copied to a file for post-mortems), it can be SIGKILLed or stopped with SIGTERM.
 import { spawn, type ChildProcess } from "node:child_process";
-import { createWriteStream, type WriteStream } from "node:fs";
+import { createWriteStream, readFileSync, type WriteStream } from "node:fs";
 import { join } from "node:path";
 import { REPO } from "./paths.js";
 
@@ -16,6 +16,12 @@ export interface AgentProcessOptions {
   logFile: string;
   extraArgs?: string[];
 }
+
+/**
+ * What `npm run build` ships as the `fleet-agent` command (package.json `bin`): the compiled agent,
+ * exactly as a device runs it.
+ */
+export const AGENT_ENTRY = join(REPO, (JSON.parse(readFileSync(join(REPO, "package.json"), "utf8")) as { bin: Record<string, string> }).bin["fleet-agent"]!);
 
 export type LogLine = Record<string, unknown> & { msg?: string; level?: number };
 
@@ -61,7 +67,7 @@ export class AgentProcess {
 
   static start(o: AgentProcessOptions): AgentProcess {
     const args = [
-      join(REPO, "dist/agent/main.js"),
+      AGENT_ENTRY,
       "--device-id", o.device,
       "--nats", o.nats.join(","),
       "--state-dir", o.stateDir,

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { LABEL_DEVICE } from "../../../contracts/wire-names.js";
 import { PrivateNats } from "../../integration/nats/helpers.js";
 import { freePort, startPodmanEnv, type PodmanTestEnv } from "../../support/podman.env.js";
+import { AGENT_ENTRY } from "./agent.process.js";
 import { StallingRegistry } from "./registry.js";
 import { ARTIFACTS, REPO } from "./paths.js";
 
@@ -82,7 +83,7 @@ async function setUp(): Promise<SuiteWorld> {
   const logDir = join(ARTIFACTS, "e2e-logs");
   rmSync(logDir, { recursive: true, force: true });
   mkdirSync(logDir, { recursive: true });
-  console.log(`      [e2e] set up in ${Date.now() - t0} ms: build, podman ${podman.containerHost}, registry ${registry.host}, nats ${nats.url}; agent logs in ${logDir}`);
+  console.log(`      [e2e] set up in ${Date.now() - t0} ms: build (agent ${AGENT_ENTRY}), podman ${podman.containerHost}, registry ${registry.host}, nats ${nats.url}; agent logs in ${logDir}`);
   return { podman, podmanDir, registry, nats, logDir, devices: new Set(), pulledRefs: new Set() };
 }
 
