@@ -84,13 +84,16 @@ export class AgentProcess {
 
   static run(o: AgentProcessOptions, timeoutMs = 20_000): Promise<{ code: number | null; stderr: string; stdout: string }> {
     const a = AgentProcess.start(o);
+    let timer: NodeJS.Timeout | undefined;
     return Promise.race([
       a.exited.then((e) => ({ code: e.code, stderr: a.stderr, stdout: a.lines.map((l) => JSON.stringify(l)).join("\n") })),
-      new Promise<never>((_, reject) => setTimeout(() => {
-        a.proc.kill("SIGKILL");
-        reject(new Error(`agent did not exit within ${timeoutMs} ms`));
-      }, timeoutMs)),
-    ]);
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          a.proc.kill("SIGKILL");
+          reject(new Error(`agent did not exit within ${timeoutMs} ms`));
+        }, timeoutMs);
+      }),
+    ]).finally(() => clearTimeout(timer));
   }
 
   get pid() {

@@ -72,6 +72,7 @@ export class Scenario {
   agent: AgentProcess | null = null;
   readonly stateDir = tempDir("fleet-e2e-state-");
   private nc: NatsConnection | null = null;
+  private connecting: Promise<NatsConnection> | null = null;
   private kvs = new Map<string, KV>();
   /** Extra cleanup (servers, timers), run last-in first-out. */
   readonly cleanups: Array<() => Promise<unknown> | unknown> = [];
@@ -100,7 +101,7 @@ export class Scenario {
 
   /** Points this scenario at other NATS servers (before its first connection). */
   useNats(urls: string[], replicas = 1) {
-    if (this.nc) throw new Error("already connected");
+    if (this.connecting) throw new Error("already connected");
     this.natsUrls = urls;
     this.replicas = replicas;
   }
@@ -109,20 +110,23 @@ export class Scenario {
     return this.w.podman;
   }
 
-  /** The operator's connection (reconnects forever, quickly: outage scenarios keep it). */
-  async conn(): Promise<NatsConnection> {
-    if (!this.nc) {
+  /** The operator's connection (reconnects forever, quickly: outage scenarios keep it). One per scenario. */
+  conn(): Promise<NatsConnection> {
+    this.connecting ??= (async () => {
       const nc = await connect({ servers: this.natsUrls, name: `e2e-operator/${this.device}`, maxReconnectAttempts: -1, reconnectTimeWait: 250, waitOnFirstConnect: true });
-      // The operator's side exists before any device: it creates the buckets and the stream.
       try {
+        // The operator's side exists before any device: it creates the buckets and the stream.
         await ensureFleetResources(nc, { replicas: this.replicas });
       } catch (e) {
         await nc.close().catch(() => undefined);
         throw e;
       }
       this.nc = nc;
-    }
-    return this.nc;
+      return nc;
+    })();
+    // A failed attempt (a cluster still electing) may be tried again.
+    this.connecting.catch(() => (this.connecting = null));
+    return this.connecting;
   }
 
   async kv(bucket: string): Promise<KV> {
