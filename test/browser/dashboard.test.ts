@@ -11,7 +11,7 @@ import { decodeJson } from "../../contracts/decode.js";
 import { DeploymentState } from "../../contracts/deployment-state.codec.js";
 import { BUCKET_DEVICE_STATE, deploymentKey } from "../../contracts/wire-names.js";
 import { ScoreFiles, fleetctl, scoreJson, startTestAgent, type TestAgent } from "../integration/cli/cli.helpers.js";
-import { SHARED_NATS, cleanupDevice, connectTest, uniqueDevice, waitFor } from "../integration/nats/helpers.js";
+import { SHARED_NATS, cleanupDevice, connectTest, uniqueDevice, waitFor } from "../support/nats.js";
 
 const ARTIFACTS = ".test-artifacts";
 const CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"];

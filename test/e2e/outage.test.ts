@@ -4,7 +4,7 @@
 import { expect } from "chai";
 import { canonicalHash } from "../../contracts/canonical-json.js";
 import type { JournalEvent } from "../../contracts/journal-event.codec.js";
-import { PrivateNats } from "../integration/nats/helpers.js";
+import { PrivateNats } from "../support/nats.js";
 import { TEST_IMAGES } from "../support/podman.env.js";
 import { score, sleep, useScenario, type Scenario } from "./support/scenario.js";
 import { startPodmanService, stopPodmanService } from "./support/suite.js";

@@ -17,7 +17,7 @@ import { JournalEvent } from "../../../contracts/journal-event.codec.js";
 import { BUCKET_DESIRED_STATE, BUCKET_DEVICE_HEARTBEAT, BUCKET_DEVICE_STATE, deploymentKey, eventSubject, LABEL_DEVICE, STREAM_FLEET_EVENTS } from "../../../contracts/wire-names.js";
 import { foldJournal } from "../../../machines/journal.fold.js";
 import type { ListedContainer } from "../../../runtime/podman/libpod.client.js";
-import { cleanupDevice, tempDir, waitFor } from "../../integration/nats/helpers.js";
+import { cleanupDevice, tempDir, waitFor } from "../../support/nats.js";
 import { AgentProcess } from "./agent.process.js";
 import { recordRow, removeDeviceContainers, suiteWorld, type SuiteWorld } from "./suite.js";
 

@@ -7,7 +7,7 @@ import { execFile } from "node:child_process";
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { LABEL_DEVICE } from "../../../contracts/wire-names.js";
-import { PrivateNats } from "../../integration/nats/helpers.js";
+import { PrivateNats } from "../../support/nats.js";
 import { freePort, startPodmanEnv, type PodmanTestEnv } from "../../support/podman.env.js";
 import { AGENT_ENTRY } from "./agent.process.js";
 import { StallingRegistry } from "./registry.js";

@@ -9,8 +9,7 @@ import { startAgent, type RunningAgent } from "../../../agent/agent.js";
 import { readStreamEvents } from "../../../agent/event-journal.js";
 import { silentLogger } from "../../../agent/logger.js";
 import { ensureFleetResources } from "../../../agent/nats.connection.js";
-import { decodeJson } from "../../../contracts/decode.js";
-import { DeploymentState } from "../../../contracts/deployment-state.codec.js";
+import type { DeploymentState } from "../../../contracts/deployment-state.codec.js";
 import { BUCKET_DESIRED_STATE, BUCKET_DEVICE_HEARTBEAT, BUCKET_DEVICE_STATE, deploymentKey } from "../../../contracts/wire-names.js";
 import { foldJournal } from "../../../machines/journal.fold.js";
 import { snapshotView } from "../../../machines/transition.recorder.js";
@@ -18,7 +17,7 @@ import type { ContainerRuntime } from "../../../runtime/container-runtime.js";
 import { FakeRuntime } from "../../../runtime/fake.runtime.js";
 import { startPodmanEnv, TEST_IMAGES, type PodmanTestEnv } from "../../support/podman.env.js";
 import { RecordingRuntime } from "../../support/recording.runtime.js";
-import { SHARED_NATS, cleanupDevice, connectTest, tempDir, uniqueDevice, waitFor } from "../nats/helpers.js";
+import { SHARED_NATS, cleanupDevice, connectTest, tempDir, uniqueDevice, waitFor, deploymentStateOf, waitForState } from "../../support/nats.js";
 
 interface RuntimeUnderTest {
   name: string;
@@ -91,18 +90,7 @@ for (const rt of runtimes) describe(`agent with ${rt.name} on real NATS`, functi
     await agent.online;
     return agent;
   };
-  const stateOf = async (deployment: string) => {
-    const e = await states.get(deploymentKey(device, deployment));
-    if (!e || e.operation !== "PUT") return null;
-    const r = decodeJson(DeploymentState, e.string());
-    if (!r.ok) throw new Error(r.errors.join("; "));
-    return r.value;
-  };
-  const waitState = (deployment: string, pred: (s: DeploymentState) => boolean, what: string) =>
-    waitFor(what, async () => {
-      const s = await stateOf(deployment);
-      return s && pred(s) ? s : undefined;
-    });
+  const waitState = (deployment: string, pred: (s: DeploymentState) => boolean, what: string) => waitForState(states, device, deployment, pred, what);
   const streamEvents = (deployment: string) => readStreamEvents(jetstream(nc), device, deployment);
 
   it("put desired → Running with one container id per service; events n = 1.. contiguous; fold = live", async () => {

@@ -6,7 +6,7 @@ import { startAgent, type RunningAgent } from "../../../agent/agent.js";
 import { silentLogger } from "../../../agent/logger.js";
 import { run, type CliIo } from "../../../cli/main.js";
 import { FakeRuntime } from "../../../runtime/fake.runtime.js";
-import { SHARED_NATS, tempDir } from "../nats/helpers.js";
+import { SHARED_NATS, tempDir } from "../../support/nats.js";
 
 export interface CliResult {
   code: number;

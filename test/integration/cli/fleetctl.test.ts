@@ -11,7 +11,7 @@ import { decodeJson } from "../../../contracts/decode.js";
 import { DeploymentState } from "../../../contracts/deployment-state.codec.js";
 import { ReconcileScore } from "../../../contracts/score.codec.js";
 import { BUCKET_DESIRED_STATE, BUCKET_DEVICE_STATE, deploymentKey } from "../../../contracts/wire-names.js";
-import { SHARED_NATS, cleanupDevice, connectTest, uniqueDevice, waitFor } from "../nats/helpers.js";
+import { SHARED_NATS, cleanupDevice, connectTest, uniqueDevice, waitFor, deploymentStateOf, waitForState } from "../../support/nats.js";
 import { ScoreFiles, fleetctl, scoreJson, startTestAgent, type TestAgent } from "./cli.helpers.js";
 
 describe("fleetctl on real NATS", function () {
@@ -42,18 +42,7 @@ describe("fleetctl on real NATS", function () {
     files.remove();
   });
 
-  const stateOf = async (deployment: string) => {
-    const e = await states.get(deploymentKey(device, deployment));
-    if (!e || e.operation !== "PUT") return null;
-    const r = decodeJson(DeploymentState, e.string());
-    if (!r.ok) throw new Error(r.errors.join("; "));
-    return r.value;
-  };
-  const waitState = (deployment: string, pred: (s: DeploymentState) => boolean, what: string) =>
-    waitFor(what, async () => {
-      const s = await stateOf(deployment);
-      return s && pred(s) ? s : undefined;
-    });
+  const waitState = (deployment: string, pred: (s: DeploymentState) => boolean, what: string) => waitForState(states, device, deployment, pred, what);
 
   describe("deploy", () => {
     it("refuses a bad file with exit 2, naming the field, and writes nothing", async () => {

@@ -10,7 +10,7 @@ import { canonicalHash } from "../../../contracts/canonical-json.js";
 import { decodeJson } from "../../../contracts/decode.js";
 import { DeploymentState } from "../../../contracts/deployment-state.codec.js";
 import { BUCKET_DESIRED_STATE, BUCKET_DEVICE_STATE, deploymentKey } from "../../../contracts/wire-names.js";
-import { cleanupDevice, connectTest, uniqueDevice } from "../nats/helpers.js";
+import { cleanupDevice, connectTest, uniqueDevice } from "../../support/nats.js";
 import { ScoreFiles, fleetctl, scoreJson, startTestAgent, type TestAgent } from "./cli.helpers.js";
 
 describe("fleetctl rollout", function () {

@@ -7,7 +7,7 @@ import { BUCKET_DESIRED_STATE } from "../../../contracts/wire-names.js";
 import { type DesiredChange, DesiredStateWatch } from "../../../agent/desired-state.watch.js";
 import { memoryLogger } from "../../../agent/logger.js";
 import { connectAgent, ensureFleetResources } from "../../../agent/nats.connection.js";
-import { cleanupDevice, connectTest, PrivateNats, uniqueDevice, waitFor } from "./helpers.js";
+import { cleanupDevice, connectTest, PrivateNats, uniqueDevice, waitFor } from "../../support/nats.js";
 
 const score = (tag: string, env?: Record<string, string>): ReconcileScore => ({
   type: "PodmanV0",

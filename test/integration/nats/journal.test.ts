@@ -6,7 +6,7 @@ import { EventJournal, JournalPublisher, readStreamEvents } from "../../../agent
 import { memoryLogger } from "../../../agent/logger.js";
 import { connectAgent, ensureFleetResources } from "../../../agent/nats.connection.js";
 import { eventMsgId, eventSubject, STREAM_FLEET_EVENTS } from "../../../contracts/wire-names.js";
-import { cleanupDevice, connectTest, PrivateNats, SHARED_NATS, tempDir, uniqueDevice, waitFor } from "./helpers.js";
+import { cleanupDevice, connectTest, PrivateNats, SHARED_NATS, tempDir, uniqueDevice, waitFor } from "../../support/nats.js";
 
 const tr = (i: number) => ({ at: new Date(Date.UTC(2026, 0, 1, 0, 0, i)).toISOString(), event: { type: `E${i}`, i }, from: "pending" as const, to: "pulling" as const });
 

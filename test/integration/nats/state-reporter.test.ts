@@ -6,7 +6,7 @@ import { BUCKET_DEVICE_HEARTBEAT, BUCKET_DEVICE_INFO, BUCKET_DEVICE_STATE } from
 import { memoryLogger } from "../../../agent/logger.js";
 import { connectAgent, ensureFleetResources } from "../../../agent/nats.connection.js";
 import { StateReporter } from "../../../agent/state.reporter.js";
-import { cleanupDevice, connectTest, PrivateNats, uniqueDevice } from "./helpers.js";
+import { cleanupDevice, connectTest, PrivateNats, uniqueDevice } from "../../support/nats.js";
 
 const state = (device: string, deployment: string, seq: number): DeploymentState => ({
   device,

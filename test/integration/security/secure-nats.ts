@@ -4,7 +4,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort } from "../nats/helpers.js";
+import { freePort } from "../../support/nats.js";
 
 export class ConfiguredNats {
   private proc: ChildProcess | null = null;

@@ -16,11 +16,10 @@ import { memoryLogger } from "../../../agent/logger.js";
 import { natsConnectOptions } from "../../../agent/nats.auth.js";
 import { ensureFleetResources } from "../../../agent/nats.connection.js";
 import { authorizationBlock, deviceInboxPrefix, newDeviceKey } from "../../../cli/device.permissions.js";
-import { decodeJson } from "../../../contracts/decode.js";
-import { DeploymentState } from "../../../contracts/deployment-state.codec.js";
+import type { DeploymentState } from "../../../contracts/deployment-state.codec.js";
 import { BUCKET_DESIRED_STATE, BUCKET_DEVICE_STATE, deploymentKey } from "../../../contracts/wire-names.js";
 import { FakeRuntime } from "../../../runtime/fake.runtime.js";
-import { tempDir, waitFor } from "../nats/helpers.js";
+import { tempDir, waitFor, deploymentStateOf, waitForState } from "../../support/nats.js";
 import { ConfiguredNats } from "./secure-nats.js";
 
 const A = "dev-a";
@@ -93,18 +92,7 @@ describe("security: two devices' least-privilege permissions on a real nats-serv
     await agent.online;
     return agent;
   };
-  const stateOf = async (id: string, deployment: string) => {
-    const e = await states.get(deploymentKey(id, deployment));
-    if (!e || e.operation !== "PUT") return null;
-    const r = decodeJson(DeploymentState, e.string());
-    if (!r.ok) throw new Error(r.errors.join("; "));
-    return r.value;
-  };
-  const waitState = (deployment: string, pred: (s: DeploymentState) => boolean, what: string) =>
-    waitFor(what, async () => {
-      const s = await stateOf(A, deployment);
-      return s && pred(s) ? s : undefined;
-    });
+  const waitState = (deployment: string, pred: (s: DeploymentState) => boolean, what: string) => waitForState(states, A, deployment, pred, what);
 
   it("device A converges through an upgrade and a restart; the server refuses it nothing but its own resource check", async () => {
     const logFrom = server.log.length;
@@ -214,7 +202,7 @@ describe("security: two devices' least-privilege permissions on a real nats-serv
       await nc.close();
     }
     // B's data is as the operator left it.
-    expect(await stateOf(B, "app")).to.equal(null);
+    expect(await deploymentStateOf(states, B, "app")).to.equal(null);
     expect((await desired.get(deploymentKey(B, "app")))!.string()).to.equal(score("img/b:1"));
   });
 

@@ -1,5 +1,6 @@
-// Shared by the NATS integration tests: unique ids, a private nats-server that can be stopped and
-// restarted on the same store, and clean-up of what a test wrote to the shared server.
+// Shared by every test that talks to NATS: unique ids, a private nats-server that can be stopped and
+// restarted on the same store, clean-up of what a test wrote to the shared server, and reading what
+// an agent reported.
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -8,8 +9,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { FLEET_BUCKETS } from "../../../agent/nats.connection.js";
-import { STREAM_FLEET_EVENTS, deviceEventSubjects, deviceKeys } from "../../../contracts/wire-names.js";
+import type { KV } from "@nats-io/kv";
+import { FLEET_BUCKETS } from "../../agent/nats.connection.js";
+import { decodeJson } from "../../contracts/decode.js";
+import { DeploymentState } from "../../contracts/deployment-state.codec.js";
+import { STREAM_FLEET_EVENTS, deploymentKey, deviceEventSubjects, deviceKeys } from "../../contracts/wire-names.js";
 
 export const SHARED_NATS = "nats://127.0.0.1:4222";
 export const uniqueDevice = () => `t-${randomBytes(5).toString("hex")}`;
@@ -100,3 +104,19 @@ export async function waitFor<T>(what: string, f: () => T | undefined | false | 
 }
 
 export const tempDir = (prefix: string) => mkdtempSync(join(tmpdir(), prefix));
+
+/** A deployment's DeploymentState in `device-state` (decoded: a bad value fails the test), or null. */
+export async function deploymentStateOf(states: KV, device: string, deployment: string): Promise<DeploymentState | null> {
+  const e = await states.get(deploymentKey(device, deployment));
+  if (!e || e.operation !== "PUT") return null;
+  const r = decodeJson(DeploymentState, e.string());
+  if (!r.ok) throw new Error(r.errors.join("; "));
+  return r.value;
+}
+
+/** Waits until the deployment's reported state satisfies `pred`, and returns it. */
+export const waitForState = (states: KV, device: string, deployment: string, pred: (s: DeploymentState) => boolean, what: string) =>
+  waitFor(what, async () => {
+    const s = await deploymentStateOf(states, device, deployment);
+    return s && pred(s) ? s : undefined;
+  });
