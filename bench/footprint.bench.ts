@@ -15,7 +15,7 @@ import { fmt, PODMAN_DIR, procCpuMs, procRssMb, REPO, Report, SHARED_NATS, sleep
 import { cleanupDevice, connectBench, openKv, removeDeviceContainers, scoreJson, StateWaiter } from "./support.js";
 
 const MAIN = join(REPO, "dist/fleet-agent.mjs");
-if (!existsSync(MAIN)) throw new Error("dist/agent/main.js is missing: run npm run build first");
+if (!existsSync(MAIN)) throw new Error("dist/fleet-agent.mjs is missing: run npm run build first");
 const STARTS = Number(process.env.BENCH_STARTS ?? 5);
 const IDLE_SECS = Number(process.env.BENCH_IDLE_SECS ?? 60);
 const report = new Report("footprint", "Footprint of the compiled agent");
@@ -147,7 +147,7 @@ try {
   }
   report.target("rss", "idle RSS < 60 MB", `${fmt(r0.median)} MB (0 deployments), ${fmt(r10.median)} MB (10 deployments); node alone ${fmt(bare)} MB, modules loaded ${fmt(mods)} MB`, maxRss < 60, ["footprint.rss0", "footprint.rss10"]);
   report.target("startup", "first heartbeat < 1 s after start", `${fmt(st.median)} ms median (max ${fmt(st.max)})`, st.median < 1000, ["footprint.start"]);
-  report.note(`Agent started as \`node dist/agent/main.js --device-id … --nats ${SHARED_NATS} --state-dir <tmp> --log-level warn\` with CONTAINER_HOST on the bench's Podman service (tick 30 s, settle 1 s). Median idle CPU: see above; spread of RSS0 over ${STARTS} cold starts: ${fmt(stats(rss0).min)}–${fmt(stats(rss0).max)} MB.`);
+  report.note(`Agent started as \`node dist/fleet-agent.mjs --device-id … --nats ${SHARED_NATS} --state-dir <tmp> --log-level warn\` with CONTAINER_HOST on the bench's Podman service (tick 30 s, settle 1 s). Median idle CPU: see above; spread of RSS0 over ${STARTS} cold starts: ${fmt(stats(rss0).min)}–${fmt(stats(rss0).max)} MB.`);
 } finally {
   for (const p of procs) await stopProcess(p).catch(() => undefined);
   const client = new LibpodClient({ containerHost: env.containerHost });

@@ -73,17 +73,14 @@ const FINDINGS: Record<string, string> = {
     "and the io-ts decode of every field (LibpodClient.json → decode). The machines' part is small. Fixes: decode only the fields the runtime reads (Id, Names, State, ExitCode, Labels) with a narrow codec; " +
     "the transition recorder's per-event JSON.stringify of the context (see tick-fake) also shows up.",
   "tick-fake":
-    "machines/transition.recorder.ts serialises the whole snapshot (JSON.stringify of value and context, scores included) on every @xstate.snapshot inspection event to detect a change, so each no-op TICK costs a serialisation per deployment.",
+    "machines/transition.recorder.ts now skips the serialisation when no assign ran and the state stayed (the same context object), so a healthy tick serialises nothing; what is left is sending the TICK through each deployment's actor. Before that change the recorder's JSON.stringify of every context was 38–46% of a FakeRuntime tick.",
   rss:
     "Most of the RSS is node itself and the code of the dependencies, before the agent does anything (see the table: bare node, then each dependency alone, then all modules); the running agent adds little. " +
     "Fixes, by size: import only the subpaths used (e.g. pino without its transports/worker, @nats-io/* as needed), bundle and minify the agent (esbuild, which tsx already brings) so unused code is never compiled, " +
     "and run node with --max-semi-space-size / --max-old-space-size tuned for a Pi (V8's young generation is sized for servers).",
   startup: "",
   replay:
-    "xstate's pure transition() is the cost: every call creates an inert actor scope and system, resolves the transition, spawns actor references for the invocations of the state it enters (each step state has two: the step and its deadline) " +
-    "and clones the snapshot; the machine's own actions add planUpgrade's canonical-JSON hashing of each service. About 0.25 ms per event here, flat in N: 100,000 events take tens of seconds. foldSteps also keeps every intermediate snapshot " +
-    "(foldJournal only needs the last), which adds GC. Fixes: (1) checkpoints: journal the persisted snapshot every K events (or at every `running`), and fold only the events after the last checkpoint, so recovery is bounded by K, not by the journal's length; " +
-    "(2) foldJournal should fold without keeping the intermediate snapshots; (3) replay from the stream can start from the checkpoint's sequence.",
+    "xstate's pure transition() is the cost: every call creates an inert actor scope and system, resolves the transition, spawns actor references for the invocations of the state it enters (each step state has two: the step and its deadline) and clones the snapshot; the machine's own actions add planUpgrade's canonical-JSON hashing of each service. About 0.2 ms per event here, flat in N, so a pure fold of 100,000 events takes ~20 s; no tuning of the fold gets near 1 s. What the agent does at recovery is bounded instead: the supervisor writes a snapshot checkpoint every 500 events (agent/journal.checkpoint.ts) and folds only the events after it (≤ 499, ~0.1 s); the rest of the ~1 s recovery of a 100,000-event journal is reading and decoding the journal file (see the recovery table). Next: rotate the local journal once a checkpoint's events are in the stream, so the file read is bounded too, and let stream replay start from a checkpoint's sequence.",
   fleet:
     "The workers' profiles show where the agents' time goes during a rollout (see the merged profile); the nats-server's CPU time is given beside it.",
 };
