@@ -127,14 +127,4 @@ export function duration(ms: number): string {
 
 export const shortId = (id: string) => id.slice(0, 12);
 
-export const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    if (signal?.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    }
-    signal?.addEventListener("abort", done, { once: true });
-  });
+export { sleep } from "../agent/nats.online.js";

@@ -28,6 +28,39 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/**
+ * Starts `/usr/sbin/nats-server` with `args` and resolves once it is ready; everything it writes to
+ * stderr goes to `onLog` too (permission violations are logged there).
+ */
+export async function spawnNatsServer(args: string[], onLog: (text: string) => void = () => {}): Promise<ChildProcess> {
+  const proc = spawn("/usr/sbin/nats-server", args, { stdio: ["ignore", "ignore", "pipe"] });
+  let log = "";
+  proc.stderr?.on("data", (d: Buffer) => {
+    log += d.toString();
+    onLog(d.toString());
+  });
+  const until = Date.now() + 10_000;
+  while (!/Server is ready/.test(log)) {
+    if (proc.exitCode !== null) throw new Error(`nats-server exited: ${log}`);
+    if (Date.now() > until) {
+      proc.kill("SIGKILL");
+      throw new Error(`nats-server did not start: ${log}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return proc;
+}
+
+/** SIGTERM, then SIGKILL after 5 s; resolves once the process has exited. */
+export async function stopProcess(p: ChildProcess): Promise<void> {
+  if (p.exitCode !== null || p.signalCode !== null) return;
+  const exited = new Promise<void>((r) => p.once("exit", () => r()));
+  p.kill("SIGTERM");
+  const t = setTimeout(() => p.kill("SIGKILL"), 5000);
+  await exited;
+  clearTimeout(t);
+}
+
 /** A nats-server of the test's own, on a free loopback port, with a temp store it can restart on. */
 export class PrivateNats {
   private proc: ChildProcess | null = null;
@@ -51,28 +84,13 @@ export class PrivateNats {
 
   async start(): Promise<void> {
     if (this.proc) return;
-    const proc = spawn("/usr/sbin/nats-server", ["-a", "127.0.0.1", "-p", String(this.port), "-js", "-sd", this.storeDir], { stdio: ["ignore", "ignore", "pipe"] });
-    this.proc = proc;
-    let log = "";
-    proc.stderr?.on("data", (d: Buffer) => (log += d.toString()));
-    const until = Date.now() + 10_000;
-    while (!/Server is ready/.test(log)) {
-      if (proc.exitCode !== null) throw new Error(`nats-server exited: ${log}`);
-      if (Date.now() > until) throw new Error(`nats-server did not start: ${log}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    this.proc = await spawnNatsServer(["-a", "127.0.0.1", "-p", String(this.port), "-js", "-sd", this.storeDir]);
   }
 
   async stop(): Promise<void> {
     const p = this.proc;
-    if (!p) return;
     this.proc = null;
-    if (p.exitCode !== null) return;
-    const exited = new Promise<void>((r) => p.once("exit", () => r()));
-    p.kill("SIGTERM");
-    const t = setTimeout(() => p.kill("SIGKILL"), 5000);
-    await exited;
-    clearTimeout(t);
+    if (p) await stopProcess(p);
   }
 
   async destroy(): Promise<void> {

@@ -1,10 +1,10 @@
 // A nats-server of the test's own, started from a config file (authorization, TLS), whose log the
 // test can read (permission violations are logged by the server).
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort } from "../../support/nats.js";
+import { freePort, spawnNatsServer, stopProcess } from "../../support/nats.js";
 
 export class ConfiguredNats {
   private proc: ChildProcess | null = null;
@@ -34,16 +34,7 @@ export class ConfiguredNats {
   async start(): Promise<void> {
     if (this.proc) return;
     writeFileSync(this.configFile, `listen: "127.0.0.1:${this.port}"\njetstream { store_dir: ${JSON.stringify(join(this.dir, "store"))} }\n${this.body}\n`);
-    const proc = spawn("/usr/sbin/nats-server", ["-c", this.configFile], { stdio: ["ignore", "ignore", "pipe"] });
-    this.proc = proc;
-    const from = this.log.length;
-    proc.stderr?.on("data", (d: Buffer) => (this.log += d.toString()));
-    const until = Date.now() + 10_000;
-    while (!/Server is ready/.test(this.log.slice(from))) {
-      if (proc.exitCode !== null) throw new Error(`nats-server exited: ${this.log.slice(from)}`);
-      if (Date.now() > until) throw new Error(`nats-server did not start: ${this.log.slice(from)}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    this.proc = await spawnNatsServer(["-c", this.configFile], (text) => (this.log += text));
   }
 
   /** The server's "Permissions Violation" lines since `from` (an offset into `log`). */
@@ -53,14 +44,8 @@ export class ConfiguredNats {
 
   async stop(): Promise<void> {
     const p = this.proc;
-    if (!p) return;
     this.proc = null;
-    if (p.exitCode !== null) return;
-    const exited = new Promise<void>((r) => p.once("exit", () => r()));
-    p.kill("SIGTERM");
-    const t = setTimeout(() => p.kill("SIGKILL"), 5000);
-    await exited;
-    clearTimeout(t);
+    if (p) await stopProcess(p);
   }
 
   async destroy(): Promise<void> {
