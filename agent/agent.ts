@@ -63,7 +63,8 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
   const journal = EventJournal.open(config.stateDir, device);
   const scores = await ScoreStore.open(config.stateDir);
   log.info({ policy: policy.from ?? "defaults", auth: describeAuth(config.auth) }, "container policy and NATS auth");
-  const connecting = connectAgent({ servers: config.natsServers, device, logger: log, options: natsOptions });
+  const offline = new AbortController();
+  const connecting = connectAgent({ servers: config.natsServers, device, logger: log, options: natsOptions, signal: offline.signal });
   let nc: NatsConnection | null = null;
   const reporter = new StateReporter({ device, nc: connecting, logger: log });
 
@@ -119,7 +120,9 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     });
     watch = DesiredStateWatch.start({ device, nc: conn, logger: log, onChange });
   })();
-  online.catch((e: Error) => log.error({ err: e.message }, "connecting to NATS failed"));
+  online.catch((e: Error) => {
+    if (!offline.signal.aborted) log.error({ err: e.message }, "connecting to NATS failed");
+  });
 
   let ticking: Promise<void> | null = null;
   const tick = async () => {
@@ -142,6 +145,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     tick,
     async stop(timeoutMs = 30_000) {
       stopping = true;
+      offline.abort(); // a first connection still being tried is given up; an open one is drained below
       clearInterval(timer);
       await (watch as DesiredStateWatch | null)?.stop();
       await applying;

@@ -14,6 +14,7 @@ import {
   STREAM_FLEET_EVENTS,
 } from "../contracts/wire-names.js";
 import type { Logger } from "./logger.js";
+import { sleep } from "./nats.online.js";
 
 export type { NatsConnection };
 
@@ -25,25 +26,38 @@ export interface ConnectAgentOptions {
   logger: Logger;
   /** Extra client options (tests shorten `reconnectTimeWait`). */
   options?: Partial<ConnectionOptions>;
+  /** Gives up trying to make the first connection (the agent is stopping before it ever connected). */
+  signal?: AbortSignal;
 }
 
 /**
- * Connects, resolving on the first successful connection (it keeps trying until then); afterwards
- * the client reconnects forever. Status changes are logged until the connection closes.
+ * Connects, resolving on the first successful connection (it keeps trying until then, or until
+ * `signal` aborts); afterwards the client reconnects forever. Status changes are logged until the
+ * connection closes. The first connection is retried here rather than by nats.js's
+ * `waitOnFirstConnect`, which can't be called off: an agent stopped while offline must exit.
  */
 export async function connectAgent(o: ConnectAgentOptions): Promise<NatsConnection> {
-  const nc = await connect({
-    servers: o.servers,
-    name: `fleet-agent/${o.device}`,
-    maxReconnectAttempts: -1,
-    waitOnFirstConnect: true,
-    reconnectTimeWait: 2_000,
-    pingInterval: 20_000,
-    ...o.options,
-  });
-  o.logger.info({ server: nc.getServer() }, "connected to NATS");
-  void logStatus(nc, o.logger);
-  return nc;
+  const wait = o.options?.reconnectTimeWait ?? 2_000;
+  for (let attempt = 1; ; attempt++) {
+    if (o.signal?.aborted) throw new Error("stopped before connecting to NATS");
+    try {
+      const nc = await connect({
+        servers: o.servers,
+        name: `fleet-agent/${o.device}`,
+        maxReconnectAttempts: -1,
+        reconnectTimeWait: wait,
+        pingInterval: 20_000,
+        ...o.options,
+        waitOnFirstConnect: false,
+      });
+      o.logger.info({ server: nc.getServer() }, "connected to NATS");
+      void logStatus(nc, o.logger);
+      return nc;
+    } catch (e) {
+      if (attempt === 1 || attempt % 30 === 0) o.logger.warn({ attempt, err: (e as Error).message }, "NATS not reachable yet; retrying");
+      await sleep(wait, o.signal);
+    }
+  }
 }
 
 async function logStatus(nc: NatsConnection, logger: Logger) {
