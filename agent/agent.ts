@@ -3,6 +3,7 @@
 // the desired-state watch. The tick runs from the start, NATS or not.
 import { mkdirSync } from "node:fs";
 import { hostname, arch } from "node:os";
+import { jetstream } from "@nats-io/jetstream";
 import { Kvm, KvWatchInclude, type KvWatchEntry } from "@nats-io/kv";
 import { canonicalHash } from "../contracts/canonical-json.js";
 import { decodeJson } from "../contracts/decode.js";
@@ -16,6 +17,7 @@ import { DesiredStateWatch, type DesiredChange } from "./desired-state.watch.js"
 import { EventJournal } from "./event-journal.js";
 import { CheckpointStore } from "./journal.checkpoint.js";
 import { JournalPublisher } from "./journal.publisher.js";
+import { readStreamEvents } from "./journal.stream.js";
 import type { Logger } from "./logger.js";
 import { policyViolations } from "./container.policy.js";
 import { describeAuth, natsConnectOptions } from "./nats.auth.js";
@@ -76,6 +78,15 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     sink: { deploymentState: (s) => reporter.reportDeployment(s) },
     logger: log,
     checkpoints: CheckpointStore.open(config.stateDir),
+    streamHistory: async (deployment) => {
+      if (!nc) return [];
+      try {
+        return await readStreamEvents(jetstream(nc), device, deployment, { timeoutMs: 10_000 });
+      } catch (e) {
+        log.warn({ deployment, err: (e as Error).message }, "no local journal and the stream's history can't be read; the deployment starts afresh");
+        return [];
+      }
+    },
     lookupScore: (deployment, hash, revision) => (nc ? scoreFromHistory(nc, device, deployment, hash, revision) : Promise.resolve(null)),
     ...(deps.budgets ? { budgets: deps.budgets } : {}),
   });

@@ -3,6 +3,7 @@
 // and dropped once it reaches `removed`.
 import { createActor, waitFor, type Actor, type AnyEventObject } from "xstate";
 import type { DeploymentState, Phase } from "../contracts/deployment-state.codec.js";
+import type { JournalEvent } from "../contracts/journal-event.codec.js";
 import { deviceOrDeploymentNameProblem } from "../contracts/names.js";
 import type { ReconcileScore } from "../contracts/score.codec.js";
 import type { DeploymentInput, DeploymentSnapshot, StepBudgets } from "../machines/deployment.machine.js";
@@ -37,6 +38,8 @@ export interface SupervisorOptions {
   budgets?: Partial<StepBudgets>;
   /** Where to find a score missing from the local store (the desired-state KV's history). */
   lookupScore?: ScoreLookup;
+  /** A deployment's events from the stream, for recovery when its local journal is gone. */
+  streamHistory?: (deployment: string) => Promise<JournalEvent[]>;
   /** Snapshot checkpoints, so recovery folds only a journal's tail. */
   checkpoints?: CheckpointStore;
   /** Events between checkpoints; default 500 (a recovery folds at most 499). */
@@ -113,7 +116,7 @@ export class DeploymentSupervisor {
       return;
     }
     const at = this.now();
-    let actor = this.actors.get(change.deployment);
+    let actor = this.actors.get(change.deployment) ?? (await this.recoverFromStream(change.deployment));
     if (!actor) {
       // A delete for a deployment this device doesn't run: nothing to do.
       if (change.kind === "delete") return;
@@ -129,6 +132,24 @@ export class DeploymentSupervisor {
     } else {
       actor.send({ type: "DELETE", revision: change.revision, at });
     }
+  }
+
+  /**
+   * The local journal is gone (a wiped or replaced state dir) but the stream has the deployment's
+   * history: take it back into the local journal, so numbering continues where the stream is and
+   * the deployment resumes from its fold. Without that history (none, or no permission to read
+   * it) the deployment starts afresh.
+   */
+  private async recoverFromStream(deployment: string): Promise<DeploymentActor | undefined> {
+    if (!this.o.streamHistory || this.o.journal.lastN(deployment) > 0) return undefined;
+    const events = await this.o.streamHistory(deployment);
+    if (events.length === 0) return undefined;
+    await this.o.journal.adopt(deployment, events);
+    const causes = await this.rehydrate(deployment, events.map((e) => e.event as AnyEventObject));
+    const snapshot = foldJournal(this.input(deployment), causes);
+    this.log.warn({ deployment, events: events.length, state: snapshot.value }, "no local journal: resumed from the stream's history");
+    if (snapshot.status === "done") return undefined;
+    return this.spawn(deployment, snapshot);
   }
 
   /** Deployments this device runs that have no desired entry any more (deleted while offline). */

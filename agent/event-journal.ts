@@ -113,6 +113,28 @@ export class EventJournal {
     });
   }
 
+  /**
+   * Takes a deployment's history from elsewhere (the stream) into an empty local journal, so that
+   * the next append continues its numbering. The events must be n = 1..k of this deployment.
+   */
+  async adopt(deployment: string, events: readonly JournalEvent[]): Promise<void> {
+    const list = this.load(deployment);
+    if (list.length > 0) throw new Error(`journal of ${deployment} is not empty`);
+    events.forEach((e, i) => {
+      if (e.n !== i + 1 || e.device !== this.device || e.deployment !== deployment) throw new Error(`adopted event ${i + 1} of ${deployment} is not n=${i + 1} of this deployment`);
+    });
+    const fh = await open(this.fileOf(deployment), "a", 0o600);
+    try {
+      await fh.appendFile(events.map((e) => `${JSON.stringify(JournalEvent.encode(e))}\n`).join(""));
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    fsyncDir(this.dir);
+    list.push(...events);
+    this.durableCount.set(deployment, list.length);
+  }
+
   /** Calls `listener` after each append is on disk; returns the unsubscribe function. */
   onAppend(listener: (e: JournalEvent) => void): () => void {
     this.listeners.add(listener);

@@ -163,6 +163,29 @@ for (const rt of runtimes) describe(`agent with ${rt.name} on real NATS`, functi
     expect((await streamEvents(app)).map((e) => e.n)).to.deep.equal([1, 2, 3, 4, 5, 6, 7, 8]);
   });
 
+  it("with its state dir wiped, the agent takes the history back from the stream: nothing recreated, numbering continues", async () => {
+    let a = await start();
+    await desired.put(deploymentKey(device, app), score(rt.images.v1));
+    const before = await waitState(app, (x) => x.phase === "Running", "Running");
+    await a.publisher.idle(10_000);
+    await a.stop(5000);
+    agent = null;
+    rmSync(stateDir, { recursive: true, force: true });
+    fake.clear();
+
+    a = await start();
+    await waitFor("the deployment resumed from the stream", () => a.supervisor.snapshot(app)?.value === "running");
+    await a.tick();
+    await new Promise((r) => setTimeout(r, 300));
+    expect(fake.mutations(), "nothing recreated").to.deep.equal([]);
+    expect(a.supervisor.snapshot(app)!.context.containerIds).to.deep.equal(before.container_ids);
+    await desired.put(deploymentKey(device, app), score(rt.images.v2));
+    const after = await waitState(app, (x) => x.phase === "Running" && x.score_hash !== before.score_hash, "Running v2");
+    expect(after.last_event_seq).to.equal(8);
+    await a.publisher.idle(10_000);
+    expect((await streamEvents(app)).map((e) => e.n)).to.deep.equal([1, 2, 3, 4, 5, 6, 7, 8]);
+  });
+
   it("a malformed desired value → Failed with the decode message; containers untouched; heartbeats go on", async () => {
     const a = await start();
     await desired.put(deploymentKey(device, app), score(rt.images.v1));
