@@ -3,11 +3,7 @@
 set -euo pipefail
 if [ ! -x /usr/bin/chromium ]; then
   echo "browser-setup: installing Debian's chromium" >&2
-  SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq chromium >/dev/null
+  bash "$(dirname "$0")/apt-install.sh" chromium >/dev/null
 fi
 /usr/bin/chromium --version >&2
 mkdir -p .test-artifacts

@@ -6,8 +6,7 @@ up() { (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null; }
 up && exit 0
 if ! [ -x /usr/sbin/nats-server ]; then
   echo "nats-up: installing nats-server" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update >&2 && apt-get install -y --no-install-recommends nats-server >&2
+  bash "$(dirname "$0")/apt-install.sh" nats-server
 fi
 mkdir -p /var/lib/nats-server
 start-stop-daemon --start --oknodo --background --exec /usr/sbin/nats-server -- \

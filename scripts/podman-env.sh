@@ -73,9 +73,7 @@ command -v runc >/dev/null || [ -x /usr/sbin/runc ] || missing+=(runc)
 dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update >&2
-  apt-get install -y --no-install-recommends "${missing[@]}" >&2
+  bash "$repo/scripts/apt-install.sh" "${missing[@]}"
 fi
 
 # 2. containers.conf: runc (crun fails on this kernel's hybrid cgroups); ulimits under the hard limit.
