@@ -35,7 +35,8 @@ export async function lastMessageOnSubject(jsm: JetStreamManager, stream: string
  */
 export async function readStreamEvents(js: JetStreamClient, device: string, deployment: string, opts: ReadStreamOptions = {}): Promise<JournalEvent[]> {
   const subject = eventSubject(device, deployment);
-  const jsm = await js.jetstreamManager();
+  // No $JS.API.INFO check: a device may read its own subjects without the right to the account info.
+  const jsm = await js.jetstreamManager(false);
   const last = await lastMessageOnSubject(jsm, STREAM_FLEET_EVENTS, subject);
   if (!last) return [];
   const consumer = await js.consumers.get(STREAM_FLEET_EVENTS, { filter_subjects: subject, deliver_policy: DeliverPolicy.All });
