@@ -1,5 +1,6 @@
 // What every fleetctl command shares: its I/O, exit codes, option parsing and errors.
 import { AUTH_OPTIONS, authFlagsHelp, parseAuthFlags, type NatsAuth } from "../agent/nats.auth.js";
+import { deviceOrDeploymentNameProblem } from "../contracts/names.js";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 
 /** Exit codes scripts can rely on. */
@@ -87,6 +88,16 @@ export function natsTarget(values: Readonly<Record<string, unknown>>, env: CliIo
   const auth = parseAuthFlags(values, env);
   if (!auth.ok) throw new UsageError(auth.error);
   return { servers: v.split(",").map((s) => s.trim()).filter((s) => s !== ""), auth: auth.auth };
+}
+
+/** `<device> <deployment>` positionals, both valid names (else a usage error naming which). */
+export function deviceAndDeployment(ps: string[]): [string, string] {
+  const [device, deployment] = positionals(ps, ["device", "deployment"]) as [string, string];
+  for (const [what, name] of [["device", device], ["deployment", deployment]] as const) {
+    const p = deviceOrDeploymentNameProblem(name);
+    if (p) throw new UsageError(`invalid ${what} ${JSON.stringify(name.slice(0, 60))}: ${p}`);
+  }
+  return [device, deployment];
 }
 
 export function positionals(ps: string[], names: string[], min = names.length): string[] {

@@ -1,7 +1,6 @@
 // fleetctl delete <device> <deployment>
-import { deviceOrDeploymentNameProblem } from "../contracts/names.js";
 import { deploymentKey } from "../contracts/wire-names.js";
-import { COMMON_HELP, COMMON_OPTIONS, EXIT, JSON_OPTION, OperationError, UsageError, natsTarget, parse, positionals, type CliIo } from "./common.js";
+import { COMMON_HELP, COMMON_OPTIONS, EXIT, JSON_OPTION, OperationError, deviceAndDeployment, natsTarget, parse, type CliIo } from "./common.js";
 import { Fleet } from "./fleet.client.js";
 
 export const DELETE_HELP = `Usage: fleetctl delete <device> <deployment> [--json]
@@ -22,11 +21,7 @@ export async function deleteCommand(argv: string[], io: CliIo): Promise<number> 
     io.out(DELETE_HELP);
     return EXIT.OK;
   }
-  const [device, deployment] = positionals(ps, ["device", "deployment"]) as [string, string];
-  for (const [what, name] of [["device", device], ["deployment", deployment]] as const) {
-    const p = deviceOrDeploymentNameProblem(name);
-    if (p) throw new UsageError(`invalid ${what} ${JSON.stringify(name.slice(0, 60))}: ${p}`);
-  }
+  const [device, deployment] = deviceAndDeployment(ps);
   const fleet = await Fleet.connect(natsTarget(values, io.env));
   try {
     const key = deploymentKey(device, deployment);

@@ -1,10 +1,9 @@
 // fleetctl deploy <device> <deployment> -f score.json|yaml [--dry-run] [--json]
-import { deviceOrDeploymentNameProblem } from "../contracts/names.js";
 import type { PodmanService, ReconcileScore } from "../contracts/score.codec.js";
 import { resolveLifecycle } from "../contracts/score.codec.js";
 import { deploymentKey } from "../contracts/wire-names.js";
 import { appliedFromScore, planUpgrade, type ServiceAction } from "../machines/upgrade.plan.js";
-import { COMMON_HELP, COMMON_OPTIONS, EXIT, JSON_OPTION, OperationError, UsageError, natsTarget, parse, positionals, type CliIo } from "./common.js";
+import { COMMON_HELP, COMMON_OPTIONS, EXIT, JSON_OPTION, OperationError, UsageError, deviceAndDeployment, natsTarget, parse, type CliIo } from "./common.js";
 import { Fleet, type DesiredEntry } from "./fleet.client.js";
 import { readScoreFile } from "./score.file.js";
 
@@ -99,11 +98,7 @@ export async function deployCommand(argv: string[], io: CliIo): Promise<number> 
     io.out(DEPLOY_HELP);
     return EXIT.OK;
   }
-  const [device, deployment] = positionals(ps, ["device", "deployment"]) as [string, string];
-  for (const [what, name] of [["device", device], ["deployment", deployment]] as const) {
-    const p = deviceOrDeploymentNameProblem(name);
-    if (p) throw new UsageError(`invalid ${what} ${JSON.stringify(name.slice(0, 60))}: ${p}`);
-  }
+  const [device, deployment] = deviceAndDeployment(ps);
   if (!values.file) throw new UsageError("missing -f <score file> (see --help)");
   const file = await readScoreFile(values.file);
 

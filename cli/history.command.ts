@@ -1,7 +1,6 @@
 // fleetctl history <device> <deployment> [--json]
-import { deviceOrDeploymentNameProblem } from "../contracts/names.js";
 import { buildTimeline } from "../inspector/timeline.js";
-import { COMMON_HELP, COMMON_OPTIONS, EXIT, JSON_OPTION, OperationError, UsageError, duration, natsTarget, parse, positionals, shortId, table, type CliIo } from "./common.js";
+import { COMMON_HELP, COMMON_OPTIONS, EXIT, JSON_OPTION, OperationError, deviceAndDeployment, duration, natsTarget, parse, shortId, table, type CliIo } from "./common.js";
 import { Fleet } from "./fleet.client.js";
 
 export const HISTORY_HELP = `Usage: fleetctl history <device> <deployment> [--json]
@@ -24,11 +23,7 @@ export async function historyCommand(argv: string[], io: CliIo): Promise<number>
     io.out(HISTORY_HELP);
     return EXIT.OK;
   }
-  const [device, deployment] = positionals(ps, ["device", "deployment"]) as [string, string];
-  for (const [what, name] of [["device", device], ["deployment", deployment]] as const) {
-    const p = deviceOrDeploymentNameProblem(name);
-    if (p) throw new UsageError(`invalid ${what} ${JSON.stringify(name.slice(0, 60))}: ${p}`);
-  }
+  const [device, deployment] = deviceAndDeployment(ps);
   const fleet = await Fleet.connect(natsTarget(values, io.env));
   try {
     const events = await fleet.journal(device, deployment);
