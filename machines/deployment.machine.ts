@@ -121,6 +121,13 @@ const deadlineOf = (ctx: DeploymentContext, budgetMs: number): DeadlineInput => 
 
 const nextIs = (kind: Queued["kind"]) => ({ context }: { context: DeploymentContext }) => context.next?.kind === kind;
 
+/** A desired value that arrives while a step runs waits for it (coalesced: the newest wins). */
+const MID_STEP = {
+  UPDATE: [{ guard: "isTargetHash", actions: "dropQueued" }, { actions: "queue" }],
+  REJECT: { actions: "queue" },
+  DELETE: { actions: "queue" },
+} as const;
+
 export const deploymentMachine = setup({
   types: {
     context: {} as DeploymentContext,
@@ -267,11 +274,7 @@ export const deploymentMachine = setup({
           onDone: { target: "failed", actions: { type: "recordTimeout", params: { step: "pulling" } } },
         },
       ],
-      on: {
-        UPDATE: [{ guard: "isTargetHash", actions: "dropQueued" }, { actions: "queue" }],
-        REJECT: { actions: "queue" },
-        DELETE: { actions: "queue" },
-      },
+      on: MID_STEP,
     },
     stoppingOld: {
       invoke: [
@@ -302,11 +305,7 @@ export const deploymentMachine = setup({
           onDone: { target: "failed", actions: { type: "recordTimeout", params: { step: "stoppingOld" } } },
         },
       ],
-      on: {
-        UPDATE: [{ guard: "isTargetHash", actions: "dropQueued" }, { actions: "queue" }],
-        REJECT: { actions: "queue" },
-        DELETE: { actions: "queue" },
-      },
+      on: MID_STEP,
     },
     startingNew: {
       invoke: [
@@ -327,11 +326,7 @@ export const deploymentMachine = setup({
           onDone: { target: "failed", actions: { type: "recordTimeout", params: { step: "startingNew" } } },
         },
       ],
-      on: {
-        UPDATE: [{ guard: "isTargetHash", actions: "dropQueued" }, { actions: "queue" }],
-        REJECT: { actions: "queue" },
-        DELETE: { actions: "queue" },
-      },
+      on: MID_STEP,
     },
     running: {
       // A value that arrived mid-upgrade is applied once the upgrade has settled.
