@@ -193,8 +193,14 @@ describe("security: two devices' least-privilege permissions on a real nats-serv
       // Managing JetStream: refused.
       const purge = await jetstreamManager(nc, { checkAPI: false }).then((jsm) => jsm.streams.purge("KV_desired-state")).then(() => null, (e: Error) => e);
       expect(purge?.message).to.match(/Permissions Violation/);
+      // The server writes its log after it answers the client: wait for the last refusal's line to arrive.
+      const refusedSubjects = ["$KV.device-state.dev-b.app", "fleet.events.dev-b.app", "$JS.API.STREAM.MSG.GET.KV_desired-state", "$JS.API.STREAM.PURGE.KV_desired-state"];
+      await waitFor("every refusal in the server's log", () => {
+        const text = server.violations(logFrom).join("\n");
+        return refusedSubjects.every((s) => text.includes(`Subject "${s}"`));
+      }, 5_000).catch(() => undefined);
       const log = server.violations(logFrom).join("\n");
-      for (const s of ["$KV.device-state.dev-b.app", "fleet.events.dev-b.app", "$JS.API.STREAM.MSG.GET.KV_desired-state", "$JS.API.STREAM.PURGE.KV_desired-state"]) {
+      for (const s of refusedSubjects) {
         expect(log).to.include(`Publish Violation - Nkey`).and.include(`Subject "${s}"`);
       }
       expect(log).to.include(`Subscription Violation`).and.include(`Subject "$KV.desired-state.>"`);
