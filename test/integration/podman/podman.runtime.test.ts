@@ -95,7 +95,8 @@ describe("PodmanRuntime on real Podman", function () {
     await rt.stop(id, 10);
     const elapsed = performance.now() - t0;
     stopMs.push(elapsed);
-    expect(elapsed).to.be.below(3000);
+    // Graceful means it exited on SIGTERM, long before the 10 s grace would have ended in a SIGKILL.
+    expect(elapsed).to.be.below(5000);
     const st = await rt.status(id);
     expect(st?.state).to.equal("exited");
     expect(st?.exitCode).to.equal(0);
