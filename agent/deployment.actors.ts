@@ -25,6 +25,18 @@ export interface ExecutorOptions {
 
 const messageOf = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
+const abortableSleep = (ms: number, signal: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    if (ms <= 0 || signal.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+  });
+
 /** A thrown step error that still says when it happened, so the next step's clock is right. */
 class TimedError extends Error {
   constructor(message: string, readonly at: number) {
@@ -59,6 +71,35 @@ export function deploymentActors(runtime: ContainerRuntime, opts: ExecutorOption
       }
     }
     return { done, failure: undefined };
+  };
+
+  /**
+   * The settle: once for the whole step, then one list. The first service (in start order) whose
+   * container no longer runs fails the step; its id moves from `started` to the failure, so the
+   * machine still records it. A later service that exited too stays recorded by its id.
+   */
+  const exitedAtStart = async (started: Record<string, string>, signal: AbortSignal): Promise<Pick<StartOutput, "failure">> => {
+    const services = Object.keys(started);
+    if (runtime.startSettleMs === null || services.length === 0) return {};
+    await abortableSleep(runtime.startSettleMs, signal);
+    const last = services.at(-1)!;
+    if (signal.aborted) return { failure: { service: last, message: "abandoned" } };
+    let listed;
+    try {
+      listed = new Map((await runtime.list()).map((c) => [c.id, c]));
+    } catch (e) {
+      return { failure: { service: last, message: `checking that the started containers run: ${messageOf(e)}` } };
+    }
+    for (const service of services) {
+      const id = started[service]!;
+      const c = listed.get(id);
+      if (c?.state === "running") continue;
+      delete started[service];
+      return c
+        ? { failure: { service, message: `service ${service} exited at start with code ${c.exitCode ?? "unknown"}`, id } }
+        : { failure: { service, message: `service ${service}: its container vanished at start` } };
+    }
+    return {};
   };
 
   return {
@@ -101,13 +142,13 @@ export function deploymentActors(runtime: ContainerRuntime, opts: ExecutorOption
           try {
             started[service] = await runtime.startService({ deployment: input.deployment, ...spec });
           } catch (e) {
-            // A container that was created but exited at start exists: record it so it is cleaned up later.
+            // A container that was created but did not start exists: record it so it is cleaned up later.
             const existing = await runtime.status(`${input.deployment}.${service}`).catch(() => null);
             const id = existing && existing.scoreHash === spec.scoreHash ? existing.id : undefined;
             return { started, failure: { service, message: messageOf(e), ...(id ? { id } : {}) } };
           }
         }
-        return { started };
+        return { started, ...(await exitedAtStart(started, signal)) };
       }),
     ),
 

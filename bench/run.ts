@@ -66,8 +66,8 @@ const FINDINGS: Record<string, string> = {
     "(2) deployment.actors stopOld: the stray sweep's list only when the previous step was abandoned or after a recovery; (3) pullImages: skip imageExists for an image a running " +
     "container of this deployment already uses; (4) the supervisor could journal pending and pulling in one fsync (the same macrostep).",
   "upgrade-shipped":
-    "As shipped, the 1 s start settle dominates; compared with direct calls that wait the same settle, see the ratio. Settling several services: startNew (agent/deployment.actors.ts) starts services one after the other and " +
-    "PodmanRuntime.startAndSettle waits the settle inside each start, so n services wait n × 1 s; starting all, then waiting one settle and inspecting each, would wait 1 s once.",
+    "As shipped, the 1 s start settle dominates; compared with direct calls that wait the same settle, see the ratio. The settle is waited once per start step, not per service " +
+    "(agent/deployment.actors.ts startNew: start every service, wait, then one list), so an upgrade of n services waits 1 s, not n × 1 s.",
   "tick-podman":
     "The tick makes one request (met) but its CPU is the receipt of Podman's list answer: node's HTTP parsing, JSON.parse of every container's full record (Podman 4.3.1 sends mounts, networks, ports, namespaces), " +
     "and the io-ts decode of every field (LibpodClient.json → decode). The machines' part is small. Fixes: decode only the fields the runtime reads (Id, Names, State, ExitCode, Labels) with a narrow codec; " +

@@ -42,8 +42,8 @@ export interface FakeRuntimeOptions {
    * reach); when omitted, every image is pullable.
    */
   images?: string[];
-  /** Mirror PodmanRuntime with startSettleMs > 0: a service that exits at start rejects. Default true. */
-  exitAtStartThrows?: boolean;
+  /** See ContainerRuntime.startSettleMs. Default 0: checked at once, as an exit at start is immediate here. */
+  startSettleMs?: number | null;
   /** Clock for `RuntimeCall.at`. Default Date.now. */
   now?: () => number;
 }
@@ -78,7 +78,7 @@ export class FakeRuntime implements ContainerRuntime {
   readonly calls: RuntimeCall[] = [];
   /** Images present on the device. */
   readonly images: Set<string>;
-  exitAtStartThrows: boolean;
+  readonly startSettleMs: number | null;
 
   private readonly anyPullable: boolean;
   private readonly now: () => number;
@@ -92,7 +92,7 @@ export class FakeRuntime implements ContainerRuntime {
     this.device = opts.device;
     this.images = new Set(opts.images ?? []);
     this.anyPullable = opts.images === undefined;
-    this.exitAtStartThrows = opts.exitAtStartThrows ?? true;
+    this.startSettleMs = opts.startSettleMs === undefined ? 0 : opts.startSettleMs;
     this.now = opts.now ?? Date.now;
   }
 
@@ -212,10 +212,7 @@ export class FakeRuntime implements ContainerRuntime {
   failRemove(service: string, message = "simulated remove failure", opts: FaultOptions = {}): void {
     this.addFault("remove", service, message, opts);
   }
-  /**
-   * The service's container exits with `code` right after each start. startService rejects with
-   * "service X exited at start with code N" when exitAtStartThrows, else returns the id.
-   */
+  /** The service's container exits with `code` right after each start (startService returns its id). */
   exitAtStart(service: string, code: number, opts: FaultOptions = {}): void {
     this.faults.push({ kind: "exitAtStart", key: service, message: "", exitCode: code, once: opts.once ?? false });
   }
@@ -332,7 +329,6 @@ export class FakeRuntime implements ContainerRuntime {
     if (exit) {
       ct.state = "exited";
       ct.exitCode = exit.exitCode;
-      if (this.exitAtStartThrows) throw new RuntimeError(`service ${service} exited at start with code ${exit.exitCode}`, service);
       return;
     }
     ct.state = "running";

@@ -23,10 +23,7 @@ export interface PodmanRuntimeOptions {
   client?: LibpodClient;
   /** More labels for every container it creates (tests add a per-run label). Ours win on a clash. */
   extraLabels?: Record<string, string>;
-  /**
-   * After a start, wait this long and check that the container still runs; one that exited fails
-   * the start ("service X exited at start with code N"). 0 (the default) skips the check.
-   */
+  /** See ContainerRuntime.startSettleMs; 0 (the default) means no check. */
   startSettleMs?: number;
 }
 
@@ -38,13 +35,13 @@ export class PodmanRuntime implements ContainerRuntime {
   readonly device: string;
   readonly client: LibpodClient;
   private readonly extraLabels: Record<string, string>;
-  private readonly startSettleMs: number;
+  readonly startSettleMs: number | null;
 
   constructor(opts: PodmanRuntimeOptions) {
     this.device = opts.device;
     this.client = opts.client ?? new LibpodClient();
     this.extraLabels = { ...(opts.extraLabels ?? {}) };
-    this.startSettleMs = opts.startSettleMs ?? 0;
+    this.startSettleMs = opts.startSettleMs ? opts.startSettleMs : null;
   }
 
   async ensureImage(image: string): Promise<void> {
@@ -74,7 +71,7 @@ export class PodmanRuntime implements ContainerRuntime {
         }
         if (labelsOf(existing)[LABEL_SCORE_HASH] === spec.scoreHash) {
           // Ours, same score: adopt it.
-          if (!existing.State.Running) await this.startAndSettle(existing.Id, spec);
+          if (!existing.State.Running) await this.startContainer(existing.Id, spec);
           return existing.Id;
         }
         // Ours, from another score: a leftover (a crash between stop and remove). Replace it.
@@ -85,7 +82,7 @@ export class PodmanRuntime implements ContainerRuntime {
         }
         continue;
       }
-      await this.startAndSettle(id, spec);
+      await this.startContainer(id, spec);
       return id;
     }
     throw new RuntimeError(`service ${spec.service.name}: container name ${name} stays taken`, name);
@@ -179,18 +176,13 @@ export class PodmanRuntime implements ContainerRuntime {
 
   // ---- internals ----
 
-  private async startAndSettle(id: string, spec: ServiceSpec): Promise<void> {
+  private async startContainer(id: string, spec: ServiceSpec): Promise<void> {
     const service = spec.service.name;
     try {
       await this.client.start(id);
     } catch (e) {
       throw runtimeError(`service ${service} failed to start: ${reason(e)}`, service, e);
     }
-    if (this.startSettleMs <= 0) return;
-    await new Promise((r) => setTimeout(r, this.startSettleMs));
-    const c = await this.inspectOrNull(id);
-    if (!c) throw new RuntimeError(`service ${service}: its container vanished at start`, service);
-    if (!c.State.Running) throw new RuntimeError(`service ${service} exited at start with code ${c.State.ExitCode}`, service);
   }
 
   private async inspectOrNull(idOrName: string): Promise<ContainerInspect | null> {

@@ -239,19 +239,16 @@ describe("FakeRuntime", () => {
       expect((await rt.status(id))?.state).to.equal("running");
     });
 
-    it("exitAtStart records the exited container and throws like PodmanRuntime", async () => {
+    it("exitAtStart: startService returns the id of a container that has already exited, as Podman's start does", async () => {
       rt.exitAtStart("web", 3);
-      const e = await rejects(rt.startService(spec()));
-      expect(e.message).to.equal("service web exited at start with code 3");
-      expect(rt.calls.at(-1)).to.deep.include({ outcome: "created", error: "service web exited at start with code 3" });
-      expect(await rt.status("shop.web")).to.deep.include({ state: "exited", exitCode: 3 });
+      const id = await rt.startService(spec());
+      expect(rt.calls.at(-1)).to.deep.include({ outcome: "created" });
+      expect(await rt.status(id)).to.deep.include({ state: "exited", exitCode: 3 });
     });
 
-    it("exitAtStart with exitAtStartThrows=false returns the id of an exited container", async () => {
-      rt.exitAtStartThrows = false;
-      rt.exitAtStart("web", 1);
-      const id = await rt.startService(spec());
-      expect(await rt.status(id)).to.deep.include({ state: "exited", exitCode: 1 });
+    it("asks for the start check at once by default (an exit at start is immediate here); null turns it off", () => {
+      expect(rt.startSettleMs).to.equal(0);
+      expect(new FakeRuntime({ device: "d", startSettleMs: null }).startSettleMs).to.equal(null);
     });
 
     it("crash exits a running container; vanish removes one", async () => {

@@ -6,11 +6,14 @@ import * as http from "node:http";
 import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
+import { createActor, toPromise } from "xstate";
+import { deploymentActors } from "../../../agent/deployment.actors.js";
 import type { Lifecycle, PodmanService } from "../../../contracts/score.codec.js";
 import { LABEL_DEPLOYMENT, LABEL_DEVICE, LABEL_MANAGED, LABEL_SCORE_HASH, LABEL_SERVICE } from "../../../contracts/wire-names.js";
 import { RuntimeError, type ServiceSpec } from "../../../runtime/container-runtime.js";
 import type { PodmanRuntime } from "../../../runtime/podman/podman.runtime.js";
 import { startPodmanEnv, TEST_IMAGES, type PodmanTestEnv } from "../../support/podman.env.js";
+import { RecordingRuntime } from "../../support/recording.runtime.js";
 
 describe("PodmanRuntime on real Podman", function () {
   this.timeout(120_000);
@@ -240,13 +243,22 @@ describe("PodmanRuntime on real Podman", function () {
     expect(await httpGet(port)).to.equal("v1");
   });
 
-  it("with startSettleMs, a service that exits at start fails with its exit code", async () => {
-    const settling = env.runtime(device, { startSettleMs: 1000 });
-    const err = await settling.startService(await spec({ name: "crash", image: TEST_IMAGES.crash })).then(() => null, (e: unknown) => e);
-    expect(err).to.be.instanceOf(RuntimeError);
-    expect((err as RuntimeError).message).to.equal("service crash exited at start with code 1");
-    const ok = await settling.startService(await spec({ name: "web" }));
-    expect((await settling.status(ok))?.state).to.equal("running");
+  it("the start step with a settle starts every service, waits once, checks with one list, and fails the one that exited with its exit code", async () => {
+    const settling = new RecordingRuntime(env.runtime(device, { startSettleMs: 1000 }));
+    const deployment = env.unique("dep");
+    const services = [
+      { service: { name: "crash", image: TEST_IMAGES.crash }, lifecycle: lifecycle(), scoreHash: "sha256:settle" },
+      { service: { name: "web", image: TEST_IMAGES.v1 }, lifecycle: lifecycle(), scoreHash: "sha256:settle" },
+    ];
+    const step = createActor(deploymentActors(settling).startNew, { input: { deployment, services } });
+    const done = toPromise(step);
+    step.start();
+    const out = await done;
+    expect(settling.calls.map((c) => c.op)).to.deep.equal(["startService", "startService", "list"]);
+    expect(out.failure).to.deep.include({ service: "crash", message: "service crash exited at start with code 1" });
+    expect((await rt.status(out.failure!.id!))?.state).to.equal("exited");
+    expect(Object.keys(out.started)).to.deep.equal(["web"]);
+    expect((await rt.status(out.started["web"]!))?.state).to.equal("running");
   });
 
   it("list() is exactly one libpod request, and gives this device's containers only", async () => {

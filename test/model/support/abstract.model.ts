@@ -134,11 +134,15 @@ export function next(state: MState, c: MCtx, e: MEvent): R {
         const names = start.map(([s]) => s);
         return settle("running", { ...c, applied, down: c.down.filter((s) => !names.includes(s)), plan: null });
       }
-      // The first service exits at start: its container exists, is recorded, and is down.
+      // The first service exits at start. Every service of the step was started before the one
+      // settle check, so all are recorded; the first is down, the others run.
       if (e.type === "START_FAIL") {
         if (!start.length) return null;
-        const [s, spec] = start[0]!;
-        return fail({ ...c, applied: { ...c.applied, [s]: spec }, down: sorted([...c.down, s]) });
+        const applied = { ...c.applied };
+        for (const [s, spec] of start) applied[s] = spec;
+        const [first] = start[0]!;
+        const names = start.map(([s]) => s);
+        return fail({ ...c, applied, down: sorted([...c.down.filter((s) => !names.includes(s)), first]) });
       }
       if (e.type === "STEP_THROW") return fail(c);
       return midstep(state, c, e);
