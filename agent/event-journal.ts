@@ -133,9 +133,11 @@ export class EventJournal {
     fsyncDir(this.dir);
     list.push(...events);
     this.durableCount.set(deployment, list.length);
+    // Adopted events are durable events like appended ones: the publisher must learn of the deployment.
+    for (const e of events) for (const l of this.listeners) l(e);
   }
 
-  /** Calls `listener` after each append is on disk; returns the unsubscribe function. */
+  /** Calls `listener` after each append (or adopted event) is on disk; returns the unsubscribe function. */
   onAppend(listener: (e: JournalEvent) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
