@@ -1,5 +1,8 @@
 // Reading a deployment's journal back from the FLEET_EVENTS stream (recovery when the local file is
-// gone; fleetctl). One ordered consumer with ONE filter subject (server 2.9 takes no list).
+// gone; fleetctl). One ordered push consumer with ONE filter subject (server 2.9 takes no list): its
+// create request names the filter in its subject and its deliveries land in the reader's inbox, so a
+// device's NATS permissions can let it read its own history and nothing else (a pull consumer would
+// also need the right to pull from any consumer of the stream).
 import { DeliverPolicy, type JetStreamClient, type JetStreamManager, type StoredMsg } from "@nats-io/jetstream";
 import { errors } from "@nats-io/transport-node";
 import { DecodeError, decodeJson } from "../contracts/decode.js";
@@ -39,7 +42,7 @@ export async function readStreamEvents(js: JetStreamClient, device: string, depl
   const jsm = await js.jetstreamManager(false);
   const last = await lastMessageOnSubject(jsm, STREAM_FLEET_EVENTS, subject);
   if (!last) return [];
-  const consumer = await js.consumers.get(STREAM_FLEET_EVENTS, { filter_subjects: subject, deliver_policy: DeliverPolicy.All });
+  const consumer = await js.consumers.getPushConsumer(STREAM_FLEET_EVENTS, { filter_subjects: subject, deliver_policy: DeliverPolicy.All });
   const messages = await consumer.consume();
   const timer = setTimeout(() => messages.stop(new Error(`timed out reading ${subject}`)), opts.timeoutMs ?? 15_000);
   const out: JournalEvent[] = [];

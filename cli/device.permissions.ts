@@ -44,6 +44,10 @@ export function devicePermissions(id: string): DevicePermissions {
         why: "watch its desired state: create the watch's ordered push consumer on KV_desired-state, filtered (in the request subject, checked by the server against the config) to its own keys; also reads one key's history at a revision after a lost local score",
       },
       {
+        subject: `$JS.API.CONSUMER.CREATE.${STREAM_FLEET_EVENTS}.*.${deviceEventSubjects(id)}`,
+        why: "read its own journal back from FLEET_EVENTS when its state dir is lost (an ordered push consumer into its inbox, filtered in the request subject to its own events), so numbering continues where the stream is",
+      },
+      {
         subject: `$JS.API.DIRECT.GET.${STREAM_FLEET_EVENTS}.${deviceEventSubjects(id)}`,
         why: "read the last event on each of its own subjects (direct get by last subject), to know where its journal's publication resumes",
       },

@@ -158,6 +158,44 @@ describe("security: two devices' least-privilege permissions on a real nats-serv
     for (const [where, text] of written) for (const s of SECRETS) expect(text.includes(s), `${s} found in ${where}`).to.equal(false);
   });
 
+  it("with its state dir lost, A takes its history back from the stream under its own permissions: numbering continues, containers stay", async () => {
+    let a = agent ?? (await start());
+    await a.publisher.idle(10_000);
+    const before = await readStreamEvents(jetstream(op), A, "app");
+    const running = (await deploymentStateOf(states, A, "app"))!;
+    expect(running.phase).to.equal("Running");
+    await a.stop(5000);
+    agent = null;
+    rmSync(stateDir, { recursive: true, force: true });
+    fake.clearCalls();
+    const logFrom = server.log.length;
+    const recordsFrom = mem.records.length;
+
+    a = await start();
+    await waitFor("the history taken back from the stream", () =>
+      mem.records.slice(recordsFrom).find((r) => r["msg"] === "no local journal: resumed from the stream's history" && r["deployment"] === "app"),
+    );
+    const resumed = mem.records.slice(recordsFrom).find((r) => r["msg"] === "no local journal: resumed from the stream's history")!;
+    expect(resumed).to.deep.include({ events: before.length, state: "running" });
+    expect(a.journal.lastN("app")).to.equal(before.length);
+    // Nothing was recreated: the recovered ids are the running containers.
+    await a.tick();
+    expect(fake.mutations()).to.deep.equal([]);
+    // The next upgrade's events continue the stream's numbering, with no gap and no duplicate.
+    await desired.put(deploymentKey(A, "app"), score("img/web:4"));
+    const v4 = await waitState("app", (s) => s.phase === "Running" && s.score_hash !== running.score_hash, "v4 Running after the state dir was lost");
+    expect(v4.container_ids["db"]).to.equal(running.container_ids["db"]);
+    await a.publisher.idle(10_000);
+    const after = await readStreamEvents(jetstream(op), A, "app");
+    expect(after.map((e) => e.n)).to.deep.equal(Array.from({ length: v4.last_event_seq }, (_, i) => i + 1));
+    expect(after.length).to.be.greaterThan(before.length);
+    // The server refused nothing but the start's resource check.
+    await waitFor("the start's refusal in the server's log", () => server.violations(logFrom).length >= 1, 5_000).catch(() => undefined);
+    const refused = server.violations(logFrom);
+    expect(refused, refused.join("\n")).to.have.length(1);
+    expect(refused[0]).to.match(/Subject "\$JS\.API\.INFO"/);
+  });
+
   it("A can't read B's desired state, write B's device-state, or publish B's events: the server refuses", async () => {
     const logFrom = server.log.length;
     const nc = await connectAs(server.url, A, seedFile(A));

@@ -175,6 +175,7 @@ describe("device permissions (fleetctl device add)", () => {
       "$KV.device-info.pi-7",
       "fleet.events.pi-7.>",
       "$JS.API.CONSUMER.CREATE.KV_desired-state.*.$KV.desired-state.pi-7.>",
+      "$JS.API.CONSUMER.CREATE.FLEET_EVENTS.*.fleet.events.pi-7.>",
       "$JS.API.DIRECT.GET.FLEET_EVENTS.fleet.events.pi-7.>",
     ]);
     expect(p.subscribe.map((x) => x.subject)).to.deep.equal(["_INBOX_pi-7.>"]);
