@@ -7,6 +7,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { freemem, tmpdir } from "node:os";
 import { join } from "node:path";
+import { jetstream } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { ensureFleetResources } from "../agent/nats.connection.js";
 import type { DeploymentState } from "../contracts/deployment-state.codec.js";
@@ -48,7 +49,8 @@ async function simulate(n: number, profileDir?: string): Promise<Outcome> {
   try {
     const nc = await connectBench(nats.url, "fleet-bench-operator");
     await ensureFleetResources(nc);
-    const kvm = new Kvm(nc);
+    // The operator's puts wait up to 30 s for their acks: at the larger N the one nats-server is busy.
+    const kvm = new Kvm(jetstream(nc, { timeout: 30_000 }));
     const desired = await kvm.open(BUCKET_DESIRED_STATE);
     const states = await kvm.open(BUCKET_DEVICE_STATE);
     const latest = new Map<string, DeploymentState>();
@@ -165,7 +167,18 @@ try {
       continue;
     }
     console.log(`fleet: N = ${n} agents in ${Math.min(WORKERS, n)} workers`);
-    const o = await simulate(n);
+    const tN = performance.now();
+    let o: Outcome;
+    try {
+      o = await simulate(n);
+    } catch (e) {
+      // Beyond the target's N the run is best effort: say how far it got, keep the figures so far.
+      if (n <= 1000) throw e;
+      const why = `N = ${n} attempted and did not complete: ${(e as Error).message} after ${fmt((performance.now() - tN) / 1000)} s (one nats-server sharing 2 cores with ${WORKERS} worker processes).`;
+      report.note(why);
+      console.log(`  ${why}`);
+      continue;
+    }
     outcomes.push(o);
     report.value(`fleet.${n}.start`, `N=${n}: all agents online (start of ${n} agents)`, "ms", o.startMs);
     report.value(`fleet.${n}.initial`, `N=${n}: initial deploy, put → every device Running`, "ms", o.initialMs);

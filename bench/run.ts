@@ -80,7 +80,13 @@ const FINDINGS: Record<string, string> = {
     "and run node with --max-semi-space-size / --max-old-space-size tuned for a Pi (V8's young generation is sized for servers).",
   startup: "",
   replay:
-    "xstate's pure transition() is the cost: every call creates an inert actor scope and system, resolves the transition, spawns actor references for the invocations of the state it enters (each step state has two: the step and its deadline) and clones the snapshot; the machine's own actions add planUpgrade's canonical-JSON hashing of each service. About 0.2 ms per event here, flat in N, so a pure fold of 100,000 events takes ~20 s; no tuning of the fold gets near 1 s. What the agent does at recovery is bounded instead: the supervisor writes a snapshot checkpoint every 500 events (agent/journal.checkpoint.ts) and folds only the events after it (≤ 499, ~0.1 s); the rest of the ~1 s recovery of a 100,000-event journal is reading and decoding the journal file (see the recovery table). Next: rotate the local journal once a checkpoint's events are in the stream, so the file read is bounded too, and let stream replay start from a checkpoint's sequence.",
+    "XState's transition resolution is the cost (xstate is ~70% of the fold's self time): per event it resolves the transition, spawns actor references for the invocations of the state it enters " +
+    "(each step state has two: the step and its deadline; `Actor` construction is the top frame) and clones the snapshot; the machine's own actions add planUpgrade's canonical-JSON hashing of each service (~13%). " +
+    "The fold already builds one inert actor scope per fold (machines/journal.fold.ts) instead of xstate's transition() building an actor and an actor system per event, which made it ~3× slower (21 s for 100,000). " +
+    "About 0.07 ms per event is left, flat in N, so 100,000 events take ~7 s; the rest is XState's own per-transition work, and no tuning of the fold gets near 1 s without leaving XState. " +
+    "What the agent does at recovery is bounded instead: the supervisor writes a snapshot checkpoint every 500 events (agent/journal.checkpoint.ts) and folds only the events after it (≤ 499); " +
+    "most of the ~0.9 s recovery of a 100,000-event journal is reading and decoding the journal file (see the recovery table). Next: rotate the local journal once a checkpoint's events are in the stream, " +
+    "so the file read is bounded too, and let stream replay start from a checkpoint's sequence.",
   fleet:
     "The workers' profiles show where the agents' time goes during a rollout (see the merged profile); the nats-server's CPU time is given beside it.",
 };
