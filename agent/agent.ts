@@ -35,6 +35,8 @@ export interface AgentDeps {
   /** Podman's version for device-info, when the runtime can tell. */
   runtimeVersion?: () => Promise<string | null>;
   budgets?: Partial<StepBudgets>;
+  /** Journal events between snapshot checkpoints (default 500); tests make it small. */
+  checkpointEvery?: number;
   /** Replicas for buckets and stream when this agent creates them (a clustered fleet). */
   replicas?: number;
   /** nats.js connection options (tests shorten reconnect waits). */
@@ -70,6 +72,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
   let nc: NatsConnection | null = null;
   const reporter = new StateReporter({ device, nc: connecting, logger: log });
 
+  const publisher = new JournalPublisher({ journal, nc: connecting, logger: log });
   const supervisor = new DeploymentSupervisor({
     device,
     runtime: deps.runtime,
@@ -78,6 +81,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     sink: { deploymentState: (s) => reporter.reportDeployment(s) },
     logger: log,
     checkpoints: CheckpointStore.open(config.stateDir),
+    published: (deployment) => publisher.state(deployment).published,
     streamHistory: async (deployment) => {
       if (!nc) return [];
       try {
@@ -89,11 +93,11 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     },
     lookupScore: (deployment, hash, revision) => (nc ? scoreFromHistory(nc, device, deployment, hash, revision) : Promise.resolve(null)),
     ...(deps.budgets ? { budgets: deps.budgets } : {}),
+    ...(deps.checkpointEvery ? { checkpointEvery: deps.checkpointEvery } : {}),
   });
   const resumed = await supervisor.recover();
   log.info({ resumed, stateDir: config.stateDir }, "fleet-agent started");
 
-  const publisher = new JournalPublisher({ journal, nc: connecting, logger: log });
   publisher.start();
 
   // Changes are applied strictly in the order the watch delivers them.

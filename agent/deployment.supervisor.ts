@@ -44,6 +44,11 @@ export interface SupervisorOptions {
   checkpoints?: CheckpointStore;
   /** Events between checkpoints; default 500 (a recovery folds at most 499). */
   checkpointEvery?: number;
+  /**
+   * How far a deployment's journal is confirmed in the stream. With it, each checkpoint compacts
+   * the local journal through what is both checkpointed and published.
+   */
+  published?: (deployment: string) => number;
   now?: () => number;
 }
 
@@ -90,14 +95,24 @@ export class DeploymentSupervisor {
     const resumed: string[] = [];
     for (const deployment of this.o.journal.deployments()) {
       const events = this.o.journal.read(deployment);
-      if (events.length === 0) continue;
+      const base = this.o.journal.base(deployment);
+      const lastN = base + events.length;
+      if (lastN === 0) continue;
       const cp = this.o.checkpoints?.get(this.o.device, deployment);
-      const from = cp && cp.n <= events.length ? cp : null;
-      const tail = events.slice(from?.n ?? 0);
+      // A compacted journal can only be rebuilt from a checkpoint at or after its base.
+      const from = cp && cp.n >= base && cp.n <= lastN ? cp : null;
+      if (base > 0 && !from) {
+        // The checkpoint that vouched for the compaction is gone: the history is in the stream, but
+        // this device can't rebuild from it here. Numbering goes on; the next desired value starts
+        // afresh and adopts or replaces the deployment's containers by name.
+        this.log.error({ deployment, compactedThrough: base, checkpoint: cp?.n ?? null }, "journal compacted but its checkpoint is missing; the deployment is not resumed");
+        continue;
+      }
+      const tail = events.slice((from?.n ?? 0) - base);
       const causes = await this.rehydrate(deployment, tail.map((e) => e.event as AnyEventObject));
       const snapshot = foldJournal(this.input(deployment), causes, from?.snapshot);
       if (snapshot.status === "done") continue;
-      this.log.info({ deployment, state: snapshot.value, events: events.length, checkpoint: from?.n ?? null }, "resuming deployment from its journal");
+      this.log.info({ deployment, state: snapshot.value, events: lastN, checkpoint: from?.n ?? null }, "resuming deployment from its journal");
       this.spawn(deployment, snapshot);
       resumed.push(deployment);
     }
@@ -237,12 +252,23 @@ export class DeploymentSupervisor {
         if (this.o.checkpoints && ev.n % (this.o.checkpointEvery ?? 500) === 0 && t.snapshot.status !== "done") {
           const write = this.o.checkpoints
             .put(deployment, ev.n, t.snapshot)
-            .catch((e: Error) => this.log.warn({ deployment, err: e.message }, "checkpoint not written; recovery folds more of the journal"))
+            .then(() => this.compact(deployment, ev.n), (e: Error) => this.log.warn({ deployment, err: e.message }, "checkpoint not written; recovery folds more of the journal"))
             .finally(() => this.checkpointing.delete(write));
           this.checkpointing.add(write);
         }
       })
       .catch((e: Error) => this.log.fatal({ deployment, err: e.message }, "journal append failed"));
+  }
+
+  /** Drops from the local journal what checkpoint `n` covers and the stream already holds. */
+  private async compact(deployment: string, n: number) {
+    if (!this.o.published) return;
+    const through = Math.min(n, this.o.published(deployment));
+    try {
+      await this.o.journal.compact(deployment, through);
+    } catch (e) {
+      this.log.warn({ deployment, through, err: (e as Error).message }, "journal not compacted; it keeps its older events");
+    }
   }
 
   /** Puts the full scores back into the journal's redacted UPDATE events, from the store or the KV. */

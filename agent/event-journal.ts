@@ -1,6 +1,8 @@
 // The local-first journal: every transition of a deployment's machine is appended (redacted) to
 // `<stateDir>/journal/<deployment>.jsonl` and fsynced before it is published, so an offline or
-// crashing device loses nothing. `n` is contiguous from 1 per deployment.
+// crashing device loses nothing. `n` is contiguous from 1 per deployment. Once events are in the
+// stream and a snapshot checkpoint covers them, `compact` drops them from the file and from memory,
+// so neither grows with a deployment's age (a crash-looping service adds ~6,000 events a day).
 import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, truncateSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { join } from "node:path";
@@ -8,7 +10,7 @@ import { decode } from "../contracts/decode.js";
 import type { MachineState } from "../contracts/deployment-state.codec.js";
 import { JournalEvent } from "../contracts/journal-event.codec.js";
 import { deviceOrDeploymentNameProblem } from "../contracts/names.js";
-import { fsyncDir } from "./durable-file.js";
+import { fsyncDir, writeFileDurably } from "./durable-file.js";
 import { redactEvent } from "./redact.js";
 
 export { redactEvent, REDACTED } from "./redact.js";
@@ -32,7 +34,9 @@ export class JournalCorruptError extends Error {
 const SUFFIX = ".jsonl";
 
 export class EventJournal {
+  /** Per deployment, the events in the file: n = base + 1 … base + length. */
   private readonly events = new Map<string, JournalEvent[]>();
+  private readonly bases = new Map<string, number>();
   private readonly tails = new Map<string, Promise<unknown>>();
   private readonly listeners = new Set<(e: JournalEvent) => void>();
 
@@ -63,14 +67,23 @@ export class EventJournal {
     return [...found].sort();
   }
 
-  /** The deployment's events, n = 1..k (a copy). A torn last line (crash mid-append) is dropped. */
+  /**
+   * The deployment's events still in the journal, n = base + 1 … k (a copy; see `base`). A torn last
+   * line (crash mid-append) is dropped.
+   */
   read(deployment: string): JournalEvent[] {
     return [...this.load(deployment)];
   }
 
+  /** Number of the last event compacted away (0 when none): `read` starts after it. */
+  base(deployment: string): number {
+    this.load(deployment);
+    return this.bases.get(deployment) ?? 0;
+  }
+
   /** Number of the last event, 0 when none. */
   lastN(deployment: string): number {
-    return this.load(deployment).length;
+    return this.base(deployment) + this.load(deployment).length;
   }
 
   /**
@@ -81,7 +94,7 @@ export class EventJournal {
     const problem = deviceOrDeploymentNameProblem(deployment);
     if (problem) return Promise.reject(new Error(`invalid deployment name: ${problem}`));
     const list = this.load(deployment);
-    const candidate = { v: 1, device: this.device, deployment, n: list.length + 1, at: t.at, event: redactEvent(t.event), from: t.from, to: t.to };
+    const candidate = { v: 1, device: this.device, deployment, n: this.lastN(deployment) + 1, at: t.at, event: redactEvent(t.event), from: t.from, to: t.to };
     const checked = decode(JournalEvent, candidate);
     if (!checked.ok) return Promise.reject(new Error(`invalid journal event: ${checked.errors.join("; ")}`));
     const ev = checked.value;
@@ -119,7 +132,7 @@ export class EventJournal {
    */
   async adopt(deployment: string, events: readonly JournalEvent[]): Promise<void> {
     const list = this.load(deployment);
-    if (list.length > 0) throw new Error(`journal of ${deployment} is not empty`);
+    if (this.lastN(deployment) > 0) throw new Error(`journal of ${deployment} is not empty`);
     events.forEach((e, i) => {
       if (e.n !== i + 1 || e.device !== this.device || e.deployment !== deployment) throw new Error(`adopted event ${i + 1} of ${deployment} is not n=${i + 1} of this deployment`);
     });
@@ -148,10 +161,40 @@ export class EventJournal {
     await Promise.allSettled([...this.tails.values()]);
   }
 
-  /** Events appended and fsynced so far (what a publisher may send), n = 1..k. */
-  durable(deployment: string): readonly JournalEvent[] {
-    const list = this.load(deployment);
-    return list.slice(0, this.durableCount.get(deployment) ?? 0);
+  /** Number of the last event on disk (what a publisher may send up to). */
+  durableN(deployment: string): number {
+    this.load(deployment);
+    return this.durableCount.get(deployment) ?? 0;
+  }
+
+  /** Event `n` if it is on disk and not compacted away. */
+  durableAt(deployment: string, n: number): JournalEvent | undefined {
+    const base = this.base(deployment);
+    return n > base && n <= this.durableN(deployment) ? this.load(deployment)[n - base - 1] : undefined;
+  }
+
+  /**
+   * Drops events n ≤ `throughN` from the file (rewritten atomically) and from memory. The caller
+   * vouches that they are in the stream and that a checkpoint at or after `throughN` is on disk.
+   * The last event always stays, so a reopened journal knows its numbering.
+   */
+  compact(deployment: string, throughN: number): Promise<void> {
+    const prev = this.tails.get(deployment) ?? Promise.resolve();
+    const run = prev.then(async () => {
+      const base = this.base(deployment);
+      const through = Math.min(throughN, this.durableN(deployment) - 1);
+      if (through <= base) return;
+      const list = this.load(deployment);
+      // Only what is on disk: appends issued after this call are in memory already but write after it.
+      const kept = list.slice(through - base, this.durableN(deployment) - base);
+      await writeFileDurably(this.fileOf(deployment), kept.map((e) => `${JSON.stringify(JournalEvent.encode(e))}\n`).join(""));
+      list.splice(0, through - base);
+      this.bases.set(deployment, through);
+    });
+    // Appends wait for it (they append to the file it replaces); a failed compaction leaves the
+    // file as it was and does not poison later appends.
+    this.tails.set(deployment, run.catch(() => undefined));
+    return run;
   }
 
   private readonly dirSynced = new Set<string>();
@@ -168,7 +211,7 @@ export class EventJournal {
       if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
       text = "";
     }
-    const { events, validBytes, torn } = parseJournal(text, file, this.device, deployment);
+    const { events, base, validBytes, torn } = parseJournal(text, file, this.device, deployment);
     // Cut a torn tail so the next append does not glue itself to half a line.
     if (torn) {
       truncateSync(file, validBytes);
@@ -180,14 +223,19 @@ export class EventJournal {
       }
     }
     this.events.set(deployment, events);
-    this.durableCount.set(deployment, events.length);
+    this.bases.set(deployment, base);
+    this.durableCount.set(deployment, base + events.length);
     return events;
   }
 }
 
-/** Parses a journal file's text; a torn last line (no newline, or undecodable) is dropped. */
+/**
+ * Parses a journal file's text; a torn last line (no newline, or undecodable) is dropped. The first
+ * event gives the base (a compacted journal starts after n = 1); the rest must follow it.
+ */
 export function parseJournal(text: string, file: string, device: string, deployment: string) {
   const events: JournalEvent[] = [];
+  let base = 0;
   let offset = 0;
   let validBytes = 0;
   let torn = false;
@@ -218,7 +266,8 @@ export function parseJournal(text: string, file: string, device: string, deploym
     }
     if (ev && problem === null) {
       if (ev.device !== device || ev.deployment !== deployment) problem = `event of ${ev.device}/${ev.deployment} in the journal of ${device}/${deployment}`;
-      else if (ev.n !== events.length + 1) problem = `expected n=${events.length + 1}, got n=${ev.n}`;
+      else if (events.length === 0) base = ev.n - 1;
+      else if (ev.n !== base + events.length + 1) problem = `expected n=${base + events.length + 1}, got n=${ev.n}`;
     }
     if (problem !== null) {
       // Only the last line can be half-written by a crash; anything earlier is real damage.
@@ -232,5 +281,5 @@ export function parseJournal(text: string, file: string, device: string, deploym
     offset += bytes;
     validBytes = offset;
   }
-  return { events, validBytes, torn };
+  return { events, base, validBytes, torn };
 }

@@ -119,7 +119,7 @@ export class JournalPublisher {
     for (;;) {
       const behind = this.o.journal.deployments().filter((d) => {
         const st = this.deps.get(d);
-        return !st || st.needSync || st.confirmedN < this.o.journal.durable(d).length;
+        return !st || st.needSync || st.confirmedN < this.o.journal.durableN(d);
       });
       if (behind.length === 0) return;
       if (Date.now() > until) throw new Error(`journal not published within ${timeoutMs} ms: ${behind.join(", ")}`);
@@ -171,7 +171,7 @@ export class JournalPublisher {
         }
       }
       if (st.paused) return;
-      const next = this.o.journal.durable(dep)[st.streamN];
+      const next = this.o.journal.durableAt(dep, st.streamN + 1);
       if (!next) return;
       if ((await this.publish(dep, st, next)) === "retry") await sleep(this.retryMs, signal);
     }
@@ -203,12 +203,16 @@ export class JournalPublisher {
     if (streamN < st.confirmedN) {
       return this.pause(dep, st, { subject, streamN, publishedN: st.confirmedN, streamSeq: lastSeq }, "journal conflict: the stream's last event is older than one already published (purged or rewritten?); publication paused");
     }
-    const local = this.o.journal.durable(dep);
-    if (streamN > local.length) {
-      return this.pause(dep, st, { subject, streamN, localN: local.length, streamSeq: lastSeq }, "journal conflict: the stream holds events this device's journal does not (another writer?); publication paused");
+    const localN = this.o.journal.durableN(dep);
+    if (streamN > localN) {
+      return this.pause(dep, st, { subject, streamN, localN, streamSeq: lastSeq }, "journal conflict: the stream holds events this device's journal does not (another writer?); publication paused");
     }
-    if (streamEvent) {
-      const mine = local[streamN - 1]!;
+    const base = this.o.journal.base(dep);
+    if (streamN < base) {
+      return this.pause(dep, st, { subject, streamN, compactedThrough: base, streamSeq: lastSeq }, "journal conflict: the stream lacks events this device compacted away after they were published (purged?); publication paused");
+    }
+    const mine = this.o.journal.durableAt(dep, streamN);
+    if (streamEvent && mine) {
       if (canonicalJson(JournalEvent.encode(mine)) !== canonicalJson(JournalEvent.encode(streamEvent))) {
         this.log.error({ deployment: dep, subject, n: streamN, streamSeq: lastSeq }, "journal diverged: the stream's event with this n differs from the local one; the stream's stands, publication goes on after it");
       }

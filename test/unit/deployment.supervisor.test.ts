@@ -31,12 +31,13 @@ describe("deployment supervisor (FakeRuntime, real journal files)", () => {
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-  const supervisor = async (journal = EventJournal.open(dir, "dev1"), checkpointEvery?: number) =>
+  const supervisor = async (journal = EventJournal.open(dir, "dev1"), checkpointEvery?: number, published?: (deployment: string) => number) =>
     new DeploymentSupervisor({
       device: "dev1",
       runtime: fake,
       journal,
       ...(checkpointEvery ? { checkpoints: CheckpointStore.open(dir), checkpointEvery } : {}),
+      ...(published ? { published } : {}),
       scores: await ScoreStore.open(dir),
       sink: { deploymentState: (s) => reports.push(s) },
       logger: silentLogger(),
@@ -166,6 +167,58 @@ describe("deployment supervisor (FakeRuntime, real journal files)", () => {
     await third.recover();
     expect(snapshotView(third.snapshot("app")!)).to.equal(snapshotView(live));
     await third.shutdown(1000);
+  });
+
+  it("compacts the journal through what is both checkpointed and published, and recovers from it to the same snapshot", async () => {
+    let published = 0;
+    const journal = EventJournal.open(dir, "dev1");
+    const first = await supervisor(journal, 4, () => published);
+    await first.apply(update(score("img/web:1")));
+    await first.idle();
+    // Nothing published yet: the checkpoint at n=4 compacts nothing.
+    expect(journal.base("app")).to.equal(0);
+    published = 6;
+    for (const image of ["img/web:2", "img/web:3"]) {
+      await first.apply(update(score(image)));
+      await first.idle();
+    }
+    const live = first.snapshot("app")!;
+    await first.shutdown(1000);
+    // Checkpoint at n=12, published through 6: events 1–6 are gone from the file and from memory.
+    expect(journal.lastN("app")).to.equal(12);
+    expect(journal.base("app")).to.equal(6);
+    expect(journal.read("app").map((e) => e.n)).to.deep.equal([7, 8, 9, 10, 11, 12]);
+    const reopened = EventJournal.open(dir, "dev1");
+    expect(reopened.read("app").map((e) => e.n)).to.deep.equal([7, 8, 9, 10, 11, 12]);
+
+    const second = await supervisor(reopened, 4, () => published);
+    await second.recover();
+    expect(snapshotView(second.snapshot("app")!)).to.equal(snapshotView(live));
+    fake.clearCalls();
+    await second.tick();
+    await second.idle();
+    expect(fake.mutations()).to.deep.equal([]);
+    // Numbering goes on after the compacted part.
+    await second.apply(update(score("img/web:4")));
+    await second.idle();
+    expect(reopened.read("app").at(-1)!.n).to.equal(16);
+    await second.shutdown(1000);
+  });
+
+  it("a compacted journal whose checkpoint is gone is not resumed from a wrong fold", async () => {
+    const journal = EventJournal.open(dir, "dev1");
+    const first = await supervisor(journal, 4, () => Number.MAX_SAFE_INTEGER);
+    await first.apply(update(score("img/web:1")));
+    await first.idle();
+    await first.apply(update(score("img/web:2")));
+    await first.idle();
+    await first.shutdown(1000);
+    expect(journal.base("app")).to.be.greaterThan(0);
+    rmSync(join(dir, "checkpoints", "app.json"));
+    const second = await supervisor(EventJournal.open(dir, "dev1"), 4);
+    expect(await second.recover()).to.deep.equal([]);
+    expect(second.snapshot("app")).to.equal(undefined);
+    await second.shutdown(1000);
   });
 
   it("a tick makes one list call for all deployments", async () => {

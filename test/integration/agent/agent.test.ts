@@ -1,7 +1,7 @@
 // The agent's wiring against the real NATS server, run twice: with FakeRuntime and with real Podman.
 // Desired state in, journal and reports out, restarts and recovery.
 import { expect } from "chai";
-import { rmSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import { jetstream } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
@@ -82,10 +82,10 @@ for (const rt of runtimes) describe(`agent with ${rt.name} on real NATS`, functi
     rmSync(stateDir, { recursive: true, force: true });
   });
 
-  const start = async () => {
+  const start = async (checkpointEvery?: number) => {
     agent = await startAgent(
       { deviceId: device, natsServers: [SHARED_NATS], stateDir, tickSecs: 3600, logLevel: "silent", containerHost: undefined },
-      { runtime: fake, logger: silentLogger(), budgets: { stopSlackSecs: 15 } },
+      { runtime: fake, logger: silentLogger(), budgets: { stopSlackSecs: 15 }, ...(checkpointEvery ? { checkpointEvery } : {}) },
     );
     await agent.online;
     return agent;
@@ -161,6 +161,34 @@ for (const rt of runtimes) describe(`agent with ${rt.name} on real NATS`, functi
     expect(after.last_event_seq).to.equal(8);
     await a.publisher.idle(10_000);
     expect((await streamEvents(app)).map((e) => e.n)).to.deep.equal([1, 2, 3, 4, 5, 6, 7, 8]);
+  });
+
+  it("the local journal drops what is both published and checkpointed; a restart resumes from the checkpoint", async () => {
+    let a = await start(4);
+    await desired.put(deploymentKey(device, app), score(rt.images.v1));
+    const v1 = await waitState(app, (x) => x.phase === "Running", "Running");
+    await a.publisher.idle(10_000);
+    await desired.put(deploymentKey(device, app), score(rt.images.v2));
+    const v2 = await waitState(app, (x) => x.phase === "Running" && x.score_hash !== v1.score_hash, "Running v2");
+    await a.publisher.idle(10_000);
+    // The checkpoint at n=8 found at least n=4 in the stream.
+    await waitFor("the journal compacted", () => a.journal.base(app) >= 4);
+    const firstInFile = JSON.parse(readFileSync(a.journal.fileOf(app), "utf8").split("\n")[0]!) as { n: number };
+    expect(firstInFile.n).to.equal(a.journal.base(app) + 1);
+    await a.stop(5000);
+    agent = null;
+    fake.clear();
+
+    a = await start(4);
+    expect(a.supervisor.snapshot(app)!.context.containerIds).to.deep.equal(v2.container_ids);
+    await a.tick();
+    await new Promise((r) => setTimeout(r, 300));
+    expect(fake.mutations(), "nothing recreated").to.deep.equal([]);
+    await desired.put(deploymentKey(device, app), score(rt.images.v1));
+    const v3 = await waitState(app, (x) => x.phase === "Running" && x.score_hash === v1.score_hash, "Running v1 again");
+    expect(v3.last_event_seq).to.equal(12);
+    await a.publisher.idle(10_000);
+    expect((await streamEvents(app)).map((e) => e.n)).to.deep.equal(Array.from({ length: 12 }, (_, i) => i + 1));
   });
 
   it("with its state dir wiped, the agent takes the history back from the stream: nothing recreated, numbering continues", async () => {

@@ -60,6 +60,41 @@ describe("EventJournal", () => {
     expect(() => EventJournal.open(dir, "dev-1").read("db")).to.throw(JournalCorruptError, /expected n=2, got n=3/);
   });
 
+  it("compacts through an event: the file and memory keep the rest, numbering goes on, a reopen reads the base", async () => {
+    const j = EventJournal.open(dir, "dev-1");
+    for (let i = 1; i <= 5; i++) await j.append("web", t(i));
+    await j.compact("web", 3);
+    expect(j.base("web")).to.equal(3);
+    expect(j.read("web").map((e) => e.n)).to.deep.equal([4, 5]);
+    expect(j.durableAt("web", 3)).to.equal(undefined);
+    expect(j.durableAt("web", 4)?.n).to.equal(4);
+    expect(j.durableN("web")).to.equal(5);
+    expect((await j.append("web", t(6))).n).to.equal(6);
+    const lines = readFileSync(j.fileOf("web"), "utf8").trim().split("\n");
+    expect(lines.map((l) => (JSON.parse(l) as { n: number }).n)).to.deep.equal([4, 5, 6]);
+    const again = EventJournal.open(dir, "dev-1");
+    expect([again.base("web"), again.lastN("web")]).to.deep.equal([3, 6]);
+    expect((await again.append("web", t(7))).n).to.equal(7);
+  });
+
+  it("compaction keeps the last event (the numbering's anchor) and never goes back", async () => {
+    const j = EventJournal.open(dir, "dev-1");
+    for (let i = 1; i <= 3; i++) await j.append("web", t(i));
+    await j.compact("web", 10);
+    expect(j.read("web").map((e) => e.n)).to.deep.equal([3]);
+    await j.compact("web", 1);
+    expect(j.base("web")).to.equal(2);
+    expect(EventJournal.open(dir, "dev-1").lastN("web")).to.equal(3);
+  });
+
+  it("appends issued while a compaction runs land after it, in order", async () => {
+    const j = EventJournal.open(dir, "dev-1");
+    for (let i = 1; i <= 4; i++) await j.append("web", t(i));
+    const all = await Promise.all([j.compact("web", 2), j.append("web", t(5)), j.append("web", t(6))]);
+    expect(all.slice(1).map((e) => (e as { n: number }).n)).to.deep.equal([5, 6]);
+    expect(EventJournal.open(dir, "dev-1").read("web").map((e) => e.n)).to.deep.equal([3, 4, 5, 6]);
+  });
+
   it("refuses invalid names and events", async () => {
     const j = EventJournal.open(dir, "dev-1");
     let e1: unknown;
