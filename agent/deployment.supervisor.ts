@@ -63,6 +63,8 @@ export class DeploymentSupervisor {
   private readonly log: Logger;
   private accepting = true;
   private readonly checkpointing = new Set<Promise<void>>();
+  /** Deployments whose journal starts after n = 1 with no checkpoint to fold from (see recover). */
+  private readonly compactedWithoutCheckpoint = new Set<string>();
 
   constructor(private readonly o: SupervisorOptions) {
     this.now = o.now ?? Date.now;
@@ -102,10 +104,10 @@ export class DeploymentSupervisor {
       // A compacted journal can only be rebuilt from a checkpoint at or after its base.
       const from = cp && cp.n >= base && cp.n <= lastN ? cp : null;
       if (base > 0 && !from) {
-        // The checkpoint that vouched for the compaction is gone: the history is in the stream, but
-        // this device can't rebuild from it here. Numbering goes on; the next desired value starts
-        // afresh and adopts or replaces the deployment's containers by name.
-        this.log.error({ deployment, compactedThrough: base, checkpoint: cp?.n ?? null }, "journal compacted but its checkpoint is missing; the deployment is not resumed");
+        // The checkpoint that vouched for the compaction is gone: the compacted events are in the
+        // stream, which the start does not wait for. The deployment's first desired value rebuilds it.
+        this.log.error({ deployment, compactedThrough: base, checkpoint: cp?.n ?? null }, "journal compacted but its checkpoint is missing; the deployment waits for the stream");
+        this.compactedWithoutCheckpoint.add(deployment);
         continue;
       }
       const tail = events.slice((from?.n ?? 0) - base);
@@ -156,6 +158,7 @@ export class DeploymentSupervisor {
    * it) the deployment starts afresh.
    */
   private async recoverFromStream(deployment: string): Promise<DeploymentActor | undefined> {
+    if (this.compactedWithoutCheckpoint.has(deployment)) return this.recoverCompacted(deployment);
     if (!this.o.streamHistory || this.o.journal.lastN(deployment) > 0) return undefined;
     const events = await this.o.streamHistory(deployment);
     if (events.length === 0) return undefined;
@@ -163,6 +166,25 @@ export class DeploymentSupervisor {
     const causes = await this.rehydrate(deployment, events.map((e) => e.event as AnyEventObject));
     const snapshot = foldJournal(this.input(deployment), causes);
     this.log.warn({ deployment, events: events.length, state: snapshot.value }, "no local journal: resumed from the stream's history");
+    if (snapshot.status === "done") return undefined;
+    return this.spawn(deployment, snapshot);
+  }
+
+  /** A compacted journal without its checkpoint: the stream's events up to the base, then the file's. */
+  private async recoverCompacted(deployment: string): Promise<DeploymentActor | undefined> {
+    const base = this.o.journal.base(deployment);
+    const head = (await this.o.streamHistory?.(deployment) ?? []).filter((e) => e.n <= base);
+    if (head.length !== base || head.some((e, i) => e.n !== i + 1)) {
+      // Numbering still goes on; the deployment starts afresh and adopts or replaces its containers by name.
+      this.log.error({ deployment, compactedThrough: base, inStream: head.length }, "the stream does not hold the compacted events; the deployment starts afresh");
+      this.compactedWithoutCheckpoint.delete(deployment);
+      return undefined;
+    }
+    this.compactedWithoutCheckpoint.delete(deployment);
+    const events = [...head, ...this.o.journal.read(deployment)];
+    const causes = await this.rehydrate(deployment, events.map((e) => e.event as AnyEventObject));
+    const snapshot = foldJournal(this.input(deployment), causes);
+    this.log.warn({ deployment, events: events.length, state: snapshot.value }, "compacted journal without its checkpoint: resumed from the stream's history and the local tail");
     if (snapshot.status === "done") return undefined;
     return this.spawn(deployment, snapshot);
   }

@@ -7,6 +7,7 @@ import type { DeploymentState } from "../../contracts/deployment-state.codec.js"
 import type { ReconcileScore } from "../../contracts/score.codec.js";
 import { DeploymentSupervisor } from "../../agent/deployment.supervisor.js";
 import { EventJournal } from "../../agent/event-journal.js";
+import type { JournalEvent } from "../../contracts/journal-event.codec.js";
 import { CheckpointStore } from "../../agent/journal.checkpoint.js";
 import { silentLogger } from "../../agent/logger.js";
 import { ScoreStore } from "../../agent/score.store.js";
@@ -205,19 +206,37 @@ describe("deployment supervisor (FakeRuntime, real journal files)", () => {
     await second.shutdown(1000);
   });
 
-  it("a compacted journal whose checkpoint is gone is not resumed from a wrong fold", async () => {
+  it("a compacted journal whose checkpoint is gone is not resumed from a wrong fold: its first desired value rebuilds it from the stream", async () => {
     const journal = EventJournal.open(dir, "dev1");
+    const stream: JournalEvent[] = [];
+    journal.onAppend((e) => stream.push(e));
     const first = await supervisor(journal, 4, () => Number.MAX_SAFE_INTEGER);
+    const v2 = update(score("img/web:2"));
     await first.apply(update(score("img/web:1")));
     await first.idle();
-    await first.apply(update(score("img/web:2")));
+    await first.apply(v2);
     await first.idle();
+    const live = first.snapshot("app")!;
     await first.shutdown(1000);
-    expect(journal.base("app")).to.be.greaterThan(0);
+    expect(journal.base("app")).to.equal(7);
     rmSync(join(dir, "checkpoints", "app.json"));
-    const second = await supervisor(EventJournal.open(dir, "dev1"), 4);
+
+    const second = new DeploymentSupervisor({
+      device: "dev1",
+      runtime: fake,
+      journal: EventJournal.open(dir, "dev1"),
+      scores: await ScoreStore.open(dir),
+      sink: { deploymentState: (s) => reports.push(s) },
+      logger: silentLogger(),
+      streamHistory: async () => stream,
+    });
     expect(await second.recover()).to.deep.equal([]);
     expect(second.snapshot("app")).to.equal(undefined);
+    fake.clearCalls();
+    await second.apply({ ...v2, revision: ++rev });
+    await second.idle();
+    expect(snapshotView(second.snapshot("app")!)).to.equal(snapshotView(live));
+    expect(fake.mutations(), "the same score again changes nothing").to.deep.equal([]);
     await second.shutdown(1000);
   });
 
