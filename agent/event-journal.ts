@@ -191,9 +191,9 @@ export class EventJournal {
       list.splice(0, through - base);
       this.bases.set(deployment, through);
     });
-    // Appends wait for it (they append to the file it replaces); a failed compaction leaves the
-    // file as it was and does not poison later appends.
-    this.tails.set(deployment, run.catch(() => undefined));
+    // Appends wait for it (they append to the file it replaces). A failed compaction leaves the file
+    // as it was and does not stop later appends; a failed append before it still does.
+    this.tails.set(deployment, prev.then(() => run.catch(() => undefined)));
     return run;
   }
 
