@@ -11,7 +11,7 @@ import { canonicalHash } from "../../contracts/canonical-json.js";
 import { BUCKET_DEVICE_STATE } from "../../contracts/wire-names.js";
 import { TEST_IMAGES } from "../support/podman.env.js";
 import { AgentProcess } from "./support/agent.process.js";
-import { score, sleep, useScenario, waitFor, type Scenario } from "./support/scenario.js";
+import { score, sleep, startsSeen, useScenario, waitFor, type Scenario } from "./support/scenario.js";
 
 const hashOf = (s: unknown) => canonicalHash(s as never);
 const DIR = join(fileURLToPath(new URL(".", import.meta.url)), "bad-input");
@@ -49,6 +49,7 @@ describe("e2e: bad input corpus", function () {
     const r1 = await s.waitState("keep", (x) => x.phase === "Running", "keep Running");
     const webId = r1.container_ids["web"]!;
     const startedAt = (await s.podman.client.inspect(webId)).State.StartedAt;
+    await startsSeen(events, [webId]);
     const mark = events.length;
     const tBad = Date.now();
 

@@ -76,7 +76,9 @@ describe("e2e: crash matrix (SIGKILL in each non-final state)", function () {
       reg.release();
     });
     s.recoveryWhat = "restart → Running on the newest score (registry released at once)";
-    expect(events.filter((e) => e.action === "create" && e.scoreHash === hashOf(v3))).to.have.length(1);
+    const v3Created = () => events.filter((e) => e.action === "create" && e.scoreHash === hashOf(v3));
+    await waitUntil(() => v3Created().length > 0, "v3's create in Podman's event stream (it can lag the report)").catch(() => undefined);
+    expect(v3Created()).to.have.length(1);
     await s.verify(["app"]);
   });
 

@@ -3,7 +3,7 @@
 import { expect } from "chai";
 import { canonicalHash } from "../../contracts/canonical-json.js";
 import { TEST_IMAGES } from "../support/podman.env.js";
-import { score, useScenario } from "./support/scenario.js";
+import { score, startsSeen, useScenario } from "./support/scenario.js";
 
 const hashOf = (s: unknown) => canonicalHash(s as never);
 
@@ -16,8 +16,9 @@ describe("e2e: update storm", function () {
     s.startAgent();
     const v1 = score([{ name: "web", image: TEST_IMAGES.v1 }, { name: "side", image: TEST_IMAGES.v1 }]);
     await s.put("app", v1);
-    await s.waitState("app", (x) => x.phase === "Running", "v1 Running");
+    const r1 = await s.waitState("app", (x) => x.phase === "Running", "v1 Running");
     const n0 = s.journal("app").length;
+    await startsSeen(events, Object.values(r1.container_ids));
     const mark = events.length;
 
     const images = [TEST_IMAGES.v2, TEST_IMAGES.v3];

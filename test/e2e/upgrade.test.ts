@@ -3,7 +3,7 @@ import { expect } from "chai";
 import { closeSync, openSync, readFileSync } from "node:fs";
 import { canonicalHash } from "../../contracts/canonical-json.js";
 import { TEST_IMAGES } from "../support/podman.env.js";
-import { score, sleep, useScenario, type ContainerEvent, type Scenario } from "./support/scenario.js";
+import { score, sleep, startsSeen, useScenario, type ContainerEvent, type Scenario } from "./support/scenario.js";
 
 const hashOf = (s: unknown) => canonicalHash(s as never);
 
@@ -56,6 +56,7 @@ describe("e2e: upgrades", function () {
     expect(await s.http(port)).to.equal("v3");
     const stopEvent = s.journal("app").slice(n3).find((e) => e.event["type"] === "xstate.done.actor.stopOld" && e.to === "startingNew");
     expect((stopEvent?.event["output"] as { stopped: string[] }).stopped.sort()).to.deep.equal(["side", "web"]);
+    await startsSeen(events, Object.values(r3.container_ids));
     for (const [service, oldId] of Object.entries(r1.container_ids)) {
       const removed = ofAction(events, "remove", oldId);
       expect(removed, `v1 ${service} removed`).to.have.length(1);

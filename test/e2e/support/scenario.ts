@@ -50,6 +50,13 @@ export function score(services: ServiceDef[], lifecycle: { grace_period_secs?: n
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * Podman's event stream can lag the agent's reports: waits until `events` holds the start of each
+ * container, so that a later slice of it holds only what happened after.
+ */
+export const startsSeen = (events: readonly ContainerEvent[], ids: readonly string[]) =>
+  waitFor(`Podman's start events of ${ids.join(", ")}`, () => ids.every((id) => events.some((e) => e.action === "start" && e.id === id)));
+
 export interface ContainerEvent {
   action: string;
   id: string;
