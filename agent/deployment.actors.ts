@@ -164,13 +164,11 @@ export function deploymentActors(runtime: ContainerRuntime, opts: ExecutorOption
       }),
     ),
 
-    deadline: fromPromise<StepDone, DeadlineInput>(
-      ({ input, signal }) =>
-        new Promise<StepDone>((resolve) => {
-          const timer = setTimeout(() => resolve({ at: now() }), Math.max(0, input.deadline - now()));
-          signal.addEventListener("abort", () => clearTimeout(timer), { once: true });
-        }),
-    ),
+    // Stopped with its step, the deadline's answer is dropped by the machine.
+    deadline: fromPromise<StepDone, DeadlineInput>(async ({ input, signal }) => {
+      await abortableSleep(input.deadline - now(), signal);
+      return { at: now() };
+    }),
   };
 }
 
