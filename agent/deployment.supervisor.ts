@@ -163,11 +163,7 @@ export class DeploymentSupervisor {
     const events = await this.o.streamHistory(deployment);
     if (events.length === 0) return undefined;
     await this.o.journal.adopt(deployment, events);
-    const causes = await this.rehydrate(deployment, events.map((e) => e.event as AnyEventObject));
-    const snapshot = foldJournal(this.input(deployment), causes);
-    this.log.warn({ deployment, events: events.length, state: snapshot.value }, "no local journal: resumed from the stream's history");
-    if (snapshot.status === "done") return undefined;
-    return this.spawn(deployment, snapshot);
+    return this.resumeFrom(deployment, events, "no local journal: resumed from the stream's history");
   }
 
   /** A compacted journal without its checkpoint: the stream's events up to the base, then the file's. */
@@ -181,10 +177,14 @@ export class DeploymentSupervisor {
       return undefined;
     }
     this.compactedWithoutCheckpoint.delete(deployment);
-    const events = [...head, ...this.o.journal.read(deployment)];
+    return this.resumeFrom(deployment, [...head, ...this.o.journal.read(deployment)], "compacted journal without its checkpoint: resumed from the stream's history and the local tail");
+  }
+
+  /** Folds a deployment's whole history (n = 1…k) and resumes it, unless it ended removed. */
+  private async resumeFrom(deployment: string, events: readonly JournalEvent[], why: string): Promise<DeploymentActor | undefined> {
     const causes = await this.rehydrate(deployment, events.map((e) => e.event as AnyEventObject));
     const snapshot = foldJournal(this.input(deployment), causes);
-    this.log.warn({ deployment, events: events.length, state: snapshot.value }, "compacted journal without its checkpoint: resumed from the stream's history and the local tail");
+    this.log.warn({ deployment, events: events.length, state: snapshot.value }, why);
     if (snapshot.status === "done") return undefined;
     return this.spawn(deployment, snapshot);
   }

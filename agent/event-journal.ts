@@ -145,7 +145,7 @@ export class EventJournal {
     }
     fsyncDir(this.dir);
     list.push(...events);
-    this.durableCount.set(deployment, list.length);
+    this.durableCount.set(deployment, this.lastN(deployment));
     // Adopted events are durable events like appended ones: the publisher must learn of the deployment.
     for (const e of events) for (const l of this.listeners) l(e);
   }
