@@ -90,6 +90,15 @@ for (const rt of runtimes) describe(`agent with ${rt.name} on real NATS`, functi
     await agent.online;
     return agent;
   };
+  /** Stops the agent once its journal is published and starts it again, on a wiped state dir if asked. */
+  const restart = async (opts: { wipeStateDir?: boolean; checkpointEvery?: number } = {}) => {
+    await agent!.publisher.idle(10_000);
+    await agent!.stop(5000);
+    agent = null;
+    if (opts.wipeStateDir) rmSync(stateDir, { recursive: true, force: true });
+    fake.clear();
+    return start(opts.checkpointEvery);
+  };
   const waitState = (deployment: string, pred: (s: DeploymentState) => boolean, what: string) => waitForState(states, device, deployment, pred, what);
   const streamEvents = (deployment: string) => readStreamEvents(jetstream(nc), device, deployment);
 
@@ -146,12 +155,7 @@ for (const rt of runtimes) describe(`agent with ${rt.name} on real NATS`, functi
     let a = await start();
     await desired.put(deploymentKey(device, app), score(rt.images.v1));
     const before = await waitState(app, (x) => x.phase === "Running", "Running");
-    await a.publisher.idle(10_000);
-    await a.stop(5000);
-    agent = null;
-    fake.clear();
-
-    a = await start();
+    a = await restart();
     await a.tick();
     await new Promise((r) => setTimeout(r, 300));
     expect(fake.mutations()).to.deep.equal([]);
@@ -175,11 +179,7 @@ for (const rt of runtimes) describe(`agent with ${rt.name} on real NATS`, functi
     await waitFor("the journal compacted", () => a.journal.base(app) >= 4);
     const firstInFile = JSON.parse(readFileSync(a.journal.fileOf(app), "utf8").split("\n")[0]!) as { n: number };
     expect(firstInFile.n).to.equal(a.journal.base(app) + 1);
-    await a.stop(5000);
-    agent = null;
-    fake.clear();
-
-    a = await start(4);
+    a = await restart({ checkpointEvery: 4 });
     expect(a.supervisor.snapshot(app)!.context.containerIds).to.deep.equal(v2.container_ids);
     await a.tick();
     await new Promise((r) => setTimeout(r, 300));
@@ -195,13 +195,7 @@ for (const rt of runtimes) describe(`agent with ${rt.name} on real NATS`, functi
     let a = await start();
     await desired.put(deploymentKey(device, app), score(rt.images.v1));
     const before = await waitState(app, (x) => x.phase === "Running", "Running");
-    await a.publisher.idle(10_000);
-    await a.stop(5000);
-    agent = null;
-    rmSync(stateDir, { recursive: true, force: true });
-    fake.clear();
-
-    a = await start();
+    a = await restart({ wipeStateDir: true });
     await waitFor("the deployment resumed from the stream", () => a.supervisor.snapshot(app)?.value === "running");
     await a.tick();
     await new Promise((r) => setTimeout(r, 300));
