@@ -129,6 +129,26 @@ export interface EventFilters {
   event?: string[];
 }
 
+/**
+ * Podman 4.3.1 streams the events file again after rotating it (at 1 MB by default), so the newer
+ * half of it arrives twice (containers/podman#17665, fixed upstream in 2023). An event is its time to the
+ * nanosecond, type, action and actor; a window larger than half a rotated file drops the replays.
+ */
+const EVENT_REPLAY_WINDOW = 8192;
+const eventKey = (e: LibpodEvent) => `${e.timeNano ?? e.time}|${e.Type}|${e.Action}|${e.Actor.ID}`;
+
+/** A set that remembers only its last `size` keys. */
+class RecentKeys {
+  private readonly keys = new Set<string>();
+  constructor(private readonly size: number) {}
+  addIfNew(key: string): boolean {
+    if (this.keys.has(key)) return false;
+    this.keys.add(key);
+    if (this.keys.size > this.size) this.keys.delete(this.keys.values().next().value!);
+    return true;
+  }
+}
+
 /** A live `events` subscription: iterate it; `close()` (or the abort signal) ends it. */
 export interface EventStream extends AsyncIterable<LibpodEvent> {
   close(): void;
@@ -311,6 +331,7 @@ export class LibpodClient {
     const decodeError = (errors: string[]) => this.bodyError("GET", "/events", 200, errors);
     async function* iterate(): AsyncGenerator<LibpodEvent> {
       let buffered = "";
+      const seen = new RecentKeys(EVENT_REPLAY_WINDOW);
       try {
         for await (const chunk of res) {
           buffered += (chunk as Buffer).toString("utf8");
@@ -321,7 +342,7 @@ export class LibpodClient {
             if (line === "") continue;
             const d = decodeJson(LibpodEvent, line);
             if (!d.ok) throw decodeError(d.errors);
-            yield d.value;
+            if (seen.addIfNew(eventKey(d.value))) yield d.value;
           }
         }
       } catch (e) {
