@@ -130,9 +130,11 @@ export interface EventFilters {
 }
 
 /**
- * Podman 4.3.1 streams the events file again after rotating it (at 1 MB by default), so the newer
- * half of it arrives twice (containers/podman#17665, fixed upstream in 2023). An event is its time to the
- * nanosecond, type, action and actor; a window larger than half a rotated file drops the replays.
+ * Podman 4.3.1 streams its events file again from the top after rotating it (at 1 MB by default):
+ * what the rotation kept arrives twice, and with it events from before the subscription
+ * (containers/podman#17665, fixed upstream in 2023). The stream drops both: an event older than the
+ * subscription, and one already delivered (its time to the nanosecond, type, action and actor) within a
+ * window larger than half a rotated file.
  */
 const EVENT_REPLAY_WINDOW = 8192;
 const eventKey = (e: LibpodEvent) => `${e.timeNano ?? e.time}|${e.Type}|${e.Action}|${e.Actor.ID}`;
@@ -309,6 +311,7 @@ export class LibpodClient {
       else signal.addEventListener("abort", onAbort, { once: true });
     }
     this.requestCount++;
+    const subscribedNs = Date.now() * 1e6;
     const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
       // A dedicated connection: a stream must not hold one of the keep-alive pool's sockets.
       const req = http.request(
@@ -342,7 +345,9 @@ export class LibpodClient {
             if (line === "") continue;
             const d = decodeJson(LibpodEvent, line);
             if (!d.ok) throw decodeError(d.errors);
-            if (seen.addIfNew(eventKey(d.value))) yield d.value;
+            const e = d.value;
+            if ((e.timeNano ?? (e.time + 1) * 1e9) < subscribedNs || !seen.addIfNew(eventKey(e))) continue;
+            yield e;
           }
         }
       } catch (e) {
