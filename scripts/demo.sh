@@ -9,4 +9,8 @@ set -a
 eval "$(bash scripts/podman-env.sh start .run/demo/podman)"
 set +a
 npm run --silent build
-exec npx tsx scripts/demo.ts "$@"
+# --once leaves nothing behind: the Podman service goes too, when this run started it.
+if [[ " $* " == *" --once "* && $PODMAN_ENV_STARTED == 1 ]]; then
+  trap 'bash scripts/podman-env.sh stop .run/demo/podman' EXIT
+fi
+npx tsx scripts/demo.ts "$@"
