@@ -80,13 +80,15 @@ const FINDINGS: Record<string, string> = {
     "and run node with --max-semi-space-size / --max-old-space-size tuned for a Pi (V8's young generation is sized for servers).",
   startup: "",
   replay:
-    "XState's transition resolution is the cost (xstate is ~70% of the fold's self time): per event it resolves the transition, spawns actor references for the invocations of the state it enters " +
-    "(each step state has two: the step and its deadline; `Actor` construction is the top frame) and clones the snapshot; the machine's own actions add planUpgrade's canonical-JSON hashing of each service (~13%). " +
-    "The fold already builds one inert actor scope per fold (machines/journal.fold.ts) instead of xstate's transition() building an actor and an actor system per event, which made it ~3× slower (21 s for 100,000). " +
-    "About 0.07 ms per event is left, flat in N, so 100,000 events take ~7 s; the rest is XState's own per-transition work, and no tuning of the fold gets near 1 s without leaving XState. " +
-    "What the agent does at recovery is bounded instead: the supervisor writes a snapshot checkpoint every 500 events (agent/journal.checkpoint.ts) and folds only the events after it (≤ 499); " +
-    "most of the ~0.9 s recovery of a 100,000-event journal is reading and decoding the journal file (see the recovery table). Next: rotate the local journal once a checkpoint's events are in the stream, " +
-    "so the file read is bounded too, and let stream replay start from a checkpoint's sequence.",
+    "XState's transition resolution is the cost (see the package table: xstate and the garbage collector it feeds hold most of the fold's self time): per event it resolves the transition, " +
+    "spawns actor references for the invocations of the state it enters (each step state has two: the step and its deadline; `Actor` construction is a top frame) and clones the snapshot; " +
+    "the machine's own actions add planUpgrade's canonical-JSON hashing of each service (`accept` in the project table). " +
+    "The fold already builds one inert actor scope per fold (machines/journal.fold.ts) instead of xstate's transition() building an actor and an actor system per event, which was ~3× slower. " +
+    "What is left is flat in N (see the rates): XState's own per-transition work, and no tuning of the fold gets near 1 s for 100,000 events without leaving XState. " +
+    "What the agent does at recovery is bounded instead: the supervisor writes a snapshot checkpoint every 500 events (agent/journal.checkpoint.ts) and folds only the events after it (≤ 499), " +
+    "and compacts the journal file through what is both checkpointed and in the stream, so an online device's file stays near a checkpoint's tail. " +
+    "Most of the recovery of a 100,000-event journal (a device that never reached NATS) is reading and decoding the file (see the recovery table). Next: decode lines lazily past the checkpoint, " +
+    "and let stream replay start from a checkpoint's sequence.",
   fleet:
     "The workers' profiles show where the agents' time goes during a rollout (see the merged profile); the nats-server's CPU time is given beside it.",
 };
