@@ -227,17 +227,25 @@ export class DeploymentSupervisor {
       actor.stop();
     }
     this.actors.clear();
-    await this.o.journal.settled();
-    // Reports and checkpoints follow appends: let the last ones land.
-    await new Promise((r) => setImmediate(r));
-    await Promise.all(this.checkpointing);
+    await this.recorded();
   }
 
-  /** Resolves once every deployment is settled with nothing queued (tests, the demo). */
+  /**
+   * Resolves once every deployment is settled with nothing queued, and what it did is on record:
+   * journaled, reported, checkpointed (tests, the demo).
+   */
   async idle(timeoutMs = 60_000): Promise<void> {
     for (const actor of this.actors.values()) {
       await waitFor(actor, (s) => SETTLED.has(String(s.value)) && s.context.next === null, { timeout: timeoutMs });
     }
+    await this.recorded();
+  }
+
+  /** Waits for the appends issued so far, then for the reports and checkpoints that follow them. */
+  private async recorded(): Promise<void> {
+    await this.o.journal.settled();
+    await new Promise((r) => setImmediate(r));
+    await Promise.all(this.checkpointing);
   }
 
   private input(deployment: string): DeploymentInput {
