@@ -65,7 +65,7 @@ export async function stopProcess(p: ChildProcess): Promise<void> {
 export class PrivateNats {
   private proc: ChildProcess | null = null;
   readonly storeDir = mkdtempSync(join(tmpdir(), "nats-store-"));
-  private constructor(readonly port: number) {}
+  protected constructor(readonly port: number) {}
 
   static async start(): Promise<PrivateNats> {
     const s = new PrivateNats(await freePort());
@@ -84,7 +84,12 @@ export class PrivateNats {
 
   async start(): Promise<void> {
     if (this.proc) return;
-    this.proc = await spawnNatsServer(["-a", "127.0.0.1", "-p", String(this.port), "-js", "-sd", this.storeDir]);
+    this.proc = await this.spawn();
+  }
+
+  /** Loopback, this port, JetStream on the store. */
+  protected spawn(): Promise<ChildProcess> {
+    return spawnNatsServer(["-a", "127.0.0.1", "-p", String(this.port), "-js", "-sd", this.storeDir]);
   }
 
   async stop(): Promise<void> {

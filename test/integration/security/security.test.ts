@@ -65,7 +65,7 @@ describe("security: two devices' least-privilege permissions on a real nats-serv
     dir = tempDir("fleet-security-");
     const keys = [A, B].map((id) => ({ id, ...newDeviceKey() }));
     for (const k of keys) writeFileSync(seedFile(k.id), `${k.seed}\n`, { mode: 0o600 });
-    server = await ConfiguredNats.start(authorizationBlock(OPERATOR, keys.map((k) => ({ id: k.id, publicKey: k.publicKey }))));
+    server = await ConfiguredNats.withConfig(authorizationBlock(OPERATOR, keys.map((k) => ({ id: k.id, publicKey: k.publicKey }))));
     op = await connect({ servers: server.url, user: OPERATOR.user, pass: OPERATOR.password });
     await ensureFleetResources(op); // the operator creates the buckets and the stream
     const kvm = new Kvm(op);
@@ -300,8 +300,8 @@ describe("security: TLS with a test CA", function () {
     dir = tempDir("fleet-tls-");
     caFile = makeCa(dir, "fleet-ca");
     otherCaFile = makeCa(dir, "other-ca");
-    good = await ConfiguredNats.start(tlsBlock(makeServerCert(dir, "fleet-ca", "nats-good", "IP:127.0.0.1,DNS:localhost")));
-    wrongName = await ConfiguredNats.start(tlsBlock(makeServerCert(dir, "fleet-ca", "nats-wrong", "DNS:nats.elsewhere.invalid")));
+    good = await ConfiguredNats.withConfig(tlsBlock(makeServerCert(dir, "fleet-ca", "nats-good", "IP:127.0.0.1,DNS:localhost")));
+    wrongName = await ConfiguredNats.withConfig(tlsBlock(makeServerCert(dir, "fleet-ca", "nats-wrong", "DNS:nats.elsewhere.invalid")));
   });
   afterEach(async () => {
     for (const s of stops.splice(0)) await s();
