@@ -32,6 +32,8 @@ export class JournalCorruptError extends Error {
 }
 
 const SUFFIX = ".jsonl";
+/** The file's form of events: one JSON line each. */
+const linesOf = (events: readonly JournalEvent[]) => events.map((e) => `${JSON.stringify(JournalEvent.encode(e))}\n`).join("");
 
 export class EventJournal {
   /** Per deployment, the events in the file: n = base + 1 … base + length. */
@@ -99,7 +101,7 @@ export class EventJournal {
     if (!checked.ok) return Promise.reject(new Error(`invalid journal event: ${checked.errors.join("; ")}`));
     const ev = checked.value;
     list.push(ev);
-    const line = `${JSON.stringify(JournalEvent.encode(ev))}\n`;
+    const line = linesOf([ev]);
     const file = this.fileOf(deployment);
     const prev = this.tails.get(deployment) ?? Promise.resolve();
     const write = prev.then(async () => {
@@ -138,7 +140,7 @@ export class EventJournal {
     });
     const fh = await open(this.fileOf(deployment), "a", 0o600);
     try {
-      await fh.appendFile(events.map((e) => `${JSON.stringify(JournalEvent.encode(e))}\n`).join(""));
+      await fh.appendFile(linesOf(events));
       await fh.sync();
     } finally {
       await fh.close();
@@ -187,7 +189,7 @@ export class EventJournal {
       const list = this.load(deployment);
       // Only what is on disk: appends issued after this call are in memory already but write after it.
       const kept = list.slice(through - base, this.durableN(deployment) - base);
-      await writeFileDurably(this.fileOf(deployment), kept.map((e) => `${JSON.stringify(JournalEvent.encode(e))}\n`).join(""));
+      await writeFileDurably(this.fileOf(deployment), linesOf(kept));
       list.splice(0, through - base);
       this.bases.set(deployment, through);
     });
