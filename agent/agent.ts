@@ -23,7 +23,7 @@ import { policyViolations } from "./container.policy.js";
 import { describeAuth, natsConnectOptions } from "./nats.auth.js";
 import { connectAgent, ensureFleetResources, type NatsConnection } from "./nats.connection.js";
 import { loadContainerPolicy } from "./policy.file.js";
-import { sleep } from "./nats.online.js";
+import { sleep } from "./sleep.js";
 import { ScoreStore } from "./score.store.js";
 import { lockStateDir } from "./state-dir.lock.js";
 import { StateReporter } from "./state.reporter.js";

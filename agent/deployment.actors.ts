@@ -17,6 +17,7 @@ import type {
 } from "../machines/deployment.steps.js";
 import type { ContainerRuntime } from "../runtime/container-runtime.js";
 import { REDACTED } from "./redact.js";
+import { sleep } from "./sleep.js";
 
 export interface ExecutorOptions {
   /** Clock for step outputs and deadlines; tests pass a fake one. */
@@ -24,18 +25,6 @@ export interface ExecutorOptions {
 }
 
 const messageOf = (e: unknown) => (e instanceof Error ? e.message : String(e));
-
-const abortableSleep = (ms: number, signal: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    if (ms <= 0 || signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-  });
 
 /** A thrown step error that still says when it happened, so the next step's clock is right. */
 class TimedError extends Error {
@@ -81,7 +70,7 @@ export function deploymentActors(runtime: ContainerRuntime, opts: ExecutorOption
   const exitedAtStart = async (started: Record<string, string>, signal: AbortSignal): Promise<Pick<StartOutput, "failure">> => {
     const services = Object.keys(started);
     if (runtime.startSettleMs === null || services.length === 0) return {};
-    await abortableSleep(runtime.startSettleMs, signal);
+    if (runtime.startSettleMs > 0) await sleep(runtime.startSettleMs, signal);
     const last = services.at(-1)!;
     if (signal.aborted) return { failure: { service: last, message: "abandoned" } };
     let listed;
@@ -166,7 +155,7 @@ export function deploymentActors(runtime: ContainerRuntime, opts: ExecutorOption
 
     // Stopped with its step, the deadline's answer is dropped by the machine.
     deadline: fromPromise<StepDone, DeadlineInput>(async ({ input, signal }) => {
-      await abortableSleep(input.deadline - now(), signal);
+      await sleep(input.deadline - now(), signal);
       return { at: now() };
     }),
   };

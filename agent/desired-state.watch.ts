@@ -14,7 +14,8 @@ import { deviceOrDeploymentNameProblem } from "../contracts/names.js";
 import { ReconcileScore } from "../contracts/score.codec.js";
 import { BUCKET_DESIRED_STATE, deviceKeys } from "../contracts/wire-names.js";
 import type { Logger } from "./logger.js";
-import { type ConnectionSource, connectionOrAbort, OnlineTracker, sleep } from "./nats.online.js";
+import { type ConnectionSource, connectionOrAbort, OnlineTracker } from "./nats.online.js";
+import { sleep } from "./sleep.js";
 
 export type DesiredChange =
   | { kind: "update"; deployment: string; score: ReconcileScore; hash: string; revision: number }

@@ -13,7 +13,8 @@ import { eventMsgId, eventSubject, STREAM_FLEET_EVENTS } from "../contracts/wire
 import type { EventJournal } from "./event-journal.js";
 import { lastMessageOnSubject } from "./journal.stream.js";
 import type { Logger } from "./logger.js";
-import { type ConnectionSource, connectionOrAbort, OnlineTracker, sleep } from "./nats.online.js";
+import { type ConnectionSource, connectionOrAbort, OnlineTracker } from "./nats.online.js";
+import { sleep } from "./sleep.js";
 
 /** JetStream's "wrong last sequence" error code. */
 export const WRONG_LAST_SEQUENCE = 10071;

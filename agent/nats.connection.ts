@@ -14,7 +14,7 @@ import {
   STREAM_FLEET_EVENTS,
 } from "../contracts/wire-names.js";
 import type { Logger } from "./logger.js";
-import { sleep } from "./nats.online.js";
+import { sleep } from "./sleep.js";
 
 export type { NatsConnection };
 

@@ -59,20 +59,6 @@ export class OnlineTracker {
 /** A connection that may still be being established (an agent that booted offline). */
 export type ConnectionSource = NatsConnection | Promise<NatsConnection>;
 
-/** Sleeps `ms`, or less when `signal` aborts. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    }
-    signal?.addEventListener("abort", done, { once: true });
-  });
-}
-
 /** `source` once connected, or null if `signal` aborts first (a component stopped while offline). */
 export function connectionOrAbort(source: ConnectionSource, signal: AbortSignal): Promise<NatsConnection | null> {
   if (signal.aborted) return Promise.resolve(null);

@@ -9,7 +9,8 @@ import { DeviceInfo } from "../contracts/device-info.codec.js";
 import { Heartbeat } from "../contracts/heartbeat.codec.js";
 import { BUCKET_DEVICE_HEARTBEAT, BUCKET_DEVICE_INFO, BUCKET_DEVICE_STATE, deploymentKey } from "../contracts/wire-names.js";
 import type { Logger } from "./logger.js";
-import { type ConnectionSource, connectionOrAbort, OnlineTracker, sleep } from "./nats.online.js";
+import { type ConnectionSource, connectionOrAbort, OnlineTracker } from "./nats.online.js";
+import { sleep } from "./sleep.js";
 
 export interface StateReporterOptions {
   device: string;

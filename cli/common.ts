@@ -138,4 +138,4 @@ export function duration(ms: number): string {
 
 export const shortId = (id: string) => id.slice(0, 12);
 
-export { sleep } from "../agent/nats.online.js";
+export { sleep } from "../agent/sleep.js";
