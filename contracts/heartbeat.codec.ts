@@ -1,14 +1,46 @@
 // `device-heartbeat/<device>`: written each tick; its age tells operators a device is alive.
 import * as t from "io-ts";
-import { dict, struct } from "./decode.js";
-import { IsoTime, Phase } from "./deployment-state.codec.js";
+import { dict, nullable, struct } from "./decode.js";
+import { IsoTime, Phase, Seq } from "./deployment-state.codec.js";
 import { DeploymentName, DeviceId } from "./names.js";
 
-export const Heartbeat = struct("Heartbeat", {
-  device: DeviceId,
-  agent_version: t.string,
+/** The last state-dir fault the agent met: where, what, and what it did about it. */
+export const StorageFaultReport = struct("StorageFault", {
   at: IsoTime,
-  /** deployment → its phase at this tick. */
-  deployments: dict("DeploymentPhases", DeploymentName, Phase),
+  path: t.string,
+  fault: t.string,
+  action: t.string,
 });
+
+/**
+ * What the agent's state dir has cost it since the agent started (docs/design.md, "Storage
+ * faults"): a card that tears lines or fails writes shows here before anything is lost.
+ */
+export const StorageReport = struct("StorageReport", {
+  /** Journal lines cut at the end of a file: a write a power cut or crash left half done. */
+  torn_lines: Seq,
+  /** Journal, checkpoint or score files that did not read back; each was moved aside. */
+  corrupt_files: Seq,
+  /** Full scores the state dir lacked when a recovery or a step needed them. */
+  missing_scores: Seq,
+  /** Writes (journal, checkpoint, score, lock) that failed; each is retried. */
+  write_failures: Seq,
+  last_fault: nullable(StorageFaultReport),
+});
+export type StorageReport = t.TypeOf<typeof StorageReport>;
+
+export const Heartbeat = struct(
+  "Heartbeat",
+  {
+    device: DeviceId,
+    agent_version: t.string,
+    at: IsoTime,
+    /** deployment → its phase at this tick. */
+    deployments: dict("DeploymentPhases", DeploymentName, Phase),
+  },
+  {
+    /** Absent from agents that predate it. */
+    storage: StorageReport,
+  },
+);
 export type Heartbeat = t.TypeOf<typeof Heartbeat>;

@@ -1,47 +1,75 @@
 // Full desired scores (with their env values) kept by canonical hash, since the journal is
-// redacted: `<stateDir>/scores/<hex>.json`, mode 0600, fsynced, written atomically.
-import { mkdir, readdir, readFile, unlink } from "node:fs/promises";
+// redacted: `<stateDir>/scores/<hex>.json`, mode 0600, fsynced, written atomically. A file that
+// does not read back (emptied, truncated, bit rot) is moved aside and reported, never trusted:
+// the score is then taken back from the desired-state history (docs/design.md, "Storage faults").
+import { mkdir, readdir, readFile, rename, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { canonicalHash } from "../../contracts/canonical-json.js";
 import { decodeJson } from "../../contracts/decode.js";
 import { ReconcileScore } from "../../contracts/score.codec.js";
-import { fsyncDir, writeFileDurably } from "../journal/durable-file.js";
+import { fsyncDir, removeStaleTemps, StorageError, writeFileDurably } from "../journal/durable-file.js";
+import type { StorageHealth } from "../journal/storage.health.js";
 
 const HASH = /^sha256:([0-9a-f]{64})$/;
 
 export class ScoreStore {
-  private constructor(readonly dir: string) {}
+  private constructor(readonly dir: string, private readonly health?: StorageHealth) {}
 
-  static async open(stateDir: string): Promise<ScoreStore> {
+  static async open(stateDir: string, health?: StorageHealth): Promise<ScoreStore> {
     const dir = join(stateDir, "scores");
     await mkdir(dir, { recursive: true, mode: 0o700 });
-    return new ScoreStore(dir);
+    removeStaleTemps(dir);
+    return new ScoreStore(dir, health);
   }
 
-  private fileOf(hash: string) {
+  fileOf(hash: string) {
     const m = HASH.exec(hash);
     if (!m) throw new Error(`not a score hash: ${JSON.stringify(hash.slice(0, 80))}`);
     return join(this.dir, `${m[1]}.json`);
   }
 
-  /** Stores `score` under `hash`, which must be its canonical hash. Idempotent. */
+  /**
+   * Stores `score` under `hash`, which must be its canonical hash. Idempotent: a score already on
+   * disk intact is not written again (so a full disk does not stop a value seen before). A failed
+   * write throws a StorageError naming the file and leaves no temp file.
+   */
   async put(hash: string, score: ReconcileScore): Promise<void> {
     const actual = canonicalHash(score);
     if (actual !== hash) throw new Error(`score hash mismatch: given ${hash}, the score hashes to ${actual}`);
-    await writeFileDurably(this.fileOf(hash), JSON.stringify(ReconcileScore.encode(score)));
+    if (await this.get(hash)) return;
+    const file = this.fileOf(hash);
+    try {
+      await writeFileDurably(file, JSON.stringify(ReconcileScore.encode(score)), "writing score");
+    } catch (e) {
+      const err = StorageError.of("writing score", file, e);
+      this.health?.note({ kind: "write_failures", path: file, fault: err.message, action: "the desired value waits; the write is retried" });
+      throw err;
+    }
   }
 
-  /** The score stored under `hash`, or null when there is none (or it no longer decodes). */
+  /**
+   * The score stored under `hash`, or null when there is none. A file that does not decode to a
+   * score of that hash is moved aside (`<hex>.json.corrupt`) and reported: null as well.
+   */
   async get(hash: string): Promise<ReconcileScore | null> {
+    const file = this.fileOf(hash);
     let text: string;
     try {
-      text = await readFile(this.fileOf(hash), "utf8");
+      text = await readFile(file, "utf8");
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === "ENOENT") return null;
-      throw e;
+      await this.damaged(file, `unreadable: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      return null;
     }
     const r = decodeJson(ReconcileScore, text);
-    if (!r.ok || canonicalHash(r.value) !== hash) return null;
+    if (!r.ok) {
+      await this.damaged(file, text.length === 0 ? "empty file" : `does not decode: ${r.errors[0]}`);
+      return null;
+    }
+    if (canonicalHash(r.value) !== hash) {
+      await this.damaged(file, "holds a score of another hash");
+      return null;
+    }
     return r.value;
   }
 
@@ -70,5 +98,20 @@ export class ScoreStore {
     }
     if (removed.length) fsyncDir(this.dir);
     return removed.sort();
+  }
+
+  /** Moves a damaged file out of the way (a rename needs no free space) and reports it. */
+  private async damaged(file: string, fault: string) {
+    const aside = `${file}.corrupt`;
+    const moved = await rename(file, aside).then(
+      () => true,
+      () => false,
+    );
+    this.health?.note({
+      kind: "corrupt_files",
+      path: file,
+      fault: `score file ${fault}`,
+      action: moved ? `moved to ${aside}; the score is taken back from the desired-state history` : "could not be moved aside; the score is taken back from the desired-state history",
+    });
   }
 }
