@@ -3,15 +3,23 @@
 // crashing device loses nothing. `n` is contiguous from 1 per deployment. Once events are in the
 // stream and a snapshot checkpoint covers them, `compact` drops them from the file and from memory,
 // so neither grows with a deployment's age (a crash-looping service adds ~6,000 events a day).
-import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, truncateSync } from "node:fs";
+//
+// A write that fails (a full disk, an I/O error) is retried with backoff until it succeeds, in
+// order, after cutting off whatever part of the line did reach the file; later events queue behind
+// it, nothing is lost or reordered, and the fault is reported. Damage found when a file is read is
+// dealt with and reported too: a torn last line is cut, a file damaged before its end is moved aside
+// and the deployment taken back from the stream (docs/design.md, "Storage faults").
+import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, truncateSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { join } from "node:path";
 import { decode } from "../../contracts/decode.js";
 import type { MachineState } from "../../contracts/deployment-state.codec.js";
 import { JournalEvent } from "../../contracts/journal-event.codec.js";
 import { deviceOrDeploymentNameProblem } from "../../contracts/names.js";
-import { fsyncDir, writeFileDurably } from "./durable-file.js";
+import { sleep } from "../../fleet/sleep.js";
+import { fsyncDir, removeStaleTemps, StorageError, writeFileDurably } from "./durable-file.js";
 import { redactEvent } from "./redact.js";
+import type { StorageHealth } from "./storage.health.js";
 
 export { redactEvent, REDACTED } from "./redact.js";
 
@@ -30,6 +38,16 @@ export class JournalCorruptError extends Error {
 }
 
 const SUFFIX = ".jsonl";
+
+export interface JournalOptions {
+  /** Where faults are counted and logged. */
+  health?: StorageHealth;
+  /** Backoff of a failed write: first pause and cap (ms); default 500 and 30,000. */
+  retry?: { firstMs: number; maxMs: number };
+}
+
+/** The backoff after the `attempt`-th failed write (1-based): doubling from `firstMs`, capped. */
+export const retryDelayMs = (attempt: number, r: { firstMs: number; maxMs: number }) => Math.min(r.maxMs, r.firstMs * 2 ** Math.min(attempt - 1, 20));
 /** The file's form of events: one JSON line each. */
 const linesOf = (events: readonly JournalEvent[]) => events.map((e) => `${JSON.stringify(JournalEvent.encode(e))}\n`).join("");
 
@@ -39,16 +57,28 @@ export class EventJournal {
   private readonly bases = new Map<string, number>();
   private readonly tails = new Map<string, Promise<unknown>>();
   private readonly listeners = new Set<(e: JournalEvent) => void>();
+  private readonly faultListeners = new Set<(deployment: string, fault: StorageError | null) => void>();
+  /** Per deployment, the write that is failing right now (cleared once it succeeds). */
+  private readonly faults = new Map<string, StorageError>();
+  /** Per deployment, the byte length of the file's valid content (what a failed write is cut back to). */
+  private readonly sizes = new Map<string, number>();
+  /** Per deployment, the events of a file damaged before its end, up to the damage (see `salvaged`). */
+  private readonly salvage = new Map<string, JournalEvent[]>();
+  private readonly closing = new AbortController();
+  private readonly retry: { firstMs: number; maxMs: number };
 
-  private constructor(readonly dir: string, readonly device: string) {}
+  private constructor(readonly dir: string, readonly device: string, private readonly o: JournalOptions) {
+    this.retry = o.retry ?? { firstMs: 500, maxMs: 30_000 };
+  }
 
   /** Opens (creating) `<stateDir>/journal` for `device`. */
-  static open(stateDir: string, device: string): EventJournal {
+  static open(stateDir: string, device: string, o: JournalOptions = {}): EventJournal {
     const problem = deviceOrDeploymentNameProblem(device);
     if (problem) throw new Error(`invalid device id: ${problem}`);
     const dir = join(stateDir, "journal");
     mkdirSync(dir, { recursive: true, mode: 0o700 });
-    return new EventJournal(dir, device);
+    removeStaleTemps(dir);
+    return new EventJournal(dir, device, o);
   }
 
   fileOf(deployment: string) {
@@ -88,7 +118,8 @@ export class EventJournal {
 
   /**
    * Appends the next event of `deployment` (n = last + 1, assigned now, in call order) with its
-   * cause redacted; resolves once the line is on disk (fsynced).
+   * cause redacted; resolves once the line is on disk (fsynced). A failed write is retried with
+   * backoff (see `fault`) until it succeeds or the journal is closed, which rejects it.
    */
   append(deployment: string, t: Transition): Promise<JournalEvent> {
     const problem = deviceOrDeploymentNameProblem(deployment);
@@ -103,27 +134,87 @@ export class EventJournal {
     const file = this.fileOf(deployment);
     const prev = this.tails.get(deployment) ?? Promise.resolve();
     const write = prev.then(async () => {
-      const firstWrite = !this.dirSynced.has(deployment);
-      const fh = await open(file, "a", 0o600);
-      try {
-        await fh.appendFile(line);
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
-      // The file may be new: make its directory entry durable too (once per deployment and process).
-      if (firstWrite) {
-        fsyncDir(this.dir);
-        this.dirSynced.add(deployment);
-      }
+      if (this.durableN(deployment) !== ev.n - 1) throw new Error(`journal of ${deployment}: event ${ev.n - 1} is not on disk, so ${ev.n} is not written`);
+      await this.untilWritten(deployment, `journal append (event ${ev.n})`, () => this.appendLine(deployment, file, line));
       this.durableCount.set(deployment, ev.n);
     });
-    // A failed write poisons the deployment's later appends: their n would follow a missing line.
+    // Only a closed journal makes a write give up; the events after it are refused (never written
+    // after a gap), and a reopened journal goes on after the last line on disk.
     this.tails.set(deployment, write);
     return write.then(() => {
       for (const l of this.listeners) l(ev);
       return ev;
     });
+  }
+
+  /** The write of `deployment` that is failing right now, or null. */
+  fault(deployment: string): StorageError | null {
+    return this.faults.get(deployment) ?? null;
+  }
+
+  /** Calls `listener` when a deployment's writes start failing (with the error) or recover (null). */
+  onFault(listener: (deployment: string, fault: StorageError | null) => void): () => void {
+    this.faultListeners.add(listener);
+    return () => this.faultListeners.delete(listener);
+  }
+
+  /**
+   * Stops retrying failed writes (a stopping agent): they reject, and so do the appends queued
+   * behind them. What is on disk stays valid.
+   */
+  close(): void {
+    this.closing.abort();
+  }
+
+  /**
+   * Events of this deployment's journal file as far as it read back, when the file was damaged
+   * before its end and moved aside (n = 1…k, or empty): recovery compares them with the stream's.
+   */
+  salvaged(deployment: string): JournalEvent[] {
+    this.load(deployment);
+    return [...(this.salvage.get(deployment) ?? [])];
+  }
+
+  /** Appends `line`, first cutting the file back to its valid length (a failed attempt may have left part of a line). */
+  private async appendLine(deployment: string, file: string, line: string) {
+    const size = this.sizes.get(deployment) ?? 0;
+    const fh = await open(file, "a", 0o600);
+    try {
+      // Bytes past the valid length are what a failed attempt left: half a line.
+      const st = await fh.stat();
+      if (st.isFile() && st.size > size) await fh.truncate(size);
+      await fh.appendFile(line);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    this.sizes.set(deployment, size + Buffer.byteLength(line));
+    // The file may be new: make its directory entry durable too (once per deployment and process).
+    if (!this.dirSynced.has(deployment)) {
+      fsyncDir(this.dir);
+      this.dirSynced.add(deployment);
+    }
+  }
+
+  /** Runs a write until it succeeds, with backoff, reporting the fault while it lasts. */
+  private async untilWritten(deployment: string, what: string, write: () => Promise<void>) {
+    const file = this.fileOf(deployment);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await write();
+        break;
+      } catch (e) {
+        const err = StorageError.of(what, file, e);
+        this.faults.set(deployment, err);
+        const wait = retryDelayMs(attempt, this.retry);
+        this.o.health?.note({ kind: "write_failures", path: file, fault: err.message, action: `retried in ${wait} ms (attempt ${attempt}); later events of ${deployment} wait in order` });
+        if (attempt === 1) for (const l of this.faultListeners) l(deployment, err);
+        if (this.closing.signal.aborted) throw err;
+        await sleep(wait, this.closing.signal);
+        if (this.closing.signal.aborted) throw err;
+      }
+    }
+    if (this.faults.delete(deployment)) for (const l of this.faultListeners) l(deployment, null);
   }
 
   /**
@@ -136,14 +227,15 @@ export class EventJournal {
     events.forEach((e, i) => {
       if (e.n !== i + 1 || e.device !== this.device || e.deployment !== deployment) throw new Error(`adopted event ${i + 1} of ${deployment} is not n=${i + 1} of this deployment`);
     });
-    const fh = await open(this.fileOf(deployment), "a", 0o600);
+    const text = linesOf(events);
+    const file = this.fileOf(deployment);
     try {
-      await fh.appendFile(linesOf(events));
-      await fh.sync();
-    } finally {
-      await fh.close();
+      await writeFileDurably(file, text, "adopting the stream's history into");
+    } catch (e) {
+      this.o.health?.note({ kind: "write_failures", path: file, fault: (e as Error).message, action: "the deployment waits; taking its history back is tried again with its next desired value" });
+      throw e;
     }
-    fsyncDir(this.dir);
+    this.sizes.set(deployment, Buffer.byteLength(text));
     list.push(...events);
     this.durableCount.set(deployment, this.lastN(deployment));
     // Adopted events are durable events like appended ones: the publisher must learn of the deployment.
@@ -186,8 +278,9 @@ export class EventJournal {
       if (through <= base) return;
       const list = this.load(deployment);
       // Only what is on disk: appends issued after this call are in memory already but write after it.
-      const kept = list.slice(through - base, this.durableN(deployment) - base);
-      await writeFileDurably(this.fileOf(deployment), linesOf(kept));
+      const kept = linesOf(list.slice(through - base, this.durableN(deployment) - base));
+      await writeFileDurably(this.fileOf(deployment), kept, "compacting");
+      this.sizes.set(deployment, Buffer.byteLength(kept));
       list.splice(0, through - base);
       this.bases.set(deployment, through);
     });
@@ -211,9 +304,17 @@ export class EventJournal {
       if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
       text = "";
     }
-    const { events, base, validBytes, torn } = parseJournal(text, file, this.device, deployment);
+    let parsed: ReturnType<typeof parseJournal>;
+    try {
+      parsed = parseJournal(text, file, this.device, deployment);
+    } catch (e) {
+      if (!(e instanceof JournalCorruptError)) throw e;
+      return this.quarantine(deployment, file, text, e);
+    }
+    const { events, base, validBytes, torn } = parsed;
     // Cut a torn tail so the next append does not glue itself to half a line.
     if (torn) {
+      const dropped = Buffer.byteLength(text) - validBytes;
       truncateSync(file, validBytes);
       const fd = openSync(file, "r+");
       try {
@@ -221,10 +322,54 @@ export class EventJournal {
       } finally {
         closeSync(fd);
       }
+      this.o.health?.note({
+        kind: "torn_lines",
+        path: file,
+        fault: `torn last line (${dropped} bytes after event ${base + events.length}): a write cut short by a crash or power cut`,
+        action: `cut off; the journal goes on at event ${base + events.length + 1}`,
+      });
     }
     this.events.set(deployment, events);
     this.bases.set(deployment, base);
+    this.sizes.set(deployment, validBytes);
     this.durableCount.set(deployment, base + events.length);
+    return events;
+  }
+
+  /**
+   * A file damaged before its last line can't be trusted from there on, nor extended: it is moved
+   * aside (kept for inspection) and the deployment's local journal starts empty, so recovery takes
+   * its history back from the stream; what read back before the damage is kept as `salvaged`.
+   */
+  private quarantine(deployment: string, file: string, text: string, e: JournalCorruptError): JournalEvent[] {
+    const aside = `${file}.corrupt`;
+    let moved = true;
+    try {
+      renameSync(file, aside);
+      fsyncDir(this.dir);
+    } catch {
+      // A read-only card: the next append cuts the file back to nothing (see appendLine).
+      moved = false;
+    }
+    const valid = text.split("\n").slice(0, e.line - 1).join("\n");
+    let prefix: JournalEvent[] = [];
+    try {
+      prefix = parseJournal(valid === "" ? "" : `${valid}\n`, file, this.device, deployment).events;
+    } catch {
+      prefix = [];
+    }
+    this.salvage.set(deployment, prefix[0]?.n === 1 ? prefix : []);
+    this.o.health?.note({
+      kind: "corrupt_files",
+      path: file,
+      fault: e.message,
+      action: `${moved ? `moved to ${aside}` : "could not be moved aside"}; the deployment is taken back from the stream (${prefix.length} event(s) before the damage kept to compare)`,
+    });
+    const events: JournalEvent[] = [];
+    this.events.set(deployment, events);
+    this.bases.set(deployment, 0);
+    this.sizes.set(deployment, 0);
+    this.durableCount.set(deployment, 0);
     return events;
   }
 }

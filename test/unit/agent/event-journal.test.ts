@@ -1,8 +1,11 @@
 import { expect } from "chai";
-import { appendFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { EventJournal, JournalCorruptError } from "../../../agent/journal/journal.js";
+import { EventJournal } from "../../../agent/journal/journal.js";
+import { StorageError } from "../../../agent/journal/durable-file.js";
+import { StorageHealth } from "../../../agent/journal/storage.health.js";
+import { memoryLogger } from "../../../agent/logger.js";
 
 const t = (i: number) => ({ at: new Date(Date.UTC(2026, 0, 1, 0, 0, i)).toISOString(), event: { type: `E${i}` }, from: "pending" as const, to: "pulling" as const });
 
@@ -11,7 +14,12 @@ describe("EventJournal", () => {
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), "journal-"));
   });
-  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+  // A journal whose writes keep failing retries until closed.
+  const journals: EventJournal[] = [];
+  afterEach(() => {
+    for (const j of journals.splice(0)) j.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
 
   it("numbers events contiguously from 1 per deployment, in call order, and keeps them across reopen", async () => {
     const j = EventJournal.open(dir, "dev-1");
@@ -36,28 +44,100 @@ describe("EventJournal", () => {
     expect(score.data.services[0]!.env.SECRET).to.equal("s3cr3t");
   });
 
-  it("drops a torn last line and appends cleanly after it", async () => {
+  it("drops a torn last line, appends cleanly after it, and reports what it cut", async () => {
     const j = EventJournal.open(dir, "dev-1");
     await j.append("web", t(1));
     await j.append("web", t(2));
     appendFileSync(j.fileOf("web"), '{"v":1,"device":"dev-1","deployment":"web","n":3,"at":"2026-');
-    const r = EventJournal.open(dir, "dev-1");
+    const { logger, records } = memoryLogger();
+    const health = new StorageHealth(logger);
+    const r = EventJournal.open(dir, "dev-1", { health });
     expect(r.read("web").map((e) => e.n)).to.deep.equal([1, 2]);
+    expect(health.report()).to.deep.include({ torn_lines: 1, corrupt_files: 0 });
+    expect(health.report().last_fault).to.deep.include({ path: j.fileOf("web") });
+    expect(health.report().last_fault!.fault).to.match(/torn last line \(\d+ bytes after event 2\)/);
+    expect(health.report().last_fault!.action).to.equal("cut off; the journal goes on at event 3");
+    expect(records.filter((x) => x["msg"] === "state dir damage found").map((x) => x["kind"])).to.deep.equal(["torn_lines"]);
     expect((await r.append("web", t(3))).n).to.equal(3);
     expect(EventJournal.open(dir, "dev-1").read("web").map((e) => e.n)).to.deep.equal([1, 2, 3]);
   });
 
-  it("drops a complete but undecodable last line, and refuses damage in the middle", async () => {
+  it("drops a complete but undecodable last line", async () => {
     const j = EventJournal.open(dir, "dev-1");
     await j.append("web", t(1));
     appendFileSync(j.fileOf("web"), "{garbage\n");
     expect(EventJournal.open(dir, "dev-1").read("web").map((e) => e.n)).to.deep.equal([1]);
+  });
+
+  it("moves a file damaged before its end aside, starts the deployment's journal empty and keeps the intact part to compare", async () => {
     const file = join(dir, "journal", "db.jsonl");
+    EventJournal.open(dir, "dev-1");
     const good = (n: number) => JSON.stringify({ v: 1, device: "dev-1", deployment: "db", n, at: "2026-01-01T00:00:00.000Z", event: { type: "X" }, from: "pending", to: "pulling" });
-    writeFileSync(file, `${good(1)}\nnot json\n${good(2)}\n`);
-    expect(() => EventJournal.open(dir, "dev-1").read("db")).to.throw(JournalCorruptError, /line 2/);
-    writeFileSync(file, `${good(1)}\n${good(3)}\n${good(4)}\n`);
-    expect(() => EventJournal.open(dir, "dev-1").read("db")).to.throw(JournalCorruptError, /expected n=2, got n=3/);
+    for (const [text, why] of [
+      [`${good(1)}\n${good(2)}\nnot json\n${good(3)}\n`, /line 3: malformed JSON/],
+      [`${good(1)}\n${good(2)}\n${good(4)}\n${good(5)}\n`, /line 3: expected n=3, got n=4/],
+    ] as const) {
+      writeFileSync(file, text);
+      const health = new StorageHealth(memoryLogger().logger);
+      const j = EventJournal.open(dir, "dev-1", { health });
+      expect(j.read("db")).to.deep.equal([]);
+      expect(j.lastN("db")).to.equal(0);
+      expect(j.salvaged("db").map((e) => e.n)).to.deep.equal([1, 2]);
+      expect(existsSync(file)).to.equal(false);
+      expect(readFileSync(`${file}.corrupt`, "utf8")).to.equal(text);
+      expect(health.report()).to.deep.include({ corrupt_files: 1 });
+      expect(health.report().last_fault!.fault).to.match(why);
+      expect(health.report().last_fault!.action).to.match(/moved to .*db\.jsonl\.corrupt; the deployment is taken back from the stream \(2 event\(s\) before the damage kept to compare\)/);
+      rmSync(`${file}.corrupt`);
+    }
+  });
+
+  it("retries a write the disk refuses, in order, reporting the fault until it clears; nothing is torn", async () => {
+    const health = new StorageHealth(memoryLogger().logger);
+    const j = EventJournal.open(dir, "dev-1", { health, retry: { firstMs: 5, maxMs: 20 } });
+    journals.push(j);
+    await j.append("web", t(1));
+    const file = j.fileOf("web");
+    const intact = readFileSync(file, "utf8");
+    // /dev/full refuses every write with ENOSPC: the journal's file behind it, for a while.
+    rmSync(file);
+    symlinkSync("/dev/full", file);
+    const faults: Array<string | null> = [];
+    j.onFault((d, f) => faults.push(f && `${d}: ${f.code}`));
+    const second = j.append("web", t(2));
+    const third = j.append("web", t(3));
+    let done = false;
+    void second.then(() => (done = true));
+    await waitUntil(() => faults.length === 1);
+    expect(faults).to.deep.equal(["web: ENOSPC"]);
+    expect(j.fault("web")).to.be.instanceOf(StorageError);
+    expect(j.fault("web")!.message).to.equal(`journal append (event 2) ${file}: ENOSPC: no space left on device`);
+    await waitUntil(() => health.report().write_failures >= 2);
+    expect(done).to.equal(false);
+    expect(j.durableN("web")).to.equal(1);
+    // Space again: the file is back, and the waiting events land after what was on disk.
+    rmSync(file);
+    writeFileSync(file, intact);
+    expect((await second).n).to.equal(2);
+    expect((await third).n).to.equal(3);
+    expect(faults).to.deep.equal(["web: ENOSPC", null]);
+    expect(j.fault("web")).to.equal(null);
+    expect(EventJournal.open(dir, "dev-1").read("web").map((e) => e.event.type)).to.deep.equal(["E1", "E2", "E3"]);
+  });
+
+  it("a closed journal gives up a write that keeps failing, and refuses the ones behind it", async () => {
+    const j = EventJournal.open(dir, "dev-1", { retry: { firstMs: 5, maxMs: 5 } });
+    journals.push(j);
+    await j.append("web", t(1));
+    rmSync(j.fileOf("web"));
+    symlinkSync("/dev/full", j.fileOf("web"));
+    const second = j.append("web", t(2)).then(() => "written", (e: Error) => e.message);
+    const third = j.append("web", t(3)).then(() => "written", (e: Error) => e.message);
+    await waitUntil(() => j.fault("web") !== null);
+    j.close();
+    expect(await second).to.match(/ENOSPC/);
+    expect(await third).to.match(/ENOSPC/);
+    await j.settled();
   });
 
   it("compacts through an event: the file and memory keep the rest, numbering goes on, a reopen reads the base", async () => {
@@ -107,3 +187,11 @@ describe("EventJournal", () => {
     expect(() => EventJournal.open(dir, "bad.dev")).to.throw(/invalid device id/);
   });
 });
+
+async function waitUntil(f: () => boolean, timeoutMs = 5000) {
+  const until = Date.now() + timeoutMs;
+  while (!f()) {
+    if (Date.now() > until) throw new Error("timed out");
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
