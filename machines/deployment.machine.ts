@@ -144,6 +144,8 @@ export const deploymentMachine = setup({
   guards: {
     hasPlan: ({ context }) => context.plan !== null,
     isNewHash: ({ context, event }) => event.type === "UPDATE" && event.hash !== context.desiredHash,
+    /** The same score written again (a newer KV revision): the operator's retry of a failed one. */
+    isRetry: ({ context, event }) => event.type === "UPDATE" && event.hash === context.desiredHash && event.revision > (context.revision ?? 0),
     /** Mid-step, an update equal to the target in flight cancels whatever was queued. */
     isTargetHash: ({ context, event }) => event.type === "UPDATE" && event.hash === context.desiredHash,
     needsRepair: ({ context, event }) =>
@@ -351,7 +353,11 @@ export const deploymentMachine = setup({
       ],
       entry: "stepDone",
       on: {
-        UPDATE: { guard: "isNewHash", target: "pending", actions: "acceptUpdate" },
+        UPDATE: [
+          { guard: "isNewHash", target: "pending", actions: "acceptUpdate" },
+          // Forward to the same target, never back: what the planner finds missing or changed is redone.
+          { guard: "isRetry", target: "pending", actions: "acceptUpdate" },
+        ],
         REJECT: { actions: "reject" },
         DELETE: { target: "removing", actions: "acceptDelete" },
       },

@@ -92,6 +92,14 @@ async function apply(w: World, k: Cmd): Promise<void> {
     case "same": {
       const target = w.snapshot.context.target;
       if (!target || w.snapshot.context.desiredHash !== target.hash) return;
+      if (w.state === "failed") {
+        // The same score at a newer revision retries a failed deployment toward it.
+        w.update(reordered(structuredClone(target.score)));
+        await flush();
+        expect(w.snapshot.context.desiredHash, "a retry keeps the target").to.equal(target.hash);
+        expect(w.journal.length, "a retry is one transition, at least").to.be.greaterThan(before.journal);
+        break;
+      }
       const view = JSON.stringify(w.snapshot.context);
       expect(w.update(reordered(structuredClone(target.score)))).to.equal(target.hash);
       await flush();
