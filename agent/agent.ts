@@ -4,15 +4,15 @@
 import { mkdirSync } from "node:fs";
 import { hostname, arch } from "node:os";
 import { jetstream } from "@nats-io/jetstream";
-import { Kvm, KvWatchInclude, type KvWatchEntry } from "@nats-io/kv";
-import { canonicalHash } from "../contracts/canonical-json.js";
+import { Kvm } from "@nats-io/kv";
 import { decodeJson } from "../contracts/decode.js";
 import { ReconcileScore } from "../contracts/score.codec.js";
 import { BUCKET_DESIRED_STATE, deploymentKey } from "../contracts/wire-names.js";
 import type { StepBudgets } from "../machines/deployment.machine.js";
 import type { ContainerRuntime } from "../runtime/container-runtime.js";
 import type { AgentConfig } from "./config.js";
-import { DeploymentSupervisor } from "./deployments/supervisor.js";
+import { DeploymentSupervisor, type SupervisorOptions } from "./deployments/supervisor.js";
+import { StorageHealth } from "./journal/storage.health.js";
 import { DesiredStateWatch, type DesiredChange } from "./nats/desired-state.watch.js";
 import { EventJournal } from "./journal/journal.js";
 import { CheckpointStore } from "./journal/checkpoint.js";
@@ -42,6 +42,10 @@ export interface AgentDeps {
   replicas?: number;
   /** nats.js connection options (tests shorten reconnect waits). */
   natsOptions?: Parameters<typeof connectAgent>[0]["options"];
+  /** The env of a container, for recovering a state dir that lost its scores (main.ts reads it from Podman). */
+  containerEnv?: SupervisorOptions["containerEnv"];
+  /** Backoff of failed state-dir writes (ms); tests make it short. */
+  storageRetry?: { firstMs: number; maxMs: number };
 }
 
 export interface RunningAgent {
@@ -64,9 +68,11 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
   const policy = loadContainerPolicy(config);
   const natsOptions = { inboxPrefix: `_INBOX_${device}`, ...natsConnectOptions(config.auth), ...deps.natsOptions };
   mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
-  const unlock = lockStateDir(config.stateDir);
-  const journal = EventJournal.open(config.stateDir, device);
-  const scores = await ScoreStore.open(config.stateDir);
+  const health = new StorageHealth(log);
+  const retry = deps.storageRetry;
+  const unlock = await lockStateDir(config.stateDir, { health, ...(retry ? { retry } : {}) });
+  const journal = EventJournal.open(config.stateDir, device, { health, ...(retry ? { retry } : {}) });
+  const scores = await ScoreStore.open(config.stateDir, health);
   log.info({ policy: policy.from ?? "defaults", auth: describeAuth(config.auth) }, "container policy and NATS auth");
   const offline = new AbortController();
   const connecting = connectAgent({ servers: config.natsServers, device, logger: log, options: natsOptions, signal: offline.signal });
@@ -81,7 +87,10 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     scores,
     sink: { deploymentState: (s) => reporter.reportDeployment(s) },
     logger: log,
-    checkpoints: CheckpointStore.open(config.stateDir),
+    checkpoints: CheckpointStore.open(config.stateDir, health),
+    health,
+    ...(retry ? { retry } : {}),
+    ...(deps.containerEnv ? { containerEnv: deps.containerEnv } : {}),
     published: (deployment) => publisher.state(deployment).published,
     streamHistory: async (deployment) => {
       if (!nc) return [];
@@ -92,7 +101,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
         return [];
       }
     },
-    lookupScore: (deployment, hash, revision) => (nc ? scoreFromHistory(nc, device, deployment, hash, revision) : Promise.resolve(null)),
+    desiredHistory: (deployment) => (nc ? desiredHistory(nc, device, deployment, log) : Promise.resolve([])),
     ...(deps.budgets ? { budgets: deps.budgets } : {}),
     ...(deps.checkpointEvery ? { checkpointEvery: deps.checkpointEvery } : {}),
   });
@@ -109,6 +118,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     const broken = change.kind === "update" ? policyViolations(policy.policy, change.score) : [];
     const c: DesiredChange =
       change.kind === "update" && broken.length > 0 ? { kind: "reject", deployment: change.deployment, revision: change.revision, error: broken.join("; ") } : change;
+    // A change that needs a write the disk refuses waits in the supervisor (reported, retried).
     applying = applying.then(() => supervisor.apply(c)).catch((e: Error) => log.error({ deployment: c.deployment, err: e.message }, "applying a desired change failed"));
   };
   let watch: DesiredStateWatch | null = null;
@@ -145,7 +155,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     if (ticking) return ticking; // a slow tick is never overlapped by the next
     ticking = (async () => {
       await supervisor.tick();
-      reporter.reportHeartbeat({ device, agent_version: AGENT_VERSION, at: new Date().toISOString(), deployments: supervisor.phases() });
+      reporter.reportHeartbeat({ device, agent_version: AGENT_VERSION, at: new Date().toISOString(), deployments: supervisor.phases(), storage: health.report() });
     })().finally(() => (ticking = null));
     return ticking;
   };
@@ -182,28 +192,31 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
   };
 }
 
-/** A score the local store lost, from the desired-state KV's history at the revision journaled. */
-async function scoreFromHistory(nc: NatsConnection, device: string, deployment: string, hash: string, revision: number) {
+/**
+ * Every value the desired-state history in KV still holds for one deployment (the bucket keeps the
+ * newest few revisions per key), for a score the local store lost; [] when it can't be read. A
+ * consumer filtered to this one key, which NATS permissions can limit to the device's own keys
+ * (a get by revision can't be).
+ */
+async function desiredHistory(nc: NatsConnection, device: string, deployment: string, log: Logger): Promise<ReconcileScore[]> {
   try {
-    // A watch of this one key from `revision` (not kv.get by revision: a get by sequence can't be
-    // limited to this device's keys by NATS permissions, a consumer filtered to the key can).
     const kv = await new Kvm(nc).open(BUCKET_DESIRED_STATE);
-    const iter = await kv.watch({ key: deploymentKey(device, deployment), include: KvWatchInclude.AllHistory, resumeFromRevision: revision });
+    const iter = await kv.history({ key: deploymentKey(device, deployment) });
     const timer = setTimeout(() => iter.stop(), 5000);
-    let entry: KvWatchEntry | null = null;
+    const out: ReconcileScore[] = [];
     try {
       for await (const e of iter) {
-        entry = e;
-        break;
+        if (e.operation !== "PUT") continue;
+        const r = decodeJson(ReconcileScore, e.string());
+        if (r.ok) out.push(r.value);
       }
     } finally {
       clearTimeout(timer);
       iter.stop();
     }
-    if (!entry || entry.revision !== revision || entry.operation !== "PUT") return null;
-    const r = decodeJson(ReconcileScore, entry.string());
-    return r.ok && canonicalHash(r.value) === hash ? r.value : null;
-  } catch {
-    return null;
+    return out;
+  } catch (e) {
+    log.warn({ deployment, err: (e as Error).message }, "the desired-state history can't be read; scores missing from the state dir stay unknown for now");
+    return [];
   }
 }

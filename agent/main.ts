@@ -7,6 +7,7 @@ import { natsConnectOptions } from "../fleet/auth.js";
 import { loadContainerPolicy } from "./deployments/policy.file.js";
 import { LibpodClient } from "../runtime/podman/libpod.client.js";
 import { PodmanRuntime } from "../runtime/podman/podman.runtime.js";
+import { containerEnvReader } from "./container-env.js";
 
 const parsed = parseConfig(process.argv.slice(2), process.env);
 if ("help" in parsed) {
@@ -37,6 +38,7 @@ const agent = await startAgent(config, {
   runtime,
   logger,
   runtimeVersion: async () => (await client.version()).Version,
+  containerEnv: containerEnvReader(client, config.deviceId),
 }).catch((e: Error) => {
   // Another agent on this state dir, or a state dir that can't be used: nothing was started.
   process.stderr.write(`fleet-agent: ${e.message}\n`);

@@ -21,18 +21,37 @@ const IsoTime = refine(t.string, "IsoTime", (s) =>
   ISO_TIME.test(s) && !Number.isNaN(Date.parse(s)) ? null : `expected an ISO-8601 time, got ${JSON.stringify(s.slice(0, 40))}`,
 );
 
-export const DeploymentState = struct("DeploymentState", {
-  device: DeviceId,
-  deployment: DeploymentName,
-  phase: Phase,
-  state: MachineState,
-  score_hash: nullable(ScoreHash),
-  desired_revision: nullable(Seq),
-  container_ids: dict("ContainerIds", ServiceName, t.string),
-  last_error: nullable(t.string),
-  last_event_seq: Seq,
-  last_event_at: nullable(IsoTime),
+/**
+ * A desired value the agent has received but could not act on yet, because a write it needs failed
+ * (`last_error` names the path and errno); it is retried until the write succeeds.
+ */
+export const PendingChange = struct("PendingChange", {
+  /** KV revision of the desired-state entry waiting. */
+  revision: Seq,
+  /** When the agent received it. */
+  since: IsoTime,
 });
+export type PendingChange = t.TypeOf<typeof PendingChange>;
+
+export const DeploymentState = struct(
+  "DeploymentState",
+  {
+    device: DeviceId,
+    deployment: DeploymentName,
+    phase: Phase,
+    state: MachineState,
+    score_hash: nullable(ScoreHash),
+    desired_revision: nullable(Seq),
+    container_ids: dict("ContainerIds", ServiceName, t.string),
+    last_error: nullable(t.string),
+    last_event_seq: Seq,
+    last_event_at: nullable(IsoTime),
+  },
+  {
+    /** Absent when nothing waits (and from agents that predate it). */
+    pending_change: PendingChange,
+  },
+);
 export type DeploymentState = t.TypeOf<typeof DeploymentState>;
 
 export { IsoTime, ScoreHash, Seq };

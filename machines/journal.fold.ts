@@ -17,7 +17,8 @@ export function foldSteps(input: DeploymentInput, events: readonly AnyEventObjec
   return out;
 }
 
-function fold(input: DeploymentInput, events: readonly AnyEventObject[], each: (s: DeploymentSnapshot) => void, from?: DeploymentSnapshot) {
+/** Folds events in order, handing each snapshot to `each` (recovery looks at every step without keeping them). */
+export function fold(input: DeploymentInput, events: readonly AnyEventObject[], each: (s: DeploymentSnapshot) => void, from?: DeploymentSnapshot) {
   const [initial] = initialTransition(deploymentMachine, input);
   const scope = inertScope(input);
   let snapshot = from ?? initial;

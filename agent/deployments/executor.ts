@@ -15,6 +15,8 @@ import type {
   StopInput,
   StopOutput,
 } from "../../machines/deployment.steps.js";
+import type { PodmanService } from "../../contracts/score.codec.js";
+import type { AppliedService } from "../../machines/upgrade.plan.js";
 import type { ContainerRuntime } from "../../runtime/container-runtime.js";
 import { REDACTED } from "../journal/redact.js";
 import { sleep } from "../../fleet/sleep.js";
@@ -22,6 +24,11 @@ import { sleep } from "../../fleet/sleep.js";
 export interface ExecutorOptions {
   /** Clock for step outputs and deadlines; tests pass a fake one. */
   now?: () => number;
+  /**
+   * The full spec of a service the deployment's context knows only redacted (recovered from the
+   * journal without its score), looked up when a container must be created from it; null if unknown.
+   */
+  fullSpec?: (deployment: string, spec: AppliedService) => Promise<PodmanService | null>;
 }
 
 const messageOf = (e: unknown) => (e instanceof Error ? e.message : String(e));
@@ -124,12 +131,16 @@ export function deploymentActors(runtime: ContainerRuntime, opts: ExecutorOption
           const service = spec.service.name;
           // Timed out: start nothing more; what was started is swept by the next upgrade's stop step.
           if (signal.aborted) return { started, failure: { service, message: "abandoned" } };
+          let full = spec;
           if (Object.values(spec.service.env ?? {}).includes(REDACTED)) {
-            // Recovered from a redacted journal without the full score: never run a placeholder secret.
-            return { started, failure: { service, message: `the env of score ${spec.scoreHash} is not on this device; write the desired state again` } };
+            // Recovered from a redacted journal without the full score: look it up now (the store,
+            // the desired-state history), and never run a placeholder secret.
+            const found = await opts.fullSpec?.(input.deployment, spec).catch(() => null);
+            if (!found) return { started, failure: { service, message: `the env of score ${spec.scoreHash} is not on this device; write the desired state again` } };
+            full = { ...spec, service: found };
           }
           try {
-            started[service] = await runtime.startService({ deployment: input.deployment, ...spec });
+            started[service] = await runtime.startService({ deployment: input.deployment, ...full });
           } catch (e) {
             // A container that was created but did not start exists: record it so it is cleaned up later.
             const existing = await runtime.status(`${input.deployment}.${service}`).catch(() => null);

@@ -1,25 +1,33 @@
 // One machine actor per deployment of this device: created on its first desired value or rebuilt
 // from its journal, fed desired changes and ticks, journaled and reported after every transition,
 // and dropped once it reaches `removed`.
+//
+// A desired change that needs a write the disk refuses (its score, the deployment's journal, the
+// history taken back from the stream) is never lost: it waits here, newest first, reported as
+// `pending_change` with the failed write in `last_error`, and is applied once a write succeeds again
+// (retried with backoff; docs/design.md, "Storage faults").
 import { createActor, waitFor, type Actor } from "xstate";
 import type { Phase } from "../../contracts/deployment-state.codec.js";
 import type { JournalEvent } from "../../contracts/journal-event.codec.js";
 import { deviceOrDeploymentNameProblem } from "../../contracts/names.js";
+import type { ReconcileScore } from "../../contracts/score.codec.js";
 import type { DeploymentInput, DeploymentSnapshot, StepBudgets } from "../../machines/deployment.machine.js";
 import { deploymentState } from "../../machines/deployment.report.js";
 import { transitionRecorder } from "../../machines/transition.recorder.js";
 import type { ContainerRuntime, ManagedContainer } from "../../runtime/container-runtime.js";
 import type { CheckpointStore } from "../journal/checkpoint.js";
-import type { EventJournal } from "../journal/journal.js";
+import { StorageError } from "../journal/durable-file.js";
+import { retryDelayMs, type EventJournal } from "../journal/journal.js";
 import { TransitionRecorder, type StateSink } from "../journal/recorder.js";
-import { Recovery, type ScoreLookup } from "../journal/recovery.js";
+import { Recovery, type ScoreSource } from "../journal/recovery.js";
+import { snapshotIsRedacted } from "../journal/score.rehydration.js";
+import type { StorageHealth } from "../journal/storage.health.js";
 import type { Logger } from "pino";
 import type { DesiredChange } from "../nats/desired-state.watch.js";
 import { runtimeDeploymentMachine } from "./executor.js";
 import type { ScoreStore } from "./score.store.js";
 
 export type { StateSink } from "../journal/recorder.js";
-export type { ScoreLookup } from "../journal/recovery.js";
 
 export interface SupervisorOptions {
   device: string;
@@ -29,8 +37,14 @@ export interface SupervisorOptions {
   sink: StateSink;
   logger: Logger;
   budgets?: Partial<StepBudgets>;
-  /** Where to find a score missing from the local store (the desired-state KV's history). */
-  lookupScore?: ScoreLookup;
+  /** The values of a deployment's desired-state history in KV, for scores missing from the store. */
+  desiredHistory?: (deployment: string) => Promise<ReconcileScore[]>;
+  /** The env of a recorded container, when it is this deployment's of that service and score hash (see ScoreSource). */
+  containerEnv?: ScoreSource["containerEnv"];
+  /** Where state-dir faults are counted and logged. */
+  health?: StorageHealth;
+  /** Backoff of a desired change that waits for a write (ms); default 1,000 doubling to 30,000. */
+  retry?: { firstMs: number; maxMs: number };
   /** A deployment's events from the stream, for recovery when its local journal is gone. */
   streamHistory?: (deployment: string) => Promise<JournalEvent[]>;
   /** Snapshot checkpoints, so recovery folds only a journal's tail. */
@@ -49,6 +63,14 @@ type DeploymentActor = Actor<ReturnType<typeof runtimeDeploymentMachine>>;
 
 const SETTLED = new Set(["running", "failed", "removed", "pending"]);
 
+/** A desired change that waits for a write of the state dir to succeed. */
+interface Waiting {
+  change: DesiredChange;
+  since: number;
+  attempt: number;
+  timer: NodeJS.Timeout | null;
+}
+
 export class DeploymentSupervisor {
   private readonly actors = new Map<string, DeploymentActor>();
   private readonly machine: ReturnType<typeof runtimeDeploymentMachine>;
@@ -57,21 +79,34 @@ export class DeploymentSupervisor {
   private accepting = true;
   private readonly recovery: Recovery;
   private readonly recorder: TransitionRecorder;
+  /** Per deployment, the newest desired change not applied yet because a write failed. */
+  private readonly waiting = new Map<string, Waiting>();
+  /** Per deployment, the chain its changes are applied on (the watch's order, and retries). */
+  private readonly lanes = new Map<string, Promise<void>>();
+  private readonly unsubscribe: () => void;
 
   constructor(private readonly o: SupervisorOptions) {
     this.now = o.now ?? Date.now;
-    this.machine = runtimeDeploymentMachine(o.runtime, { now: this.now });
     this.log = o.logger.child({ component: "supervisor" });
-    const { device, journal, checkpoints, streamHistory, lookupScore, sink, logger, checkpointEvery, published } = o;
+    const { device, journal, checkpoints, streamHistory, sink, logger, checkpointEvery, published, health, desiredHistory, containerEnv } = o;
+    const scores: ScoreSource = {
+      stored: (hash) => o.scores.get(hash),
+      pathOf: (hash) => o.scores.fileOf(hash),
+      keep: (hash, score) => o.scores.put(hash, score),
+      history: async (d) => (await desiredHistory?.(d)) ?? [],
+      ...(containerEnv ? { containerEnv } : {}),
+    };
     this.recovery = new Recovery({
       device,
       journal,
       logger,
+      scores,
       input: (d) => this.input(d),
-      lookupScore: async (d, hash, revision) => (await o.scores.get(hash)) ?? (await lookupScore?.(d, hash, revision)) ?? null,
       ...(checkpoints ? { checkpoints } : {}),
       ...(streamHistory ? { streamHistory } : {}),
+      ...(health ? { health } : {}),
     });
+    this.machine = runtimeDeploymentMachine(o.runtime, { now: this.now, fullSpec: (d, spec) => this.recovery.specOf(d, spec) });
     this.recorder = new TransitionRecorder({
       journal,
       sink,
@@ -80,6 +115,11 @@ export class DeploymentSupervisor {
       ...(checkpoints ? { checkpoints } : {}),
       ...(checkpointEvery ? { checkpointEvery } : {}),
       ...(published ? { published } : {}),
+    });
+    this.unsubscribe = journal.onFault((d, fault) => {
+      this.recorder.fault(d, "journal", fault?.message ?? null);
+      // The journal writes again: a change that waited for it goes on.
+      if (!fault && this.waiting.has(d)) void this.lane(d, () => this.tryWaiting(d));
     });
   }
 
@@ -106,11 +146,14 @@ export class DeploymentSupervisor {
    */
   async recover(): Promise<string[]> {
     const resumed = await this.recovery.local();
-    for (const [deployment, snapshot] of resumed) this.spawn(deployment, snapshot);
+    for (const [deployment, snapshot] of resumed) this.spawnRestored(deployment, snapshot);
     return resumed.map(([deployment]) => deployment);
   }
 
-  /** Routes one desired-state change to its deployment's actor, creating the actor if need be. */
+  /**
+   * Routes one desired-state change to its deployment's actor, creating the actor if need be. A
+   * change that needs a write that fails waits (see `pending`) and is retried; this resolves either way.
+   */
   async apply(change: DesiredChange): Promise<void> {
     if (!this.accepting) return;
     const badName = deviceOrDeploymentNameProblem(change.deployment);
@@ -121,16 +164,80 @@ export class DeploymentSupervisor {
       this.log.error({ deployment: change.deployment.slice(0, 300), revision: change.revision, error: badName }, "desired state refused: invalid deployment name; nothing done");
       return;
     }
+    const d = change.deployment;
+    const before = this.waiting.get(d);
+    if (before?.timer) clearTimeout(before.timer);
+    // The newest value replaces one still waiting, as the machine coalesces values mid-step.
+    this.waiting.set(d, { change, since: this.now(), attempt: 0, timer: null });
+    await this.lane(d, () => this.tryWaiting(d));
+  }
+
+  /** The desired change of `deployment` that waits for a write, if any (its KV revision). */
+  pending(deployment: string): number | null {
+    return this.waiting.get(deployment)?.change.revision ?? null;
+  }
+
+  /** Runs `work` after everything queued for `deployment` so far. */
+  private lane(deployment: string, work: () => Promise<void>): Promise<void> {
+    const run = (this.lanes.get(deployment) ?? Promise.resolve()).then(work).catch((e: Error) => {
+      this.log.error({ deployment, err: e.message }, "applying a desired change failed");
+    });
+    this.lanes.set(deployment, run);
+    return run;
+  }
+
+  /** Applies the change waiting for `deployment`, or keeps it waiting (reported) until a retry. */
+  private async tryWaiting(deployment: string): Promise<void> {
+    const w = this.waiting.get(deployment);
+    if (!w || !this.accepting) return;
+    const journalFault = this.o.journal.fault(deployment);
+    try {
+      // While the journal can't be written, nothing new is started: it would not be on record.
+      if (journalFault) throw journalFault;
+      await this.applyNow(w.change);
+    } catch (e) {
+      if (!(e instanceof StorageError)) {
+        this.waiting.delete(deployment);
+        this.recorder.pending(deployment, null);
+        this.recorder.fault(deployment, "desired", null);
+        throw e;
+      }
+      if (this.waiting.get(deployment) !== w) return; // a newer value came meanwhile: its own try follows
+      w.attempt += 1;
+      const wait = retryDelayMs(w.attempt, this.o.retry ?? { firstMs: 1000, maxMs: 30_000 });
+      if (e !== journalFault) this.recorder.fault(deployment, "desired", `${e.message}; desired revision ${w.change.revision} waits, retried in ${Math.round(wait / 1000)} s`);
+      this.recorder.pending(deployment, { revision: w.change.revision, since: new Date(w.since).toISOString() });
+      this.log.warn({ deployment, revision: w.change.revision, attempt: w.attempt, retryMs: wait, err: e.message }, "desired change waits for the state dir");
+      // A journal that writes again wakes it sooner (see the constructor).
+      if (!journalFault) w.timer = setTimeout(() => void this.lane(deployment, () => this.tryWaiting(deployment)), wait);
+      else if (w.attempt === 1) w.timer = null;
+      return;
+    }
+    if (this.waiting.get(deployment) === w) {
+      this.waiting.delete(deployment);
+      if (w.attempt > 0) this.log.info({ deployment, revision: w.change.revision, waitedMs: this.now() - w.since }, "desired change applied after waiting for the state dir");
+    }
+    this.recorder.fault(deployment, "desired", null);
+    if (!this.waiting.has(deployment)) this.recorder.pending(deployment, null);
+  }
+
+  /** The change, routed: may throw a StorageError (nothing was sent to the machine then). */
+  private async applyNow(change: DesiredChange): Promise<void> {
     const at = this.now();
-    let actor = this.actors.get(change.deployment) ?? this.spawnRestored(change.deployment, await this.recovery.fromStream(change.deployment));
+    const current = change.kind === "update" ? change.score : undefined;
+    if (change.kind === "update") {
+      // The full score is kept before the machine sees it: the journal keeps only its redacted form.
+      await this.o.scores.put(change.hash, change.score);
+    }
+    let actor = this.actors.get(change.deployment) ?? this.spawnRestored(change.deployment, await this.recovery.fromStream(change.deployment, current));
     if (!actor) {
       // A delete for a deployment this device doesn't run: nothing to do.
       if (change.kind === "delete") return;
       actor = this.spawn(change.deployment);
     }
     if (change.kind === "update") {
-      // The full score is kept before the machine sees it: the journal keeps only its redacted form.
-      await this.o.scores.put(change.hash, change.score);
+      // A deployment recovered without some of its env values gets them back from this one.
+      actor = await this.refreshed(change.deployment, actor, change.score);
       actor.send({ type: "UPDATE", score: change.score.data, hash: change.hash, revision: change.revision, at });
     } else if (change.kind === "reject") {
       this.log.warn({ deployment: change.deployment, revision: change.revision, error: change.error }, "desired state rejected");
@@ -157,6 +264,8 @@ export class DeploymentSupervisor {
     }
     const at = this.now();
     for (const [deployment, actor] of this.actors) {
+      // A repair the journal can't record waits for the journal, like a desired change.
+      if (this.o.journal.fault(deployment)) continue;
       actor.send({ type: "TICK", containers: all.filter((c) => c.deployment === deployment), at });
     }
   }
@@ -167,6 +276,9 @@ export class DeploymentSupervisor {
    */
   async shutdown(timeoutMs: number): Promise<void> {
     this.accepting = false;
+    for (const w of this.waiting.values()) if (w.timer) clearTimeout(w.timer);
+    this.unsubscribe();
+    this.recorder.stop();
     const deadline = this.now() + timeoutMs;
     for (const [deployment, actor] of this.actors) {
       const left = Math.max(0, deadline - this.now());
@@ -178,7 +290,16 @@ export class DeploymentSupervisor {
       actor.stop();
     }
     this.actors.clear();
-    await this.recorder.recorded();
+    // A write that keeps failing is given up at the deadline: what is on disk stays valid, and the
+    // restarted agent resumes from it (the watch delivers the desired values again).
+    const settled = this.recorder.recorded();
+    const left = Math.max(0, deadline - this.now());
+    const gaveUp = await Promise.race([settled.then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), left).unref())]);
+    if (gaveUp) {
+      this.log.warn("shutdown: journal writes still failing; giving them up");
+      this.o.journal.close();
+      await settled;
+    }
   }
 
   /**
@@ -197,7 +318,25 @@ export class DeploymentSupervisor {
   }
 
   private spawnRestored(deployment: string, restored: DeploymentSnapshot | undefined): DeploymentActor | undefined {
-    return restored ? this.spawn(deployment, restored) : undefined;
+    if (!restored) return undefined;
+    const last = this.o.journal.read(deployment).at(-1);
+    this.recorder.resumed(deployment, restored, { seq: this.o.journal.lastN(deployment), at: last?.at ?? null });
+    return this.spawn(deployment, restored);
+  }
+
+  /**
+   * The deployment's actor with the env values `score` brings put back into its context where it
+   * held them redacted (recovered without its scores): at rest, the actor is restarted from the
+   * filled snapshot; the journal is unchanged (it is redacted anyway).
+   */
+  private async refreshed(deployment: string, actor: DeploymentActor, score: ReconcileScore): Promise<DeploymentActor> {
+    const snap = actor.getSnapshot();
+    if (!snapshotIsRedacted(snap) || !SETTLED.has(String(snap.value)) || snap.context.next !== null) return actor;
+    const filled = await this.recovery.refresh(deployment, snap, score);
+    if (filled === snap || this.actors.get(deployment) !== actor || actor.getSnapshot() !== snap) return actor;
+    actor.stop();
+    this.log.info({ deployment, state: filled.value }, "env values of the deployment put back from its desired value");
+    return this.spawn(deployment, filled);
   }
 
   private spawn(deployment: string, restored?: DeploymentSnapshot): DeploymentActor {
@@ -210,6 +349,8 @@ export class DeploymentSupervisor {
     this.actors.set(deployment, actor);
     actor.subscribe({
       complete: () => {
+        // A stopped actor completes too (shutdown, or replaced by a refreshed one): only `done` is removal.
+        if (this.actors.get(deployment) !== actor || actor.getSnapshot().status !== "done") return;
         this.actors.delete(deployment);
         this.log.info({ deployment }, "deployment removed");
       },

@@ -46,7 +46,8 @@ export const ContainerInspect = t.type(
     Config: t.intersection([
       t.type({ Labels: nullable(StringMap) }),
       // A number in 4.x, a string ("SIGTERM") in 5.x.
-      t.partial({ StopSignal: t.union([t.number, t.string]), StopTimeout: t.number }),
+      // Env: "KEY=value" entries (the image's and the container's own), read back by recovery.
+      t.partial({ StopSignal: t.union([t.number, t.string]), StopTimeout: t.number, Env: nullable(t.array(t.string)) }),
     ]),
   },
   "ContainerInspect",
