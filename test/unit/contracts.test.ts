@@ -75,7 +75,7 @@ const BAD: Case[] = [
   ["duplicate service names", ReconcileScore, withServices([ok("web"), ok("db"), ok("web")]), ['data.services[2].name: duplicate service name "web"']],
   ["too many services", ReconcileScore, withServices(Array.from({ length: 65 }, (_, i) => ok(`s${i}`))), ["data.services: expected at most 64 items, got 65"]],
   ["null service", ReconcileScore, withServices([ok("web"), null]), ["data.services[1]: expected PodmanService, got null"]],
-  ["unknown service field", ReconcileScore, withServices([ok("web"), { ...ok("db"), imgae: "x" }]), ["data.services[1].imgae: unknown field"]],
+  ["unknown service field", ReconcileScore, withServices([ok("web"), { ...ok("db"), imgae: "x" }]), ["data.services[1].imgae: unknown field (did you mean image?)"]],
   ["missing image", ReconcileScore, withServices([{ name: "web" }]), ["data.services[0].image: expected string, got nothing"]],
   // service names
   ["uppercase service name", ReconcileScore, withService({ name: "Web" }), [`data.services[0].name: must be a DNS label ([a-z0-9-], not starting or ending with '-'), got "Web"`]],
@@ -119,22 +119,33 @@ const BAD: Case[] = [
   // health
   ["non-integer retries", ReconcileScore, withService({ health: { cmd: ["CMD", "true"], retries: 2.5 } }), ["data.services[0].health.retries: expected an integer from 0 to 100, got 2.5"]],
   ["health without cmd", ReconcileScore, withService({ health: { interval_secs: 5 } }), ["data.services[0].health.cmd: expected Array<HealthArg>, got nothing"]],
-  ["unknown health field", ReconcileScore, withService({ health: { cmd: ["CMD", "true"], interval: 5 } }), ["data.services[0].health.interval: unknown field"]],
+  ["unknown health field", ReconcileScore, withService({ health: { cmd: ["CMD", "true"], interval: 5 } }), ["data.services[0].health.interval: unknown field (did you mean interval_secs?)"]],
   ["health interval 0", ReconcileScore, withService({ health: { cmd: ["CMD", "true"], interval_secs: 0 } }), ["data.services[0].health.interval_secs: expected an integer from 1 to 86400, got 0"]],
   // lifecycle
-  ["misspelt grace_period_sec", ReconcileScore, withLifecycle({ grace_period_sec: 5 }), ["data.lifecycle.grace_period_sec: unknown field"]],
+  ["misspelt grace_period_sec", ReconcileScore, withLifecycle({ grace_period_sec: 5 }), ["data.lifecycle.grace_period_sec: unknown field (did you mean grace_period_secs?)"]],
   ["negative grace period", ReconcileScore, withLifecycle({ grace_period_secs: -1 }), ["data.lifecycle.grace_period_secs: expected an integer from 0 to 3600, got -1"]],
   ["absurd grace period", ReconcileScore, withLifecycle({ grace_period_secs: 1e12 }), ["data.lifecycle.grace_period_secs: expected an integer from 0 to 3600, got 1000000000000"]],
   ["grace period a string", ReconcileScore, withLifecycle({ grace_period_secs: "30" }), ['data.lifecycle.grace_period_secs: expected number, got "30"']],
   ["unknown stop signal", ReconcileScore, withLifecycle({ stop_signal: "SIGFOO" }), ['data.lifecycle.stop_signal: expected StopSignal, got "SIGFOO"']],
   ["stop signal a number", ReconcileScore, withLifecycle({ stop_signal: 15 }), ["data.lifecycle.stop_signal: expected StopSignal, got number 15"]],
   ["null lifecycle", ReconcileScore, withLifecycle(null), ["data.lifecycle: expected LifecyclePolicy, got null"]],
+  ["min_ready_secs above 3600", ReconcileScore, withLifecycle({ min_ready_secs: 3601 }), ["data.lifecycle.min_ready_secs: expected an integer from 0 to 3600, got 3601"]],
+  ["min_ready_secs a fraction", ReconcileScore, withLifecycle({ min_ready_secs: 0.5 }), ["data.lifecycle.min_ready_secs: expected an integer from 0 to 3600, got 0.5"]],
+  // depends_on
+  ["depends_on an unknown service", ReconcileScore, withServices([{ ...ok("web"), depends_on: ["dbb"] }, ok("db")]), ['data.services[0].depends_on[0]: no service named "dbb" in this score (did you mean db?)']],
+  ["depends_on itself", ReconcileScore, withServices([{ ...ok("web"), depends_on: ["web"] }]), ['data.services[0].depends_on[0]: "web" cannot depend on itself']],
+  ["depends_on listing a name twice", ReconcileScore, withServices([{ ...ok("web"), depends_on: ["db", "db"] }, ok("db")]), ['data.services[0].depends_on: lists "db" twice']],
+  ["depends_on not a list", ReconcileScore, withServices([{ ...ok("web"), depends_on: "db" }, ok("db")]), ['data.services[0].depends_on: expected Array<ServiceName>, got "db"']],
+  ["a dependency cycle", ReconcileScore, withServices([{ ...ok("web"), depends_on: ["api"] }, { ...ok("api"), depends_on: ["db"] }, { ...ok("db"), depends_on: ["web"] }]), ["data.services[0].depends_on: dependency cycle web → api → db → web"]],
+  ["a cycle that does not start at the first service", ReconcileScore, withServices([{ ...ok("web"), depends_on: ["api"] }, { ...ok("api"), depends_on: ["db"] }, { ...ok("db"), depends_on: ["api"] }]), ["data.services[1].depends_on: dependency cycle api → db → api"]],
+  // a misspelt field far from every known one gets no suggestion
+  ["no suggestion when nothing is close", ReconcileScore, withService({ privileged: true }), ["data.services[0].privileged: unknown field"]],
   // several errors at once, in order
   ["every error is reported", ReconcileScore, { type: "PodmanV0", data: { services: [{ name: "Web", image: "" }], lifecycle: { grace_period_sec: 5 } }, x: 1 }, [
     "x: unknown field",
     `data.services[0].name: must be a DNS label ([a-z0-9-], not starting or ending with '-'), got "Web"`,
     "data.services[0].image: must not be empty",
-    "data.lifecycle.grace_period_sec: unknown field",
+    "data.lifecycle.grace_period_sec: unknown field (did you mean grace_period_secs?)",
   ]],
 
   // DeploymentState
