@@ -17,8 +17,11 @@ const Seq = refine(t.number, "Seq", (n) => (Number.isInteger(n) && n >= 0 ? null
 const ScoreHash = refine(t.string, "ScoreHash", (s) => (/^sha256:[0-9a-f]{64}$/.test(s) ? null : `expected sha256:<64 hex>, got ${JSON.stringify(s.slice(0, 80))}`));
 // Date.parse alone takes "1" or "2026" (V8 reads them as years): require the ISO-8601 shape too.
 const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})$/;
-const IsoTime = refine(t.string, "IsoTime", (s) =>
-  ISO_TIME.test(s) && !Number.isNaN(Date.parse(s)) ? null : `expected an ISO-8601 time, got ${JSON.stringify(s.slice(0, 40))}`,
+const IsoTime = refine(
+  t.string,
+  "IsoTime",
+  (s) => (ISO_TIME.test(s) && !Number.isNaN(Date.parse(s)) ? null : `expected an ISO-8601 time, got ${JSON.stringify(s.slice(0, 40))}`),
+  { pattern: ISO_TIME.source },
 );
 
 export const DeploymentState = struct("DeploymentState", {
