@@ -7,7 +7,8 @@ export const MACHINE_STATES = ["pending", "pulling", "stoppingOld", "startingNew
 export type MachineState = (typeof MACHINE_STATES)[number];
 export const MachineState = t.keyof(Object.fromEntries(MACHINE_STATES.map((s) => [s, null])) as Record<MachineState, null>, "MachineState");
 
-export const Phase = t.keyof({ Pending: null, Running: null, Failed: null }, "Phase");
+/** Degraded: running, but a service waits to be restarted or keeps failing (docs/design.md, "Service health"). */
+export const Phase = t.keyof({ Pending: null, Running: null, Degraded: null, Failed: null }, "Phase");
 export type Phase = t.TypeOf<typeof Phase>;
 
 /** running → Running, failed → Failed, every other state → Pending. */
@@ -24,6 +25,20 @@ const IsoTime = refine(
   { pattern: ISO_TIME.source },
 );
 
+const ExitCode = refine(t.number, "ExitCode", (n) => (Number.isInteger(n) ? null : `expected an integer, got ${n}`), { integer: true });
+
+/** One service as the agent last saw it. */
+export const ServiceStatus = struct("ServiceStatus", {
+  container_id: nullable(t.string),
+  image: t.string,
+  state: t.keyof({ running: null, exited: null, missing: null, starting: null }, "ServiceRunState"),
+  health: t.keyof({ healthy: null, unhealthy: null, starting: null, none: null }, "ServiceHealth"),
+  restarts: Seq,
+  last_exit_code: nullable(ExitCode),
+  restart_at: nullable(IsoTime),
+});
+export type ServiceStatus = t.TypeOf<typeof ServiceStatus>;
+
 export const DeploymentState = struct("DeploymentState", {
   device: DeviceId,
   deployment: DeploymentName,
@@ -35,6 +50,10 @@ export const DeploymentState = struct("DeploymentState", {
   last_error: nullable(t.string),
   last_event_seq: Seq,
   last_event_at: nullable(IsoTime),
+}, {
+  // Written by agents with service health; absent from older agents' reports.
+  retry_at: nullable(IsoTime),
+  services: dict("ServiceStatuses", ServiceName, ServiceStatus),
 });
 export type DeploymentState = t.TypeOf<typeof DeploymentState>;
 

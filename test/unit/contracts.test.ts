@@ -43,6 +43,7 @@ const EVENT = {
   from: "stoppingOld",
   to: "startingNew",
 };
+const SERVICE_STATUS = { container_id: "1f8a", image: "localhost/app:v2", state: "running", health: "healthy", restarts: 3, last_exit_code: 1, restart_at: null };
 const HEARTBEAT = { device: "pi-17", agent_version: "0.1.0", at: "2026-11-28T13:00:00.000Z", deployments: { web: "Running" } };
 const INFO = { device: "pi-17", hostname: "pi17", arch: "arm64", podman_version: "4.3.1", agent_version: "0.1.0" };
 
@@ -140,6 +141,11 @@ const BAD: Case[] = [
   ["a cycle that does not start at the first service", ReconcileScore, withServices([{ ...ok("web"), depends_on: ["api"] }, { ...ok("api"), depends_on: ["db"] }, { ...ok("db"), depends_on: ["api"] }]), ["data.services[1].depends_on: dependency cycle api → db → api"]],
   // a misspelt field far from every known one gets no suggestion
   ["no suggestion when nothing is close", ReconcileScore, withService({ privileged: true }), ["data.services[0].privileged: unknown field"]],
+  // service health in DeploymentState and the heartbeat's tick (docs/design.md, "Service health")
+  ["state: unknown service health", DeploymentState, { ...STATE, services: { web: { ...SERVICE_STATUS, health: "ok" } } }, ['services.web.health: expected ServiceHealth, got "ok"']],
+  ["state: negative restarts", DeploymentState, { ...STATE, services: { web: { ...SERVICE_STATUS, restarts: -1 } } }, ["services.web.restarts: expected a non-negative integer, got -1"]],
+  ["state: retry_at not a time", DeploymentState, { ...STATE, retry_at: "soon" }, ['retry_at: expected an ISO-8601 time, got "soon"']],
+  ["heartbeat: tick_secs 0", Heartbeat, { ...HEARTBEAT, tick_secs: 0 }, ["tick_secs: expected a positive number of seconds, got 0"]],
   // several errors at once, in order
   ["every error is reported", ReconcileScore, { type: "PodmanV0", data: { services: [{ name: "Web", image: "" }], lifecycle: { grace_period_sec: 5 } }, x: 1 }, [
     "x: unknown field",
@@ -250,6 +256,15 @@ describe("contracts", () => {
       expect(decode(DeploymentState, STATE)).to.deep.equal({ ok: true, value: STATE });
       const fresh = { ...STATE, phase: "Pending", state: "pending", score_hash: null, desired_revision: null, container_ids: {}, last_error: "x", last_event_seq: 0, last_event_at: null };
       expect(decode(DeploymentState, fresh)).to.deep.equal({ ok: true, value: fresh });
+    });
+    it("DeploymentState with service health, Degraded, retry_at; a heartbeat with tick_secs", () => {
+      const v = { ...STATE, phase: "Degraded", retry_at: "2026-11-28T13:05:00.000Z", services: { web: SERVICE_STATUS, db: { ...SERVICE_STATUS, container_id: null, state: "missing", health: "none", last_exit_code: null } } };
+      expect(decode(DeploymentState, v)).to.deep.equal({ ok: true, value: v });
+      expect(decode(Heartbeat, { ...HEARTBEAT, tick_secs: 30 })).to.deep.equal({ ok: true, value: { ...HEARTBEAT, tick_secs: 30 } });
+    });
+    it("a score with depends_on and min_ready_secs", () => {
+      const v = { type: "PodmanV0", data: { services: [{ ...ok("web"), depends_on: ["db"] }, ok("db")], lifecycle: { min_ready_secs: 0 } } };
+      expect(decode(ReconcileScore, v)).to.deep.equal({ ok: true, value: v });
     });
     it("JournalEvent, Heartbeat, DeviceInfo", () => {
       expect(decode(JournalEvent, EVENT)).to.deep.equal({ ok: true, value: EVENT });
