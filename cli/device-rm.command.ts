@@ -54,7 +54,7 @@ export async function deviceRmCommand(argv: string[], io: CliIo): Promise<number
       );
     }
     if (summary!.heartbeat && !summary!.stale && !force) {
-      throw new OperationError(`refused, nothing deleted: ${device}'s heartbeat is ${ago(summary!.heartbeat.at)} old, so its agent is running and would report again at once; stop it first, or pass --force`);
+      throw new OperationError(`refused, nothing deleted: ${device}'s last heartbeat was ${ago(summary!.heartbeat.at)}, so its agent is running and would report again at once; stop it first, or pass --force`);
     }
     const plan = [
       ...stateKeys.map((k) => `device-state ${k}`),

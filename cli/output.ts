@@ -44,11 +44,14 @@ export function fitTable(header: string[], rows: string[][], opts: TableOptions)
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
   const { width } = opts.style;
   if (width !== null) {
+    const over = () => widths.reduce((a, b) => a + b, 0) + 2 * (widths.length - 1) - width;
     for (const i of opts.flex ?? []) {
-      const total = widths.reduce((a, b) => a + b, 0) + 2 * (widths.length - 1);
-      if (total <= width) break;
-      widths[i] = Math.max(Math.min(MIN_FLEX, widths[i]!), widths[i]! - (total - width));
+      if (over() <= 0) break;
+      widths[i] = Math.max(Math.min(MIN_FLEX, widths[i]!), widths[i]! - over());
     }
+    // Still too wide: the first to give way gives what it still has, down to one character and "…".
+    const first = opts.flex?.[0];
+    if (first !== undefined && over() > 0) widths[first] = Math.max(2, widths[first]! - over());
   }
   const line = (cells: string[], isHeader: boolean) =>
     cells
