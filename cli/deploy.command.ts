@@ -1,10 +1,10 @@
 // fleetctl deploy <device> <deployment> -f score.json|yaml [--dry-run] [--json]
-import { stringify } from "yaml";
 import { deploymentKey } from "../contracts/wire-names.js";
 import { COMMON_HELP, COMMON_OPTIONS, EXIT, JSON_OPTION, OperationError, UsageError, deviceAndDeployment, natsTarget, parse, type CliIo } from "./common.js";
 import { Fleet, scoreWithoutEnvValues } from "../fleet/fleet.client.js";
 import { formatChanges, serviceChanges } from "./score.changes.js";
 import { readScoreFile } from "./score.file.js";
+import { yamlOf } from "./score.reference.js";
 import { requireKnownDevice } from "./status.command.js";
 
 /** The hint that goes with refusing a device that never reported. */
@@ -99,7 +99,7 @@ export async function deployCommand(argv: string[], io: CliIo): Promise<number> 
       io.out(formatChanges(changes));
       for (const n of file.notes) io.out(`note: ${n}\n`);
       if (dryRun && file.source === "compose") {
-        io.out(`score translated from ${values.file} (env values not shown):\n${indent(stringify(scoreWithoutEnvValues(file.score), { lineWidth: 0 }))}`);
+        io.out(`score translated from ${values.file} (env values not shown):\n${indent(`${yamlOf(scoreWithoutEnvValues(file.score))}\n`)}`);
       }
     }
     if (unchanged || dryRun) {

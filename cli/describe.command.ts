@@ -1,11 +1,11 @@
 // fleetctl describe <device> [<deployment>] [--json]: everything about one device or one deployment.
-import { stringify } from "yaml";
 import { deviceOrDeploymentNameProblem } from "../contracts/names.js";
 import type { DeploymentState } from "../contracts/deployment-state.codec.js";
 import { Fleet, scoreWithoutEnvValues, STALE_TICKS } from "../fleet/fleet.client.js";
 import { buildTimeline } from "../machines/timeline.js";
 import { COMMON_HELP, COMMON_OPTIONS, EXIT, JSON_OPTION, OperationError, UsageError, natsTarget, parse, positionals, positiveNumber, shortId, type CliIo } from "./common.js";
 import { eventName } from "./history.command.js";
+import { yamlOf } from "./score.reference.js";
 import { ago, colourOf, fitTable, outputStyle, paint, type OutputStyle } from "./output.js";
 import { healthText, heartbeatText, imageText, phaseText, requireKnownDevice, restartsText, shown } from "./status.command.js";
 
@@ -114,7 +114,7 @@ async function describeDeployment(fleet: Fleet, device: string, deployment: stri
   }
   io.out("Services\n");
   io.out(indent(servicesTable(state, desired?.score?.data.services ?? [], narrower(style))));
-  if (desired?.score) io.out(`Score (env values not shown)\n${indent(stringify(scoreWithoutEnvValues(desired.score).data, { lineWidth: 0 }))}`);
+  if (desired?.score) io.out(`Score (env values not shown)\n${indent(`${yamlOf(scoreWithoutEnvValues(desired.score).data)}\n`)}`);
   if (timeline) {
     io.out(`Recent events (${recent.length} of ${timeline.steps.length}; fleetctl history ${device} ${deployment} for all)\n`);
     const rows = recent.map((s) => [String(s.n), ago(s.at), `${s.from} → ${s.to}`, eventName(s)]);

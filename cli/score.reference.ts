@@ -110,7 +110,7 @@ export function nearestFieldPath(input: string, paths: readonly string[]): strin
 
 const leafKey = (path: string) => path.split(".").pop()!.replace(/\[\]$/, "");
 /** YAML as an operator writes it: lists of plain values on one line (`cmd: [CMD, true]`). */
-function yamlOf(value: unknown): string {
+export function yamlOf(value: unknown): string {
   const doc = new Document(value);
   visit(doc, {
     Seq(_, node) {

@@ -127,7 +127,7 @@ describe("fleetctl, the operator's console, on real NATS", function () {
       const dry = await fleetctl(["deploy", device, "app", "-f", f, "--dry-run"]);
       expect(dry.code, dry.err).to.equal(EXIT.OK);
       expect(dry.out).to.match(/\+ web\s+add\s+image img\/web:1/).and.match(/\+ db\s+add\s+image img\/db:1/);
-      expect(dry.out).to.include("score translated from").and.include("- /bin/web");
+      expect(dry.out).to.include("score translated from").and.include("command: [/bin/web, --port, \"8080\"]");
       expect(dry.out).to.include("grace_period_secs: 5").and.include("depends_on:").and.include("TOKEN: <redacted>");
       expect(dry.out).to.include("dry run: nothing written");
       expect(dry.out + dry.err).to.not.include("s3cr3t-value");
