@@ -1,6 +1,6 @@
 // `device-heartbeat/<device>`: written each tick; its age tells operators a device is alive.
 import * as t from "io-ts";
-import { dict, nullable, struct } from "./decode.js";
+import { dict, nullable, refine, struct } from "./decode.js";
 import { IsoTime, Phase, Seq } from "./deployment-state.codec.js";
 import { DeploymentName, DeviceId } from "./names.js";
 
@@ -29,18 +29,16 @@ export const StorageReport = struct("StorageReport", {
 });
 export type StorageReport = t.TypeOf<typeof StorageReport>;
 
-export const Heartbeat = struct(
-  "Heartbeat",
-  {
-    device: DeviceId,
-    agent_version: t.string,
-    at: IsoTime,
-    /** deployment → its phase at this tick. */
-    deployments: dict("DeploymentPhases", DeploymentName, Phase),
-  },
-  {
-    /** Absent from agents that predate it. */
-    storage: StorageReport,
-  },
-);
+export const Heartbeat = struct("Heartbeat", {
+  device: DeviceId,
+  agent_version: t.string,
+  at: IsoTime,
+  /** deployment → its phase at this tick. */
+  deployments: dict("DeploymentPhases", DeploymentName, Phase),
+}, {
+  /** The agent's tick in seconds: a heartbeat is late by the device's own tick, not a guess (absent from older agents). */
+  tick_secs: refine(t.number, "TickSecs", (n) => (Number.isFinite(n) && n > 0 ? null : `expected a positive number of seconds, got ${n}`), { minimum: 0 }),
+  /** State-dir faults since the agent started (absent from older agents). */
+  storage: StorageReport,
+});
 export type Heartbeat = t.TypeOf<typeof Heartbeat>;
