@@ -101,7 +101,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
         return [];
       }
     },
-    desiredHistory: (deployment) => (nc ? desiredHistory(nc, device, deployment, log) : Promise.resolve([])),
+    desiredHistory: (deployment) => (nc ? desiredHistory(nc, device, deployment, log) : Promise.resolve(null)),
     ...(deps.budgets ? { budgets: deps.budgets } : {}),
     ...(deps.checkpointEvery ? { checkpointEvery: deps.checkpointEvery } : {}),
   });
@@ -137,6 +137,8 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
       }
     }
     if (stopping) return;
+    // Scores the state dir lacked at start, from the desired-state history now that it is in reach.
+    await supervisor.recallScores();
     reporter.reportDeviceInfo({
       device,
       hostname: hostname(),
@@ -196,9 +198,9 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
  * Every value the desired-state history in KV still holds for one deployment (the bucket keeps the
  * newest few revisions per key), for a score the local store lost; [] when it can't be read. A
  * consumer filtered to this one key, which NATS permissions can limit to the device's own keys
- * (a get by revision can't be).
+ * (a get by revision can't be). Null when it can't be read now.
  */
-async function desiredHistory(nc: NatsConnection, device: string, deployment: string, log: Logger): Promise<ReconcileScore[]> {
+async function desiredHistory(nc: NatsConnection, device: string, deployment: string, log: Logger): Promise<ReconcileScore[] | null> {
   try {
     const kv = await new Kvm(nc).open(BUCKET_DESIRED_STATE);
     const iter = await kv.history({ key: deploymentKey(device, deployment) });
@@ -217,6 +219,6 @@ async function desiredHistory(nc: NatsConnection, device: string, deployment: st
     return out;
   } catch (e) {
     log.warn({ deployment, err: (e as Error).message }, "the desired-state history can't be read; scores missing from the state dir stay unknown for now");
-    return [];
+    return null;
   }
 }

@@ -37,8 +37,8 @@ export interface SupervisorOptions {
   sink: StateSink;
   logger: Logger;
   budgets?: Partial<StepBudgets>;
-  /** The values of a deployment's desired-state history in KV, for scores missing from the store. */
-  desiredHistory?: (deployment: string) => Promise<ReconcileScore[]>;
+  /** The values of a deployment's desired-state history in KV, for scores missing from the store; null when out of reach. */
+  desiredHistory?: (deployment: string) => Promise<ReconcileScore[] | null>;
   /** The env of a recorded container, when it is this deployment's of that service and score hash (see ScoreSource). */
   containerEnv?: ScoreSource["containerEnv"];
   /** Where state-dir faults are counted and logged. */
@@ -93,7 +93,7 @@ export class DeploymentSupervisor {
       stored: (hash) => o.scores.get(hash),
       pathOf: (hash) => o.scores.fileOf(hash),
       keep: (hash, score) => o.scores.put(hash, score),
-      history: async (d) => (await desiredHistory?.(d)) ?? [],
+      history: async (d) => (desiredHistory ? desiredHistory(d) : null),
       ...(containerEnv ? { containerEnv } : {}),
     };
     this.recovery = new Recovery({
@@ -170,6 +170,18 @@ export class DeploymentSupervisor {
     // The newest value replaces one still waiting, as the machine coalesces values mid-step.
     this.waiting.set(d, { change, since: this.now(), attempt: 0, timer: null });
     await this.lane(d, () => this.tryWaiting(d));
+  }
+
+  /**
+   * Deployments recovered without some of their env values (the desired-state history was out of
+   * reach at start) get them from it now: called once NATS is reachable. Resolves when done.
+   */
+  async recallScores(): Promise<void> {
+    const redacted = [...this.actors].filter(([, a]) => snapshotIsRedacted(a.getSnapshot()));
+    await Promise.all(redacted.map(([d]) => this.lane(d, async () => {
+      const actor = this.actors.get(d);
+      if (actor) await this.refreshed(d, actor);
+    })));
   }
 
   /** The desired change of `deployment` that waits for a write, if any (its KV revision). */
@@ -329,13 +341,13 @@ export class DeploymentSupervisor {
    * held them redacted (recovered without its scores): at rest, the actor is restarted from the
    * filled snapshot; the journal is unchanged (it is redacted anyway).
    */
-  private async refreshed(deployment: string, actor: DeploymentActor, score: ReconcileScore): Promise<DeploymentActor> {
+  private async refreshed(deployment: string, actor: DeploymentActor, score?: ReconcileScore): Promise<DeploymentActor> {
     const snap = actor.getSnapshot();
     if (!snapshotIsRedacted(snap) || !SETTLED.has(String(snap.value)) || snap.context.next !== null) return actor;
     const filled = await this.recovery.refresh(deployment, snap, score);
     if (filled === snap || this.actors.get(deployment) !== actor || actor.getSnapshot() !== snap) return actor;
     actor.stop();
-    this.log.info({ deployment, state: filled.value }, "env values of the deployment put back from its desired value");
+    this.log.info({ deployment, state: filled.value }, "env values of the deployment put back from the desired-state history");
     return this.spawn(deployment, filled);
   }
 

@@ -43,8 +43,8 @@ export interface ScoreSource {
   pathOf(hash: string): string;
   /** Keeps a score taken back from elsewhere in the store; a write that fails leaves it out. */
   keep(hash: string, score: ReconcileScore): Promise<void>;
-  /** The values of the deployment's desired-state history in KV (its newest revisions), [] when it can't be read. */
-  history(deployment: string): Promise<ReconcileScore[]>;
+  /** The values of the deployment's desired-state history in KV (its newest revisions); null when it can't be read now (offline). */
+  history(deployment: string): Promise<ReconcileScore[] | null>;
   /** The env of the recorded container, when it is this deployment's container of that service and score hash. */
   containerEnv?(deployment: string, service: string, id: string, scoreHash: string): Promise<Record<string, string> | null>;
 }
@@ -215,12 +215,19 @@ export class Recovery {
       score: (h) => recall.known(h),
       spec: (service, scoreHash) => witnesses.get(witnessKey(service, scoreHash)) ?? fromContainers.get(witnessKey(service, scoreHash)) ?? null,
     });
-    for (const r of redactedSpecs(patched)) {
+    const unknown = new Map<string, string[]>();
+    for (const r of redactedSpecs(patched)) unknown.set(r.scoreHash, [...(unknown.get(r.scoreHash) ?? []), r.service]);
+    for (const [hash, services] of unknown) {
+      if (!recall.historyWasRead) {
+        // Offline: the desired-state history is asked again once NATS is in reach (recallScores).
+        this.log.info({ deployment, hash, services }, "env values not in the state dir; the desired-state history is asked once NATS is in reach");
+        continue;
+      }
       this.o.health?.note({
         kind: "missing_scores",
-        path: this.o.scores.pathOf(r.scoreHash),
-        fault: `the env of service ${r.service} of ${deployment} (score ${r.scoreHash}) is in neither the state dir, the desired-state history nor its container`,
-        action: "kept redacted: the running container is left alone, but it can't be recreated until the desired value is written again",
+        path: this.o.scores.pathOf(hash),
+        fault: `the env of ${services.join(", ")} of ${deployment} (score ${hash}) is in neither the state dir, the desired-state history nor the containers`,
+        action: "kept redacted: the running containers are left alone, but they can't be recreated until the desired value is written again",
       });
     }
     if (patched !== s) {
@@ -240,6 +247,8 @@ class ScoreRecall {
   private readonly found = new Map<string, PodmanV0Score>();
   private readonly missed = new Set<string>();
   private historyRead: Promise<ReconcileScore[]> | null = null;
+  /** False until the desired-state history was actually read (not out of reach). */
+  historyWasRead = false;
 
   constructor(
     private readonly src: ScoreSource,
@@ -286,7 +295,13 @@ class ScoreRecall {
   }
 
   private history(): Promise<ReconcileScore[]> {
-    this.historyRead ??= this.src.history(this.deployment).catch(() => []);
+    this.historyRead ??= this.src.history(this.deployment).then(
+      (h) => {
+        this.historyWasRead = h !== null;
+        return h ?? [];
+      },
+      () => [],
+    );
     return this.historyRead;
   }
 

@@ -4,7 +4,7 @@ import type { ContainerRuntime, ManagedContainer, ServiceSpec } from "../../runt
 
 export type RecordedCall =
   | { op: "ensureImage"; image: string }
-  | { op: "startService"; name: string; scoreHash: string; id?: string }
+  | { op: "startService"; name: string; scoreHash: string; env: Record<string, string>; id?: string }
   | { op: "status"; idOrName: string }
   | { op: "stop"; id: string; graceSecs: number }
   | { op: "remove"; id: string }
@@ -31,7 +31,7 @@ export class RecordingRuntime implements ContainerRuntime {
     return this.inner.ensureImage(image);
   }
   async startService(spec: ServiceSpec) {
-    const call: RecordedCall = { op: "startService", name: `${spec.deployment}.${spec.service.name}`, scoreHash: spec.scoreHash };
+    const call: RecordedCall = { op: "startService", name: `${spec.deployment}.${spec.service.name}`, scoreHash: spec.scoreHash, env: { ...(spec.service.env ?? {}) } };
     this.calls.push(call);
     call.id = await this.inner.startService(spec);
     return call.id;
