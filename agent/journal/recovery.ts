@@ -12,7 +12,6 @@
 // be recreated until the desired value is written again).
 import type { AnyEventObject } from "xstate";
 import { canonicalJson } from "../../contracts/canonical-json.js";
-import { decode } from "../../contracts/decode.js";
 import type { JournalEvent } from "../../contracts/journal-event.codec.js";
 import { PodmanV0Score, type PodmanService, type ReconcileScore } from "../../contracts/score.codec.js";
 import type { DeploymentInput, DeploymentSnapshot } from "../../machines/deployment.machine.js";
@@ -49,16 +48,20 @@ export interface ScoreSource {
   containerEnv?(deployment: string, service: string, id: string, scoreHash: string): Promise<Record<string, string> | null>;
 }
 
-export interface RecoveryOptions {
-  device: string;
-  journal: EventJournal;
+/** What a replay of a journal needs: where scores come from, the machine's input, where to report. */
+export interface ReplayOptions {
   scores: ScoreSource;
-  /** A deployment's events from the stream. */
-  streamHistory?: (deployment: string) => Promise<JournalEvent[]>;
-  checkpoints?: CheckpointStore;
   input: (deployment: string) => DeploymentInput;
   logger: Logger;
   health?: StorageHealth;
+}
+
+export interface RecoveryOptions extends ReplayOptions {
+  device: string;
+  journal: EventJournal;
+  /** A deployment's events from the stream. */
+  streamHistory?: (deployment: string) => Promise<JournalEvent[]>;
+  checkpoints?: CheckpointStore;
 }
 
 export class Recovery {
@@ -129,7 +132,7 @@ export class Recovery {
     const recall = new ScoreRecall(this.o.scores, deployment, this.o.health, this.log, current);
     const witnesses = new Map<string, PodmanService>();
     witnessSpecs(snapshot, witnesses);
-    return this.patch(deployment, snapshot, recall, witnesses);
+    return patch({ ...this.o, logger: this.log }, deployment, snapshot, recall, witnesses);
   }
 
   /** The full spec of a service the context knows only redacted, for a step that must create its container. */
@@ -160,82 +163,92 @@ export class Recovery {
     return snapshot.status === "done" ? undefined : snapshot;
   }
 
-  /** Rehydrates the events, folds them (from a checkpoint), then fills what the fold left redacted. */
-  private async fold(deployment: string, events: readonly JournalEvent[], from?: DeploymentSnapshot, current?: ReconcileScore): Promise<DeploymentSnapshot> {
-    const recall = new ScoreRecall(this.o.scores, deployment, this.o.health, this.log, current);
-    const causes = await this.rehydrate(deployment, events, recall);
-    const witnesses = new Map<string, PodmanService>();
-    let last: DeploymentSnapshot | undefined;
-    fold(this.o.input(deployment), causes, (s) => {
-      last = s;
-      witnessSpecs(s, witnesses);
-    }, from);
-    const folded = last ?? from ?? foldJournal(this.o.input(deployment), []);
-    return this.patch(deployment, folded, recall, witnesses);
+  private fold(deployment: string, events: readonly JournalEvent[], from?: DeploymentSnapshot, current?: ReconcileScore): Promise<DeploymentSnapshot> {
+    return replayJournal({ ...this.o, logger: this.log }, deployment, events, from, current);
   }
+}
 
-  /** The events' causes, with the env values put back into the journal's redacted UPDATE events. */
-  private async rehydrate(deployment: string, events: readonly JournalEvent[], recall: ScoreRecall): Promise<AnyEventObject[]> {
-    const out: AnyEventObject[] = [];
-    for (const { event } of events) {
-      const e = event as AnyEventObject;
-      const decoded = e.type === "UPDATE" ? decode(PodmanV0Score, e["score"]) : null;
-      if (!decoded?.ok || !scoreIsRedacted(decoded.value)) {
-        out.push(e);
-        continue;
-      }
-      const hash = String(e["hash"]);
-      const full = await recall.score(hash);
-      const filled = (full && fillScore(decoded.value, full)) || (await recall.rebuild(decoded.value, hash));
-      // Kept redacted when unknown: startNew refuses to create a container from it rather than run "<redacted>".
-      out.push(filled ? { ...e, score: filled } : e);
+/**
+ * A deployment's journal (redacted, as stored and published) replayed to its snapshot: the env
+ * values put back into its desired events, folded through the machine's pure transition (from a
+ * checkpoint's snapshot when given), then what the fold left redacted filled (docs/design.md,
+ * invariant 5). `current`: the desired value being applied, one more known score.
+ */
+export async function replayJournal(o: ReplayOptions, deployment: string, events: readonly JournalEvent[], from?: DeploymentSnapshot, current?: ReconcileScore): Promise<DeploymentSnapshot> {
+  const recall = new ScoreRecall(o.scores, deployment, o.health, o.logger, current);
+  const causes = await rehydrate(events, recall);
+  const witnesses = new Map<string, PodmanService>();
+  let last: DeploymentSnapshot | undefined;
+  fold(o.input(deployment), causes, (s) => {
+    last = s;
+    witnessSpecs(s, witnesses);
+  }, from);
+  const folded = last ?? from ?? foldJournal(o.input(deployment), []);
+  return patch(o, deployment, folded, recall, witnesses);
+}
+
+/** The events' causes, with the env values put back into the journal's redacted UPDATE events. */
+async function rehydrate(events: readonly JournalEvent[], recall: ScoreRecall): Promise<AnyEventObject[]> {
+  const out: AnyEventObject[] = [];
+  for (const { event } of events) {
+    const e = event as AnyEventObject;
+    // Filled in place (not a decoded copy): the journaled key order is the live one.
+    const score: unknown = e.type === "UPDATE" ? e["score"] : null;
+    if (!PodmanV0Score.is(score) || !scoreIsRedacted(score)) {
+      out.push(e);
+      continue;
     }
-    return out;
+    const hash = String(e["hash"]);
+    const full = await recall.score(hash);
+    const filled = (full && fillScore(score, full)) || (await recall.rebuild(score, hash));
+    // Kept redacted when unknown: startNew refuses to create a container from it rather than run "<redacted>".
+    out.push(filled ? { ...e, score: filled } : e);
   }
+  return out;
+}
 
-  /** Fills the snapshot's redacted specs from scores by hash, running witnesses and the containers themselves. */
-  private async patch(deployment: string, s: DeploymentSnapshot, recall: ScoreRecall, witnesses: Map<string, PodmanService>): Promise<DeploymentSnapshot> {
-    if (!snapshotIsRedacted(s)) return s;
-    const ctx = s.context;
-    const hashes = new Set<string>([
-      ...(ctx.target ? [ctx.target.hash] : []),
-      ...(ctx.next?.kind === "update" ? [ctx.next.hash] : []),
-      ...redactedSpecs(s).map((r) => r.scoreHash),
-      ...(ctx.plan?.start.map((a) => a.scoreHash) ?? []),
-    ]);
-    for (const h of hashes) await recall.score(h);
-    const fromContainers = new Map<string, PodmanService>();
-    for (const r of redactedSpecs(s)) {
-      if (recall.known(r.scoreHash) || witnesses.has(witnessKey(r.service, r.scoreHash)) || !r.id || !this.o.scores.containerEnv) continue;
-      const env = await this.o.scores.containerEnv(deployment, r.service, r.id, r.scoreHash).catch(() => null);
-      const a = ctx.applied[r.service]!;
-      if (env && r.keys.every((k) => k in env)) fromContainers.set(witnessKey(r.service, r.scoreHash), { ...a.service, env: Object.fromEntries(r.keys.map((k) => [k, env[k]!])) });
+/** Fills the snapshot's redacted specs from scores by hash, running witnesses and the containers themselves. */
+async function patch(o: ReplayOptions, deployment: string, s: DeploymentSnapshot, recall: ScoreRecall, witnesses: Map<string, PodmanService>): Promise<DeploymentSnapshot> {
+  if (!snapshotIsRedacted(s)) return s;
+  const ctx = s.context;
+  const hashes = new Set<string>([
+    ...(ctx.target ? [ctx.target.hash] : []),
+    ...(ctx.next?.kind === "update" ? [ctx.next.hash] : []),
+    ...redactedSpecs(s).map((r) => r.scoreHash),
+    ...(ctx.plan?.start.map((a) => a.scoreHash) ?? []),
+  ]);
+  for (const h of hashes) await recall.score(h);
+  const fromContainers = new Map<string, PodmanService>();
+  for (const r of redactedSpecs(s)) {
+    if (recall.known(r.scoreHash) || witnesses.has(witnessKey(r.service, r.scoreHash)) || !r.id || !o.scores.containerEnv) continue;
+    const env = await o.scores.containerEnv(deployment, r.service, r.id, r.scoreHash).catch(() => null);
+    const a = ctx.applied[r.service]!;
+    if (env && r.keys.every((k) => k in env)) fromContainers.set(witnessKey(r.service, r.scoreHash), { ...a.service, env: Object.fromEntries(r.keys.map((k) => [k, env[k]!])) });
+  }
+  const patched = rehydrateSnapshot(s, {
+    score: (h) => recall.known(h),
+    spec: (service, scoreHash) => witnesses.get(witnessKey(service, scoreHash)) ?? fromContainers.get(witnessKey(service, scoreHash)) ?? null,
+  });
+  const unknown = new Map<string, string[]>();
+  for (const r of redactedSpecs(patched)) unknown.set(r.scoreHash, [...(unknown.get(r.scoreHash) ?? []), r.service]);
+  for (const [hash, services] of unknown) {
+    if (!recall.historyWasRead) {
+      // Offline: the desired-state history is asked again once NATS is in reach (recallScores).
+      o.logger.info({ deployment, hash, services }, "env values not in the state dir; the desired-state history is asked once NATS is in reach");
+      continue;
     }
-    const patched = rehydrateSnapshot(s, {
-      score: (h) => recall.known(h),
-      spec: (service, scoreHash) => witnesses.get(witnessKey(service, scoreHash)) ?? fromContainers.get(witnessKey(service, scoreHash)) ?? null,
+    o.health?.note({
+      kind: "missing_scores",
+      path: o.scores.pathOf(hash),
+      fault: `the env of ${services.join(", ")} of ${deployment} (score ${hash}) is in neither the state dir, the desired-state history nor the containers`,
+      action: "kept redacted: the running containers are left alone, but they can't be recreated until the desired value is written again",
     });
-    const unknown = new Map<string, string[]>();
-    for (const r of redactedSpecs(patched)) unknown.set(r.scoreHash, [...(unknown.get(r.scoreHash) ?? []), r.service]);
-    for (const [hash, services] of unknown) {
-      if (!recall.historyWasRead) {
-        // Offline: the desired-state history is asked again once NATS is in reach (recallScores).
-        this.log.info({ deployment, hash, services }, "env values not in the state dir; the desired-state history is asked once NATS is in reach");
-        continue;
-      }
-      this.o.health?.note({
-        kind: "missing_scores",
-        path: this.o.scores.pathOf(hash),
-        fault: `the env of ${services.join(", ")} of ${deployment} (score ${hash}) is in neither the state dir, the desired-state history nor the containers`,
-        action: "kept redacted: the running containers are left alone, but they can't be recreated until the desired value is written again",
-      });
-    }
-    if (patched !== s) {
-      const how = [...fromContainers.keys()].length ? "scores by hash, running witnesses and the containers' env" : "scores by hash and running witnesses";
-      this.log.info({ deployment, state: patched.value, filledFrom: how }, "env values put back into the recovered deployment");
-    }
-    return patched;
   }
+  if (patched !== s) {
+    const how = fromContainers.size ? "scores by hash, running witnesses and the containers' env" : "scores by hash and running witnesses";
+    o.logger.info({ deployment, state: patched.value, filledFrom: how }, "env values put back into the recovered deployment");
+  }
+  return patched;
 }
 
 /**

@@ -14,6 +14,15 @@ import { snapshotView, transitionRecorder, type Transition } from "../../../mach
 import { specHash } from "../../../machines/upgrade.plan.js";
 import type { ContainerRuntime, ManagedContainer, ServiceSpec } from "../../../runtime/container-runtime.js";
 import { FakeRuntime } from "../../../runtime/fake.runtime.js";
+import { redactEvent } from "../../../agent/journal/redact.js";
+import { replayJournal, type ScoreSource } from "../../../agent/journal/recovery.js";
+import { fillService, redactedSpecs, scoreHashOf, snapshotIsRedacted } from "../../../agent/journal/score.rehydration.js";
+import { StorageHealth } from "../../../agent/journal/storage.health.js";
+import { silentLogger } from "../../../agent/logger.js";
+import { decode } from "../../../contracts/decode.js";
+import { JournalEvent } from "../../../contracts/journal-event.codec.js";
+import { BUCKET_HISTORY } from "../../../contracts/wire-names.js";
+import type { ReconcileScore } from "../../../contracts/score.codec.js";
 
 // ---- scores ---------------------------------------------------------------------------------
 
@@ -112,6 +121,8 @@ export class ObservedRuntime implements ContainerRuntime {
   };
   /** Set by the world: checks a call before it reaches the fake. */
   check: (c: ObservedCall, snap: DeploymentSnapshot) => void = () => {};
+  /** Set by the world: a container was created or adopted from `spec`. */
+  started: (id: string, spec: ServiceSpec) => void = () => {};
 
   constructor(readonly fake: FakeRuntime) {}
 
@@ -137,7 +148,11 @@ export class ObservedRuntime implements ContainerRuntime {
     return this.run({ op: "ensureImage", arg: image }, () => this.fake.ensureImage(image));
   }
   startService(spec: ServiceSpec) {
-    return this.run({ op: "startService", arg: `${spec.deployment}.${spec.service.name}`, spec }, () => this.fake.startService(spec));
+    return this.run({ op: "startService", arg: `${spec.deployment}.${spec.service.name}`, spec }, async () => {
+      const id = await this.fake.startService(spec);
+      this.started(id, spec);
+      return id;
+    });
   }
   status(idOrName: string): Promise<ManagedContainer | null> {
     return this.run({ op: "status", arg: idOrName }, () => this.fake.status(idOrName));
@@ -207,8 +222,22 @@ export class World {
   /** Edges taken on a synthetic executor crash (the real executors never reject there). */
   readonly syntheticEdges = new Set<string>();
   readonly violations: string[] = [];
-  readonly actor: Actor<typeof deploymentMachine>;
+  private live!: Actor<typeof deploymentMachine>;
+  private readonly machine: typeof deploymentMachine;
   readonly held = new Map<StepActor, HeldStep>();
+  /**
+   * The device's side of the scores: its state dir's score store (lost with a wipe), the
+   * desired-state history in KV (the newest BUCKET_HISTORY values of the key), every score ever
+   * written (what an intact state dir would hold), and the env each container was created with.
+   */
+  readonly store = new Map<string, ReconcileScore>();
+  /** The key's KV history, oldest first: a value, or null for a revision that is no score (a delete, a refused value). */
+  readonly kv: Array<ReconcileScore | null> = [];
+  readonly everScore = new Map<string, ReconcileScore>();
+  readonly containerEnv = new Map<string, Record<string, string>>();
+  /** Wipes so far, and those after which some env value was on record nowhere (see `wipe`). */
+  readonly wipes = { count: 0, lossy: 0, targetOnly: 0 };
+  readonly health = new StorageHealth(silentLogger());
   deadline: ((d: StepDone) => void) | null = null;
 
   private clock = 1_000;
@@ -230,7 +259,13 @@ export class World {
     this.fake = new FakeRuntime({ device: "dev1", now: () => this.clock });
     this.runtime = new ObservedRuntime(this.fake);
     const now = () => ++this.clock;
-    const real = deploymentActors(this.runtime, { now });
+    // A spec recovered redacted is looked up by hash when a container must be created, as the agent does.
+    const fullSpec = async (_d: string, spec: { service: PodmanService; scoreHash: string }) => {
+      const full = this.store.get(spec.scoreHash) ?? this.kv.find((k) => k !== null && scoreHashOf(k.data) === spec.scoreHash);
+      const svc = full?.data.services.find((x) => x.name === spec.service.name);
+      return svc ? fillService(spec.service, svc) : null;
+    };
+    const real = deploymentActors(this.runtime, { now, fullSpec });
     const gate = opts.gateSteps ?? true;
     const step = (name: StepActor) => (gate ? this.gated(name, real[name]) : real[name]);
     const machine = deploymentMachine.provide({
@@ -250,20 +285,106 @@ export class World {
         }),
       } as never,
     });
-    const record = transitionRecorder((t) => this.journal.push(t));
-    this.actor = createActor(machine, {
-      input: this.input,
-      inspect: (ev) => {
-        record(ev);
-        if (ev.type === "@xstate.microstep" && ev.actorRef === this.actor) {
-          for (const e of edgesOfMicrostep(ev)) (this.synthetic ? this.syntheticEdges : this.edges).add(e);
-        }
-        if (ev.type === "@xstate.snapshot" && ev.actorRef === this.actor) this.observe(ev.snapshot as DeploymentSnapshot);
-      },
-    });
+    this.machine = machine as unknown as typeof deploymentMachine;
     this.runtime.probe = () => this.actor.getSnapshot();
     this.runtime.check = (c, s) => this.checkCall(c, s);
-    this.actor.start();
+    this.runtime.started = (id, spec) => this.containerEnv.set(id, { ...(spec.service.env ?? {}) });
+    this.spawn();
+  }
+
+  /** The deployment's actor: a fresh one, or one restored from a snapshot (as the agent resumes one). */
+  private spawn(restored?: DeploymentSnapshot) {
+    const record = transitionRecorder((t) => this.journal.push(t), restored);
+    let self: Actor<typeof deploymentMachine> | null = null;
+    const actor = createActor(this.machine, {
+      input: this.input,
+      ...(restored ? { snapshot: this.machine.getPersistedSnapshot(restored) as never } : {}),
+      inspect: (ev) => {
+        // A replaced actor's last events (its stop) are not the deployment's.
+        if (!self || this.live !== self) return;
+        record(ev);
+        if (ev.type === "@xstate.microstep" && ev.actorRef === actor) {
+          for (const e of edgesOfMicrostep(ev)) (this.synthetic ? this.syntheticEdges : this.edges).add(e);
+        }
+        if (ev.type === "@xstate.snapshot" && ev.actorRef === actor) this.observe(ev.snapshot as DeploymentSnapshot);
+      },
+    });
+    self = actor;
+    this.live = actor;
+    actor.start();
+  }
+
+  get actor(): Actor<typeof deploymentMachine> {
+    return this.live;
+  }
+
+  // ---- the journal as stored and published, and its replay --------------------------------
+
+  /** The journal as the agent stores and publishes it: redacted, numbered, through the codec and JSON. */
+  published(): JournalEvent[] {
+    return this.journal.map((t, i) => {
+      const ev = { v: 1, device: this.input.device, deployment: this.input.deployment, n: i + 1, at: new Date(1_000_000 + i).toISOString(), event: redactEvent(t.event), from: t.from, to: t.to };
+      const r = decode(JournalEvent, JSON.parse(JSON.stringify(JournalEvent.encode(ev as JournalEvent))));
+      if (!r.ok) throw new Error(`journal event ${i + 1} does not encode: ${r.errors.join("; ")}`);
+      return r.value;
+    });
+  }
+
+  /** Where a recovery of this device finds scores: `scores` as its store, the KV history, its containers. */
+  source(scores: Map<string, ReconcileScore>): ScoreSource {
+    return {
+      stored: async (h) => scores.get(h) ?? null,
+      pathOf: (h) => `scores/${h.slice(7)}.json`,
+      keep: async (h, sc) => void scores.set(h, sc),
+      history: async () => this.kv.filter((k): k is ReconcileScore => k !== null),
+      containerEnv: async (deployment, service, id, scoreHash) => {
+        const c = this.fake.peek(id);
+        return c && !c.foreign && c.deployment === deployment && c.service === service && c.scoreHash === scoreHash ? (this.containerEnv.get(id) ?? null) : null;
+      },
+    };
+  }
+
+  /** The published journal replayed as recovery does it, with `scores` as the state dir's store. */
+  replay(scores: Map<string, ReconcileScore>): Promise<DeploymentSnapshot> {
+    return replayJournal({ scores: this.source(scores), input: () => this.input, logger: silentLogger(), health: this.health }, this.input.deployment, this.published());
+  }
+
+  /**
+   * The state dir is lost while the containers run (a new card, a wiped dir): the agent comes back
+   * with no journal and no scores, and rebuilds the deployment from the stream's history, the KV
+   * history and its containers. Only at rest, as a restart would find it once the steps in flight
+   * settle. Returns the problems found: the rebuilt snapshot must be the live one, except for env
+   * values that were on record nowhere (counted as lossy; they stay redacted, and so do they in the
+   * live snapshot from then on, as they would on a device).
+   */
+  async wipe(): Promise<string[]> {
+    const before = this.snapshot;
+    this.store.clear();
+    const rebuilt = await this.replay(this.store);
+    this.wipes.count += 1;
+    const problems: string[] = [];
+    if (!snapshotIsRedacted(rebuilt)) {
+      if (snapshotView(rebuilt) !== snapshotView(before)) problems.push(`inv5 after a wipe: the rebuilt snapshot differs from the live one\n  live:    ${snapshotView(before)}\n  rebuilt: ${snapshotView(rebuilt)}`);
+    } else {
+      this.wipes.lossy += 1;
+      if (redactedView(rebuilt) !== redactedView(before)) problems.push(`inv5 after a wipe (redacted): differs\n  live:    ${redactedView(before)}\n  rebuilt: ${redactedView(rebuilt)}`);
+    }
+    if (redactedSpecs(rebuilt).length === 0 && snapshotIsRedacted(rebuilt)) this.wipes.targetOnly += 1;
+    this.live.stop();
+    this.spawn(rebuilt);
+    this.replayed = rebuilt;
+    this.replayedUpTo = this.journal.length;
+    return problems;
+  }
+
+  /**
+   * Invariant 5 on the journal as published: replayed with every score ever written (an intact
+   * state dir), it gives the live snapshot exactly; after a lossy wipe, up to the env values lost.
+   */
+  async checkPublishedReplay(where: string): Promise<void> {
+    const replayed = await this.replay(new Map(this.everScore));
+    const [a, b] = this.wipes.lossy ? [redactedView(replayed), redactedView(this.snapshot)] : [snapshotView(replayed), snapshotView(this.snapshot)];
+    if (a !== b) throw new Error(`${where}: inv5 (published journal): replay differs from live\n  live:   ${b}\n  replay: ${a}`);
   }
 
   private gated(name: StepActor, real: AnyActorLogic) {
@@ -302,18 +423,31 @@ export class World {
 
   update(score: PodmanV0Score): string {
     const hash = hashOf(score);
+    // The agent keeps the full score before the machine sees it (a store that already has it keeps its copy).
+    const full: ReconcileScore = { type: "PodmanV0", data: structuredClone(score) };
+    if (!this.store.has(hash)) this.store.set(hash, full);
+    if (!this.everScore.has(hash)) this.everScore.set(hash, full);
+    this.revisionInKv(full);
     this.noteExternal("update", hash);
     this.actor.send({ type: "UPDATE", score, hash, revision: ++this.revision, at: this.now() });
     return hash;
   }
   reject(error = "services[0].image: expected ImageRef, got \"\""): void {
+    // A refused value is a revision of the key too (it pushes older values out of the KV history).
+    this.revisionInKv(null);
     this.noteExternal("reject", null);
     this.actor.send({ type: "REJECT", error, revision: ++this.revision, at: this.now() });
   }
   delete(): void {
+    this.revisionInKv(null);
     this.noteExternal("delete", null);
     this.actor.send({ type: "DELETE", revision: ++this.revision, at: this.now() });
   }
+  private revisionInKv(v: ReconcileScore | null) {
+    this.kv.push(v);
+    if (this.kv.length > BUCKET_HISTORY) this.kv.shift();
+  }
+
   /** One device-wide list call, then TICK with this deployment's containers (as the tick loop does). */
   async tick(): Promise<void> {
     const all = await this.runtime.list();
@@ -488,3 +622,6 @@ export class World {
     this.actor.stop();
   }
 }
+
+/** A snapshot's view with every env value redacted: what is compared when values were on record nowhere. */
+const redactedView = (s: DeploymentSnapshot) => JSON.stringify(redactEvent({ value: s.value, done: s.status === "done", context: s.context }));
