@@ -511,6 +511,17 @@ describe("FakeRuntime: health, liveness, logs, restart, stop-and-remove", () => 
       await w.stop();
     });
 
+    it("a watcher that subscribes while the stream is down is told `connected` (not as a reconnect) when it comes back", async () => {
+      rt.interruptWatch();
+      const w = watcher();
+      await rt.startService(spec());
+      rt.resumeWatch();
+      await w.until(() => w.connections.length === 1);
+      expect(w.connections).to.deep.equal([false]);
+      expect(w.events).to.deep.equal([]);
+      await w.stop();
+    });
+
     it("aborting resolves the watch and stops delivery; a watcher that throws is told through error()", async () => {
       const w = watcher();
       await w.stop();
@@ -548,6 +559,13 @@ describe("FakeRuntime: health, liveness, logs, restart, stop-and-remove", () => 
       expect(cut.truncated).to.equal(true);
       expect(cut.lines.map((l) => l.text)).to.deep.equal(["three"]);
       expect(rt.calls.filter((c) => c.op === "logs")).to.have.length(4);
+    });
+
+    it("a bad query is refused naming what is wrong, as PodmanRuntime does", async () => {
+      const id = await rt.startService(spec());
+      expect((await rejects(rt.logs(id, { maxBytes: 1 }))).message).to.equal("logs: maxBytes must be a whole number of at least 2, got 1");
+      expect((await rejects(rt.logs(id, { tail: 1.5, maxBytes: 100 }))).message).to.equal("logs: tail must be a whole number, got 1.5");
+      expect((await rejects(rt.logs(id, { since: new Date("nope"), maxBytes: 100 }))).message).to.equal("logs: since is not a valid time");
     });
 
     it("missing and foreign are refused with their reason", async () => {
