@@ -4,7 +4,7 @@
 import { createActor, initialTransition, type ActorScope } from "xstate";
 import type { DomainEvent, JournalCause } from "../contracts/journal-event.codec.js";
 import { deploymentMachine, type DeploymentEvent, type DeploymentInput, type DeploymentSnapshot } from "./deployment.machine.js";
-import { fromV1, isV1Cause, machineEventOf } from "./journal.vocabulary.js";
+import { domainEventOf, machineEventOf } from "./journal.vocabulary.js";
 
 /** One folded event: the cause in the domain vocabulary (a v1 cause translated) and the snapshot after it. */
 export interface FoldStep {
@@ -32,7 +32,7 @@ function fold(input: DeploymentInput, events: readonly JournalCause[], each: (s:
   let snapshot = from ?? initial;
   for (const cause of events) {
     if (snapshot.status === "done") snapshot = initial;
-    const event = isV1Cause(cause) ? fromV1(cause, snapshot) : cause;
+    const event = domainEventOf(cause, snapshot);
     const machineEvent = machineEventOf(event);
     // XState types `transition` with the events the machine is sent; its step actors' outcomes
     // (`xstate.done.actor.*`) are the machine's events too.

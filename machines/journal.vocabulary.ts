@@ -7,7 +7,7 @@
 // Only this module knows that XState names a step's outcome `xstate.done.actor.<invoke id>`.
 import type { MachineState } from "../contracts/deployment-state.codec.js";
 import { DecodeError, decode } from "../contracts/decode.js";
-import { DomainEvent, type DomainEventOf, type DomainEventType, type JournalCause, type JournalCauseV1, type Step } from "../contracts/journal-event.codec.js";
+import { DomainEvent, isDomainEventType, type DomainEventOf, type DomainEventType, type JournalCause, type JournalCauseV1, type Step } from "../contracts/journal-event.codec.js";
 import type { DeploymentContext, DeploymentEvent } from "./deployment.machine.js";
 import type { RemoveAllOutput, StartOutput, StepDone, StopOutput } from "./deployment.steps.js";
 import { servicesNeedingRepair } from "./upgrade.plan.js";
@@ -67,7 +67,7 @@ export interface Before {
 /**
  * The journal's name for the machine event that caused a transition, with its payload. `before` is
  * the snapshot the event was taken in: it says which images a pull fetched, which services a tick
- * repairs, which step timed out, and dates an error that carries no time of its own (the step's start).
+ * repairs, which step timed out, and dates an error that carries no time of its own.
  */
 export function journalEventOf(event: MachineEvent, before: Before): DomainEvent {
   switch (event.type) {
@@ -110,7 +110,7 @@ export function journalEventOf(event: MachineEvent, before: Before): DomainEvent
     case "xstate.error.actor.stopOld":
     case "xstate.error.actor.startNew":
     case "xstate.error.actor.removeAll": {
-      return { type: DOMAIN_TYPE[event.type], at: timeOf(event.error) ?? before.context.stepStartedAt ?? 0, error: messageOf(event.error) };
+      return { type: DOMAIN_TYPE[event.type], at: timeOf(event.error) ?? undatedErrorTime(before.context), error: messageOf(event.error) };
     }
   }
 }
@@ -158,8 +158,13 @@ export function machineEventOf(e: DomainEvent): MachineEvent | null {
   }
 }
 
-/** True for a cause written by a v1 journal (XState's names); v2 names never start with `xstate.` nor are upper case. */
-export const isV1Cause = (c: JournalCause): c is JournalCauseV1 => Object.hasOwn(DOMAIN_TYPE, c.type);
+/** True for a v2 cause (a name of the vocabulary); anything else was written by a v1 journal, in XState's names. */
+export const isDomainCause = (c: JournalCause): c is DomainEvent => isDomainEventType(c.type);
+
+/** A journaled cause of either version as the v2 event it is, or means. `before` as for `journalEventOf`. */
+export function domainEventOf(c: JournalCause, before: Before): DomainEvent {
+  return isDomainCause(c) ? c : fromV1(c, before);
+}
 
 /**
  * A v1 cause as the v2 event it means, decoded exactly (a damaged v1 event is an error naming what
@@ -192,6 +197,16 @@ function messageOf(e: unknown): string {
   if (e instanceof Error) return e.message;
   if (typeof e === "object" && e !== null && "message" in e && typeof e.message === "string") return e.message;
   return String(e);
+}
+
+/**
+ * The time given to a step error that carries none (the executors date theirs; only one that crashes
+ * outright throws a bare error): the step's start, or the arrival of the value queued meanwhile if
+ * earlier. The machine reads an error's time only to start the queued value's step, at the later of
+ * the two times, so the replay starts it when the live machine did.
+ */
+function undatedErrorTime(ctx: DeploymentContext): number {
+  return Math.min(ctx.stepStartedAt ?? 0, ctx.next?.at ?? Number.POSITIVE_INFINITY);
 }
 
 function timeOf(e: unknown): number | undefined {
