@@ -2,6 +2,7 @@
 import * as t from "io-ts";
 import { dict, nullable, refine, struct } from "./decode.js";
 import { DeploymentName, DeviceId, ServiceName } from "./names.js";
+import { ReportSignature } from "./report-signature.js";
 
 export const MACHINE_STATES = ["pending", "pulling", "stoppingOld", "startingNew", "running", "failed", "removing", "removed"] as const;
 export type MachineState = (typeof MACHINE_STATES)[number];
@@ -32,6 +33,9 @@ export const DeploymentState = struct("DeploymentState", {
   last_error: nullable(t.string),
   last_event_seq: Seq,
   last_event_at: nullable(IsoTime),
+}, {
+  /** The device's own signature of this report (docs/design.md, "Report signatures"). */
+  signed: ReportSignature,
 });
 export type DeploymentState = t.TypeOf<typeof DeploymentState>;
 

@@ -3,6 +3,7 @@ import * as t from "io-ts";
 import { dict, struct } from "./decode.js";
 import { IsoTime, Phase } from "./deployment-state.codec.js";
 import { DeploymentName, DeviceId } from "./names.js";
+import { ReportSignature } from "./report-signature.js";
 
 export const Heartbeat = struct("Heartbeat", {
   device: DeviceId,
@@ -10,5 +11,8 @@ export const Heartbeat = struct("Heartbeat", {
   at: IsoTime,
   /** deployment → its phase at this tick. */
   deployments: dict("DeploymentPhases", DeploymentName, Phase),
+}, {
+  /** The device's own signature of this report (docs/design.md, "Report signatures"). */
+  signed: ReportSignature,
 });
 export type Heartbeat = t.TypeOf<typeof Heartbeat>;
