@@ -121,9 +121,9 @@ export function replayRefusal(hash: string, signedAt: string, accepted: Accepted
   };
 }
 
-/** The later of two ISO times (either may be null). */
-export function laterSignedAt(a: string | null, b: string | null): string | null {
-  if (a === null) return b;
-  if (b === null) return a;
+/** The later of two ISO times (either may be null, or missing from a snapshot older than signing). */
+export function laterSignedAt(a: string | null | undefined, b: string | null | undefined): string | null {
+  if (!a) return b ?? null;
+  if (!b) return a;
   return Date.parse(b) > Date.parse(a) ? b : a;
 }

@@ -3,6 +3,7 @@
 // actors it is given, so the same definition runs against Podman, FakeRuntime and test models.
 import { assign, fromPromise, setup, type SnapshotFrom } from "xstate";
 import { resolveLifecycle, type PodmanV0Score } from "../contracts/score.codec.js";
+import { laterSignedAt } from "../contracts/signed-score.js";
 import type {
   DeadlineInput,
   PullInput,
@@ -34,7 +35,7 @@ const DEFAULT_BUDGETS: StepBudgets = { pullSecs: 600, stopSlackSecs: 15, startSe
 
 /** The newest desired value of a deployment that has not been acted on yet. */
 export type Queued =
-  | { kind: "update"; score: PodmanV0Score; hash: string; revision: number; at: number }
+  | { kind: "update"; score: PodmanV0Score; hash: string; revision: number; at: number; signedAt?: string }
   | { kind: "reject"; error: string; revision: number; at: number }
   | { kind: "delete"; revision: number; at: number };
 
@@ -48,6 +49,11 @@ export interface DeploymentContext {
   desiredHash: string | null;
   /** KV revision of the desired-state entry acted on. */
   revision: number | null;
+  /**
+   * The newest operator signature time of a score this deployment accepted: a different score
+   * signed before it is a replay (docs/design.md, "Signed desired state"). Null until a signed one.
+   */
+  signedAt: string | null;
   /** Coalesced: only the newest value that arrived mid-step (invariant 7). */
   next: Queued | null;
   plan: Plan | null;
@@ -60,7 +66,8 @@ export interface DeploymentContext {
 }
 
 export type DeploymentEvent =
-  | { type: "UPDATE"; score: PodmanV0Score; hash: string; revision: number; at: number }
+  /** `signedAt`: when the operator signed it, for a device that checks signatures. */
+  | { type: "UPDATE"; score: PodmanV0Score; hash: string; revision: number; at: number; signedAt?: string }
   /** A desired value that failed to decode or broke the device's policy. */
   | { type: "REJECT"; error: string; revision: number; at: number }
   | { type: "DELETE"; revision: number; at: number }
@@ -87,14 +94,14 @@ function eventTime(event: { type: string }, fallback: number | null): number {
 
 const fromQueued = (q: Queued): Exclude<DeploymentEvent, { type: "TICK" }> =>
   q.kind === "update"
-    ? { type: "UPDATE", score: q.score, hash: q.hash, revision: q.revision, at: q.at }
+    ? { type: "UPDATE", score: q.score, hash: q.hash, revision: q.revision, at: q.at, ...(q.signedAt ? { signedAt: q.signedAt } : {}) }
     : q.kind === "reject"
       ? { type: "REJECT", error: q.error, revision: q.revision, at: q.at }
       : { type: "DELETE", revision: q.revision, at: q.at };
 
 const toQueued = (e: DeploymentEvent): Queued | null =>
   e.type === "UPDATE"
-    ? { kind: "update", score: e.score, hash: e.hash, revision: e.revision, at: e.at }
+    ? { kind: "update", score: e.score, hash: e.hash, revision: e.revision, at: e.at, ...(e.signedAt ? { signedAt: e.signedAt } : {}) }
     : e.type === "REJECT"
       ? { kind: "reject", error: e.error, revision: e.revision, at: e.at }
       : e.type === "DELETE"
@@ -102,11 +109,12 @@ const toQueued = (e: DeploymentEvent): Queued | null =>
         : null;
 
 /** Accepting an update: the new target, its plan against what runs, and the step clock. */
-function accept(ctx: DeploymentContext, u: { score: PodmanV0Score; hash: string; revision: number; at: number }): Partial<DeploymentContext> {
+function accept(ctx: DeploymentContext, u: { score: PodmanV0Score; hash: string; revision: number; at: number; signedAt?: string }): Partial<DeploymentContext> {
   return {
     target: { score: u.score, hash: u.hash },
     desiredHash: u.hash,
     revision: u.revision,
+    signedAt: laterSignedAt(ctx.signedAt, u.signedAt ?? null),
     plan: planUpgrade(ctx.applied, u.score, u.hash),
     lastError: null,
     stepStartedAt: u.at,
@@ -235,6 +243,7 @@ export const deploymentMachine = setup({
     target: null,
     desiredHash: null,
     revision: null,
+    signedAt: null,
     next: null,
     plan: null,
     applied: {},
