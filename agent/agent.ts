@@ -12,21 +12,22 @@ import { BUCKET_DESIRED_STATE, deploymentKey } from "../contracts/wire-names.js"
 import type { StepBudgets } from "../machines/deployment.machine.js";
 import type { ContainerRuntime } from "../runtime/container-runtime.js";
 import type { AgentConfig } from "./config.js";
-import { DeploymentSupervisor } from "./deployment.supervisor.js";
-import { DesiredStateWatch, type DesiredChange } from "./desired-state.watch.js";
-import { EventJournal } from "./event-journal.js";
-import { CheckpointStore } from "./journal.checkpoint.js";
-import { JournalPublisher } from "./journal.publisher.js";
-import { readStreamEvents } from "./journal.stream.js";
+import { DeploymentSupervisor } from "./deployments/supervisor.js";
+import { DesiredStateWatch, type DesiredChange } from "./nats/desired-state.watch.js";
+import { EventJournal } from "./journal/journal.js";
+import { CheckpointStore } from "./journal/checkpoint.js";
+import { JournalPublisher } from "./journal/publisher.js";
+import { readStreamEvents } from "../fleet/stream.reader.js";
 import type { Logger } from "./logger.js";
-import { policyViolations } from "./container.policy.js";
-import { describeAuth, natsConnectOptions } from "./nats.auth.js";
-import { connectAgent, ensureFleetResources, type NatsConnection } from "./nats.connection.js";
-import { loadContainerPolicy } from "./policy.file.js";
-import { sleep } from "./sleep.js";
-import { ScoreStore } from "./score.store.js";
+import { policyViolations } from "./deployments/policy.js";
+import { describeAuth, natsConnectOptions } from "../fleet/auth.js";
+import { connectAgent, type NatsConnection } from "../fleet/connection.js";
+import { ensureFleetResources } from "../fleet/resources.js";
+import { loadContainerPolicy } from "./deployments/policy.file.js";
+import { sleep } from "../fleet/sleep.js";
+import { ScoreStore } from "./deployments/score.store.js";
 import { lockStateDir } from "./state-dir.lock.js";
-import { StateReporter } from "./state.reporter.js";
+import { StateReporter } from "./nats/state.reporter.js";
 import { AGENT_VERSION } from "./version.js";
 
 export interface AgentDeps {

@@ -2,7 +2,7 @@
 // Pure: the entry point prints `error` and exits 2, or prints `help` and exits 0.
 import { parseArgs } from "node:util";
 import { deviceOrDeploymentNameProblem } from "../contracts/names.js";
-import { AUTH_OPTIONS, authFlagsHelp, hasAuth, parseAuthFlags, type NatsAuth } from "./nats.auth.js";
+import { AUTH_OPTIONS, authFlagsHelp, hasAuth, parseAuthFlags, type NatsAuth } from "../fleet/auth.js";
 
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];

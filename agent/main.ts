@@ -3,8 +3,8 @@
 import { parseConfig } from "./config.js";
 import { createLogger } from "./logger.js";
 import { startAgent } from "./agent.js";
-import { natsConnectOptions } from "./nats.auth.js";
-import { loadContainerPolicy } from "./policy.file.js";
+import { natsConnectOptions } from "../fleet/auth.js";
+import { loadContainerPolicy } from "./deployments/policy.file.js";
 import { LibpodClient } from "../runtime/podman/libpod.client.js";
 import { PodmanRuntime } from "../runtime/podman/podman.runtime.js";
 

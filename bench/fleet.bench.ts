@@ -9,7 +9,7 @@ import { freemem, tmpdir } from "node:os";
 import { join } from "node:path";
 import { jetstream } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
-import { ensureFleetResources } from "../agent/nats.connection.js";
+import { ensureFleetResources } from "../fleet/resources.js";
 import type { DeploymentState } from "../contracts/deployment-state.codec.js";
 import { BUCKET_DESIRED_STATE, BUCKET_DEVICE_STATE } from "../contracts/wire-names.js";
 import { BENCH_DIR, fmt, OUT_DIR, procCpuMs, Report, sleep, stats } from "./lib.js";

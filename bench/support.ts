@@ -8,7 +8,7 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { startAgent, type RunningAgent } from "../agent/agent.js";
 import { silentLogger } from "../agent/logger.js";
-import { ensureFleetResources, FLEET_BUCKETS } from "../agent/nats.connection.js";
+import { ensureFleetResources, FLEET_BUCKETS } from "../fleet/resources.js";
 import { canonicalHash } from "../contracts/canonical-json.js";
 import type { DeploymentState } from "../contracts/deployment-state.codec.js";
 import { BUCKET_DESIRED_STATE, BUCKET_DEVICE_STATE, STREAM_FLEET_EVENTS, deviceEventSubjects, deviceKeys } from "../contracts/wire-names.js";

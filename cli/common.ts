@@ -1,6 +1,7 @@
 // What every fleetctl command shares: its I/O, exit codes, option parsing and errors.
-import { AUTH_OPTIONS, authFlagsHelp, parseAuthFlags, type NatsAuth } from "../agent/nats.auth.js";
+import { AUTH_OPTIONS, authFlagsHelp, parseAuthFlags, type NatsTarget } from "../fleet/auth.js";
 import { deviceOrDeploymentNameProblem } from "../contracts/names.js";
+import { UsageError } from "../fleet/errors.js";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 
 /** Exit codes scripts can rely on. */
@@ -37,20 +38,6 @@ export interface CliHooks {
   onListening?: (url: string) => void;
 }
 
-/** A usage or validation problem: exit 2, nothing written. */
-export class UsageError extends Error {
-  constructor(message: string, readonly lines: string[] = []) {
-    super(message);
-    this.name = "UsageError";
-  }
-}
-/** The operation failed or was refused: exit 1. */
-export class OperationError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "OperationError";
-  }
-}
 
 export const COMMON_OPTIONS = {
   nats: { type: "string" },
@@ -76,11 +63,6 @@ export function parse<O extends Options>(argv: readonly string[], options: O) {
   }
 }
 
-/** Where and how to connect: servers from --nats / FLEET_NATS_URL, auth and TLS from their flags. */
-export interface NatsTarget {
-  servers: string[];
-  auth: NatsAuth;
-}
 
 export function natsTarget(values: Readonly<Record<string, unknown>>, env: CliIo["env"]): NatsTarget {
   const flag = values["nats"];
@@ -138,4 +120,6 @@ export function duration(ms: number): string {
 
 export const shortId = (id: string) => id.slice(0, 12);
 
-export { sleep } from "../agent/sleep.js";
+export { sleep } from "../fleet/sleep.js";
+export { OperationError, UsageError } from "../fleet/errors.js";
+export type { NatsTarget } from "../fleet/auth.js";

@@ -1,7 +1,7 @@
 // fleetctl delete <device> <deployment>
 import { deploymentKey } from "../contracts/wire-names.js";
 import { COMMON_HELP, COMMON_OPTIONS, EXIT, JSON_OPTION, OperationError, deviceAndDeployment, natsTarget, parse, type CliIo } from "./common.js";
-import { Fleet } from "./fleet.client.js";
+import { Fleet } from "../fleet/fleet.client.js";
 
 export const DELETE_HELP = `Usage: fleetctl delete <device> <deployment> [--json]
 

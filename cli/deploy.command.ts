@@ -4,7 +4,7 @@ import { resolveLifecycle } from "../contracts/score.codec.js";
 import { deploymentKey } from "../contracts/wire-names.js";
 import { appliedFromScore, planUpgrade, type ServiceAction } from "../machines/upgrade.plan.js";
 import { COMMON_HELP, COMMON_OPTIONS, EXIT, JSON_OPTION, OperationError, UsageError, deviceAndDeployment, natsTarget, parse, type CliIo } from "./common.js";
-import { Fleet, type DesiredEntry } from "./fleet.client.js";
+import { Fleet, type DesiredEntry } from "../fleet/fleet.client.js";
 import { readScoreFile } from "./score.file.js";
 
 export const DEPLOY_HELP = `Usage: fleetctl deploy <device> <deployment> -f <score.json|score.yaml> [--dry-run] [--json]

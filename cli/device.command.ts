@@ -3,7 +3,7 @@
 import { writeFileSync } from "node:fs";
 import { deviceOrDeploymentNameProblem } from "../contracts/names.js";
 import { EXIT, OperationError, UsageError, parse, positionals, type CliIo } from "./common.js";
-import { deviceUserEntry, newDeviceKey } from "./device.permissions.js";
+import { deviceUserEntry, newDeviceKey } from "../fleet/device.permissions.js";
 
 export const DEVICE_HELP = `Usage: fleetctl device add <device> [--seed-out FILE]
 

@@ -1,7 +1,7 @@
 // fleetctl history <device> <deployment> [--json]
-import { buildTimeline } from "../inspector/timeline.js";
+import { buildTimeline } from "../machines/timeline.js";
 import { COMMON_HELP, COMMON_OPTIONS, EXIT, JSON_OPTION, OperationError, deviceAndDeployment, duration, natsTarget, parse, shortId, table, type CliIo } from "./common.js";
-import { Fleet } from "./fleet.client.js";
+import { Fleet } from "../fleet/fleet.client.js";
 
 export const HISTORY_HELP = `Usage: fleetctl history <device> <deployment> [--json]
 

@@ -4,7 +4,7 @@ import { deviceOrDeploymentNameProblem } from "../contracts/names.js";
 import { deploymentKey } from "../contracts/wire-names.js";
 import { COMMON_HELP, COMMON_OPTIONS, EXIT, JSON_OPTION, UsageError, duration, natsTarget, parse, positionals, positiveNumber, sleep, type CliIo } from "./common.js";
 import { writeDesired } from "./deploy.command.js";
-import { Fleet } from "./fleet.client.js";
+import { Fleet } from "../fleet/fleet.client.js";
 import { readScoreFile, type ScoreFile } from "./score.file.js";
 
 export const ROLLOUT_HELP = `Usage: fleetctl rollout <deployment> -f <score> (--devices a,b,c | --selector GLOB) [options]

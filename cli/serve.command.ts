@@ -1,7 +1,7 @@
 // fleetctl serve [--port N] [--tick-secs N]
 import { startInspector } from "../inspector/server.js";
 import { COMMON_HELP, COMMON_OPTIONS, EXIT, UsageError, natsTarget, parse, positionals, positiveNumber, type CliIo } from "./common.js";
-import { Fleet } from "./fleet.client.js";
+import { Fleet } from "../fleet/fleet.client.js";
 
 export const SERVE_HELP = `Usage: fleetctl serve [--port N] [--tick-secs N]
 

@@ -1,7 +1,7 @@
 // fleetctl status [device] [--watch] [--json] [--tick-secs N]
 import { deviceOrDeploymentNameProblem } from "../contracts/names.js";
 import { COMMON_HELP, COMMON_OPTIONS, EXIT, JSON_OPTION, UsageError, duration, natsTarget, parse, positionals, positiveNumber, shortId, sleep, table, type CliIo } from "./common.js";
-import { Fleet, STALE_TICKS, type DeviceSummary } from "./fleet.client.js";
+import { Fleet, STALE_TICKS, type DeviceSummary } from "../fleet/fleet.client.js";
 
 export const STATUS_HELP = `Usage: fleetctl status [device] [--watch] [--json] [--tick-secs N]
 

@@ -1,4 +1,4 @@
-// Bucket, key, stream and subject names of the wire contract (DESIGN.md). Other programs speak
+// Bucket, key, stream and subject names of the wire contract (docs/design.md). Other programs speak
 // these: change them only with the contract.
 
 export const BUCKET_DESIRED_STATE = "desired-state";

@@ -9,9 +9,9 @@ import { deviceOrDeploymentNameProblem } from "../contracts/names.js";
 import { FLEET_EVENTS_SUBJECTS } from "../contracts/wire-names.js";
 import { deploymentMachine } from "../machines/deployment.machine.js";
 import { edgeLabel, machineEdges } from "../machines/statechart.js";
-import { Fleet, STALE_TICKS, scoreWithoutEnvValues } from "../cli/fleet.client.js";
+import { Fleet, STALE_TICKS, scoreWithoutEnvValues } from "../fleet/fleet.client.js";
 import { renderChartSvg } from "./statechart.svg.js";
-import { buildTimeline } from "./timeline.js";
+import { buildTimeline } from "../machines/timeline.js";
 
 export interface InspectorOptions {
   fleet: Fleet;

@@ -1,6 +1,6 @@
 // A typed client for the parts of Podman's libpod REST API that fleet-agent uses: HTTP/1.1 over
 // Podman's unix socket with node:http, every response body decoded with a codec, every failure one
-// LibpodError. Facts about Podman 4.3.1's real behaviour: /work/shared/podman-libpod-api.md.
+// LibpodError. Facts about Podman 4.3.1's real behaviour: docs/podman-libpod.md.
 import * as http from "node:http";
 import type * as t from "io-ts";
 import { decode, decodeJson } from "../../contracts/decode.js";

@@ -1,5 +1,5 @@
 // Codecs for the parts of Podman's libpod responses that fleet-agent reads (Podman 4.3.1; see
-// /work/shared/podman-libpod-api.md). Podman is not our wire contract: these are deliberately NOT
+// docs/podman-libpod.md). Podman is not our wire contract: these are deliberately NOT
 // exact. They name only the fields we use and tolerate every other one, and they accept Go's `null`
 // for empty slices and maps.
 import * as t from "io-ts";

@@ -5,7 +5,7 @@ import { copyFileSync, mkdirSync } from "node:fs";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { Kvm, type KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { ensureFleetResources } from "../../agent/nats.connection.js";
+import { ensureFleetResources } from "../../fleet/resources.js";
 import { run } from "../../cli/main.js";
 import { decodeJson } from "../../contracts/decode.js";
 import { DeploymentState } from "../../contracts/deployment-state.codec.js";

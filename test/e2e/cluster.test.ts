@@ -7,7 +7,7 @@ import { expect } from "chai";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { connect } from "@nats-io/transport-node";
-import { lastMessageOnSubject } from "../../agent/journal.stream.js";
+import { lastMessageOnSubject } from "../../fleet/stream.reader.js";
 import { canonicalHash } from "../../contracts/canonical-json.js";
 import { BUCKET_DESIRED_STATE, BUCKET_DEVICE_STATE, deploymentKey, eventSubject, STREAM_FLEET_EVENTS } from "../../contracts/wire-names.js";
 import type { JournalEvent } from "../../contracts/journal-event.codec.js";

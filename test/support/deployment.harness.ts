@@ -4,7 +4,7 @@ import { createActor, waitFor, type Actor } from "xstate";
 import { canonicalHash } from "../../contracts/canonical-json.js";
 import { ReconcileScore, type PodmanV0Score } from "../../contracts/score.codec.js";
 import { decode } from "../../contracts/decode.js";
-import { runtimeDeploymentMachine } from "../../agent/deployment.actors.js";
+import { runtimeDeploymentMachine } from "../../agent/deployments/executor.js";
 import type { DeploymentInput, DeploymentSnapshot } from "../../machines/deployment.machine.js";
 import { foldJournal } from "../../machines/journal.fold.js";
 import { snapshotView, transitionRecorder, type Transition } from "../../machines/transition.recorder.js";

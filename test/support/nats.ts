@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import type { KV } from "@nats-io/kv";
-import { FLEET_BUCKETS } from "../../agent/nats.connection.js";
+import { FLEET_BUCKETS } from "../../fleet/resources.js";
 import { decodeJson } from "../../contracts/decode.js";
 import { DeploymentState } from "../../contracts/deployment-state.codec.js";
 import { STREAM_FLEET_EVENTS, deploymentKey, deviceEventSubjects, deviceKeys } from "../../contracts/wire-names.js";

@@ -9,7 +9,7 @@ import { JournalEvent } from "../../contracts/journal-event.codec.js";
 import { containerName, deviceOrDeploymentNameProblem, isDeviceId, isServiceName, serviceNameProblem } from "../../contracts/names.js";
 import { ImageRef, ReconcileScore, resolveLifecycle } from "../../contracts/score.codec.js";
 
-// ---- the DESIGN.md examples -------------------------------------------------------------------
+// ---- the docs/design.md examples -------------------------------------------------------------------
 
 const SERVICE = {
   name: "web",
@@ -226,7 +226,7 @@ describe("contracts", () => {
     });
   });
 
-  describe("the DESIGN.md examples decode", () => {
+  describe("the docs/design.md examples decode", () => {
     it("ReconcileScore, unchanged", () => {
       expect(decode(ReconcileScore, SCORE)).to.deep.equal({ ok: true, value: SCORE });
     });

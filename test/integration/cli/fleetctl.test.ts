@@ -4,7 +4,7 @@ import { expect } from "chai";
 import { spawn } from "node:child_process";
 import { Kvm, type KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { ensureFleetResources } from "../../../agent/nats.connection.js";
+import { ensureFleetResources } from "../../../fleet/resources.js";
 import { EXIT } from "../../../cli/main.js";
 import { canonicalHash } from "../../../contracts/canonical-json.js";
 import { decodeJson } from "../../../contracts/decode.js";

@@ -3,7 +3,7 @@
 import { expect } from "chai";
 import { Kvm, type KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { ensureFleetResources } from "../../../agent/nats.connection.js";
+import { ensureFleetResources } from "../../../fleet/resources.js";
 import { EXIT } from "../../../cli/main.js";
 import { globMatcher, planWaves } from "../../../cli/rollout.command.js";
 import { canonicalHash } from "../../../contracts/canonical-json.js";

@@ -4,9 +4,10 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { canonicalHash } from "../../../contracts/canonical-json.js";
 import type { ReconcileScore } from "../../../contracts/score.codec.js";
 import { BUCKET_DESIRED_STATE } from "../../../contracts/wire-names.js";
-import { type DesiredChange, DesiredStateWatch } from "../../../agent/desired-state.watch.js";
+import { type DesiredChange, DesiredStateWatch } from "../../../agent/nats/desired-state.watch.js";
 import { memoryLogger } from "../../../agent/logger.js";
-import { connectAgent, ensureFleetResources } from "../../../agent/nats.connection.js";
+import { connectAgent } from "../../../fleet/connection.js";
+import { ensureFleetResources } from "../../../fleet/resources.js";
 import { cleanupDevice, connectTest, PrivateNats, uniqueDevice, waitFor } from "../../support/nats.js";
 
 const score = (tag: string, env?: Record<string, string>): ReconcileScore => ({

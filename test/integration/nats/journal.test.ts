@@ -2,9 +2,12 @@ import { expect } from "chai";
 import { rmSync } from "node:fs";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { EventJournal, JournalPublisher, readStreamEvents } from "../../../agent/event-journal.js";
+import { EventJournal } from "../../../agent/journal/journal.js";
+import { JournalPublisher } from "../../../agent/journal/publisher.js";
+import { readStreamEvents } from "../../../fleet/stream.reader.js";
 import { memoryLogger } from "../../../agent/logger.js";
-import { connectAgent, ensureFleetResources } from "../../../agent/nats.connection.js";
+import { connectAgent } from "../../../fleet/connection.js";
+import { ensureFleetResources } from "../../../fleet/resources.js";
 import { eventMsgId, eventSubject, STREAM_FLEET_EVENTS } from "../../../contracts/wire-names.js";
 import { cleanupDevice, connectTest, PrivateNats, SHARED_NATS, tempDir, uniqueDevice, waitFor } from "../../support/nats.js";
 

@@ -4,8 +4,9 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import type { DeploymentState } from "../../../contracts/deployment-state.codec.js";
 import { BUCKET_DEVICE_HEARTBEAT, BUCKET_DEVICE_INFO, BUCKET_DEVICE_STATE } from "../../../contracts/wire-names.js";
 import { memoryLogger } from "../../../agent/logger.js";
-import { connectAgent, ensureFleetResources } from "../../../agent/nats.connection.js";
-import { StateReporter } from "../../../agent/state.reporter.js";
+import { connectAgent } from "../../../fleet/connection.js";
+import { ensureFleetResources } from "../../../fleet/resources.js";
+import { StateReporter } from "../../../agent/nats/state.reporter.js";
 import { cleanupDevice, connectTest, PrivateNats, uniqueDevice } from "../../support/nats.js";
 
 const state = (device: string, deployment: string, seq: number): DeploymentState => ({

@@ -7,7 +7,7 @@ import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { createActor, toPromise } from "xstate";
-import { deploymentActors } from "../../../agent/deployment.actors.js";
+import { deploymentActors } from "../../../agent/deployments/executor.js";
 import type { Lifecycle, PodmanService } from "../../../contracts/score.codec.js";
 import { LABEL_DEPLOYMENT, LABEL_DEVICE, LABEL_MANAGED, LABEL_SCORE_HASH, LABEL_SERVICE } from "../../../contracts/wire-names.js";
 import { RuntimeError, type ServiceSpec } from "../../../runtime/container-runtime.js";

@@ -1,6 +1,6 @@
 import { expect } from "chai";
 import { createActor, toPromise } from "xstate";
-import { deploymentActors } from "../../../agent/deployment.actors.js";
+import { deploymentActors } from "../../../agent/deployments/executor.js";
 import { DEFAULT_LIFECYCLE } from "../../../contracts/score.codec.js";
 import { FakeRuntime } from "../../../runtime/fake.runtime.js";
 

@@ -1,5 +1,5 @@
 import { expect } from "chai";
-import { toDesiredChange } from "../../../agent/desired-state.watch.js";
+import { toDesiredChange } from "../../../agent/nats/desired-state.watch.js";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const entry = (key: string, value: Uint8Array, operation: "PUT" | "DEL" | "PURGE" = "PUT") => ({ key, value, operation, revision: 9 });

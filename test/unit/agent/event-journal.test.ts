@@ -2,7 +2,7 @@ import { expect } from "chai";
 import { appendFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { EventJournal, JournalCorruptError } from "../../../agent/event-journal.js";
+import { EventJournal, JournalCorruptError } from "../../../agent/journal/journal.js";
 
 const t = (i: number) => ({ at: new Date(Date.UTC(2026, 0, 1, 0, 0, i)).toISOString(), event: { type: `E${i}` }, from: "pending" as const, to: "pulling" as const });
 

@@ -1,5 +1,5 @@
 import { expect } from "chai";
-import { connectAgent } from "../../../agent/nats.connection.js";
+import { connectAgent } from "../../../fleet/connection.js";
 import { silentLogger } from "../../../agent/logger.js";
 import { freePort } from "../../support/nats.js";
 

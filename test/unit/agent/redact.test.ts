@@ -1,5 +1,5 @@
 import { expect } from "chai";
-import { REDACTED, redactEvent } from "../../../agent/redact.js";
+import { REDACTED, redactEvent } from "../../../agent/journal/redact.js";
 
 describe("redactEvent", () => {
   it("replaces every env value under score.data.services[*], at any depth, without touching the input", () => {

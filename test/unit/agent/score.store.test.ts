@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { canonicalHash } from "../../../contracts/canonical-json.js";
 import type { ReconcileScore } from "../../../contracts/score.codec.js";
-import { ScoreStore } from "../../../agent/score.store.js";
+import { ScoreStore } from "../../../agent/deployments/score.store.js";
 
 const score = (tag: string): ReconcileScore => ({ type: "PodmanV0", data: { services: [{ name: "web", image: `localhost/app:${tag}`, env: { SECRET: "x" } }] } });
 

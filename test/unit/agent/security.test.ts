@@ -5,15 +5,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { nkeys } from "@nats-io/transport-node";
 import { parseConfig } from "../../../agent/config.js";
-import { decodePolicy, DEFAULT_POLICY, mountAllowed, policyViolations, type ContainerPolicy } from "../../../agent/container.policy.js";
-import { loadContainerPolicy } from "../../../agent/policy.file.js";
-import { AuthFileError, natsConnectOptions, parseAuthFlags } from "../../../agent/nats.auth.js";
+import { decodePolicy, DEFAULT_POLICY, mountAllowed, policyViolations, type ContainerPolicy } from "../../../agent/deployments/policy.js";
+import { loadContainerPolicy } from "../../../agent/deployments/policy.file.js";
+import { AuthFileError, natsConnectOptions, parseAuthFlags } from "../../../fleet/auth.js";
 import { decodeJson } from "../../../contracts/decode.js";
 import { ReconcileScore } from "../../../contracts/score.codec.js";
 import { LibpodClient } from "../../../runtime/podman/libpod.client.js";
 import { PodmanRuntime } from "../../../runtime/podman/podman.runtime.js";
 import { deviceCommand } from "../../../cli/device.command.js";
-import { authorizationBlock, devicePermissions, deviceUserEntry, newDeviceKey } from "../../../cli/device.permissions.js";
+import { authorizationBlock, devicePermissions, deviceUserEntry, newDeviceKey } from "../../../fleet/device.permissions.js";
 
 const score = (service: Record<string, unknown>): ReconcileScore => {
   const r = decodeJson(ReconcileScore, JSON.stringify({ type: "PodmanV0", data: { services: [{ name: "web", image: "img/web:1", ...service }] } }));

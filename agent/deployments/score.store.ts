@@ -2,10 +2,10 @@
 // redacted: `<stateDir>/scores/<hex>.json`, mode 0600, fsynced, written atomically.
 import { mkdir, readdir, readFile, unlink } from "node:fs/promises";
 import { join } from "node:path";
-import { canonicalHash } from "../contracts/canonical-json.js";
-import { decodeJson } from "../contracts/decode.js";
-import { ReconcileScore } from "../contracts/score.codec.js";
-import { fsyncDir, writeFileDurably } from "./durable-file.js";
+import { canonicalHash } from "../../contracts/canonical-json.js";
+import { decodeJson } from "../../contracts/decode.js";
+import { ReconcileScore } from "../../contracts/score.codec.js";
+import { fsyncDir, writeFileDurably } from "../journal/durable-file.js";
 
 const HASH = /^sha256:([0-9a-f]{64})$/;
 

@@ -4,7 +4,7 @@
 import type { AnyEventObject } from "xstate";
 import { phaseOf, type MachineState, type Phase } from "../contracts/deployment-state.codec.js";
 import type { JournalEvent } from "../contracts/journal-event.codec.js";
-import { foldSteps } from "../machines/journal.fold.js";
+import { foldSteps } from "./journal.fold.js";
 
 export interface TimelineStep {
   n: number;

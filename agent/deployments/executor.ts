@@ -2,7 +2,7 @@
 // idempotent, because a restored machine re-runs the step it was in: stopping a stopped container
 // succeeds, and a container already created for the same score hash is adopted.
 import { fromPromise } from "xstate";
-import { deploymentMachine } from "../machines/deployment.machine.js";
+import { deploymentMachine } from "../../machines/deployment.machine.js";
 import type {
   DeadlineInput,
   PullInput,
@@ -14,10 +14,10 @@ import type {
   StepFailure,
   StopInput,
   StopOutput,
-} from "../machines/deployment.steps.js";
-import type { ContainerRuntime } from "../runtime/container-runtime.js";
-import { REDACTED } from "./redact.js";
-import { sleep } from "./sleep.js";
+} from "../../machines/deployment.steps.js";
+import type { ContainerRuntime } from "../../runtime/container-runtime.js";
+import { REDACTED } from "../journal/redact.js";
+import { sleep } from "../../fleet/sleep.js";
 
 export interface ExecutorOptions {
   /** Clock for step outputs and deadlines; tests pass a fake one. */

@@ -6,15 +6,15 @@
 // subject) on start, after every reconnect and after every failure, so nothing extra is kept on disk.
 import { jetstream, JetStreamApiError, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { canonicalJson } from "../contracts/canonical-json.js";
-import { decodeJson } from "../contracts/decode.js";
-import { JournalEvent } from "../contracts/journal-event.codec.js";
-import { eventMsgId, eventSubject, STREAM_FLEET_EVENTS } from "../contracts/wire-names.js";
-import type { EventJournal } from "./event-journal.js";
-import { lastMessageOnSubject } from "./journal.stream.js";
-import type { Logger } from "./logger.js";
-import { type ConnectionSource, connectionOrAbort, OnlineTracker } from "./nats.online.js";
-import { sleep } from "./sleep.js";
+import { canonicalJson } from "../../contracts/canonical-json.js";
+import { decodeJson } from "../../contracts/decode.js";
+import { JournalEvent } from "../../contracts/journal-event.codec.js";
+import { eventMsgId, eventSubject, STREAM_FLEET_EVENTS } from "../../contracts/wire-names.js";
+import type { EventJournal } from "./journal.js";
+import { lastMessageOnSubject } from "../../fleet/stream.reader.js";
+import type { Logger } from "pino";
+import { type ConnectionSource, connectionOrAbort, OnlineTracker } from "../nats/online.js";
+import { sleep } from "../../fleet/sleep.js";
 
 /** JetStream's "wrong last sequence" error code. */
 export const WRONG_LAST_SEQUENCE = 10071;

@@ -4,9 +4,9 @@
 // that is missing, unreadable or ahead of the journal is ignored and the whole journal is folded.
 import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { MACHINE_STATES } from "../contracts/deployment-state.codec.js";
-import { isPlainObject } from "../contracts/decode.js";
-import { deploymentMachine, type DeploymentContext, type DeploymentSnapshot } from "../machines/deployment.machine.js";
+import { MACHINE_STATES } from "../../contracts/deployment-state.codec.js";
+import { isPlainObject } from "../../contracts/decode.js";
+import { deploymentMachine, type DeploymentContext, type DeploymentSnapshot } from "../../machines/deployment.machine.js";
 import { writeFileDurably } from "./durable-file.js";
 
 export interface Checkpoint {

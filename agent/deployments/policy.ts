@@ -7,8 +7,8 @@
 // (below 1024 refused unless allowed) and bind mounts (sources only under allowed host paths).
 import * as t from "io-ts";
 import { posix } from "node:path";
-import { decodeJson, refine, struct, type Decoded } from "../contracts/decode.js";
-import type { ReconcileScore } from "../contracts/score.codec.js";
+import { decodeJson, refine, struct, type Decoded } from "../../contracts/decode.js";
+import type { ReconcileScore } from "../../contracts/score.codec.js";
 
 export const DEFAULT_ALLOWED_MOUNT_PATHS: readonly string[] = ["/srv", "/var/lib/fleet-data"];
 

@@ -2,7 +2,7 @@
 // `policy.json` in the state dir when present, else the built-in defaults.
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { decodePolicy, DEFAULT_POLICY, type ContainerPolicy } from "./container.policy.js";
+import { decodePolicy, DEFAULT_POLICY, type ContainerPolicy } from "./policy.js";
 
 export const POLICY_FILE_NAME = "policy.json";
 

@@ -28,6 +28,12 @@ export interface NatsAuth {
   tlsKey?: string;
 }
 
+/** Where and how to connect: servers from --nats / FLEET_NATS_URL, auth and TLS from their flags. */
+export interface NatsTarget {
+  servers: string[];
+  auth: NatsAuth;
+}
+
 /** Options for node:util parseArgs; spread into a command's own options. */
 export const AUTH_OPTIONS = {
   creds: { type: "string" },

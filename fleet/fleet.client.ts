@@ -4,9 +4,9 @@ import { jetstream, type JetStreamClient } from "@nats-io/jetstream";
 import { Kvm, type KV, type KvEntry } from "@nats-io/kv";
 import type { Type } from "io-ts";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { readStreamEvents } from "../agent/journal.stream.js";
-import { AuthFileError, natsConnectOptions } from "../agent/nats.auth.js";
-import { ensureFleetResources } from "../agent/nats.connection.js";
+import { readStreamEvents } from "./stream.reader.js";
+import { AuthFileError, natsConnectOptions, type NatsTarget } from "./auth.js";
+import { ensureFleetResources } from "./resources.js";
 import { canonicalHash } from "../contracts/canonical-json.js";
 import { decodeJson } from "../contracts/decode.js";
 import { DeploymentState } from "../contracts/deployment-state.codec.js";
@@ -23,7 +23,7 @@ import {
   deviceKeys,
   parseDeploymentKey,
 } from "../contracts/wire-names.js";
-import { OperationError, UsageError, type NatsTarget } from "./common.js";
+import { OperationError, UsageError } from "./errors.js";
 
 export interface DesiredEntry {
   key: string;

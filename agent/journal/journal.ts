@@ -6,16 +6,14 @@
 import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, truncateSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { join } from "node:path";
-import { decode } from "../contracts/decode.js";
-import type { MachineState } from "../contracts/deployment-state.codec.js";
-import { JournalEvent } from "../contracts/journal-event.codec.js";
-import { deviceOrDeploymentNameProblem } from "../contracts/names.js";
+import { decode } from "../../contracts/decode.js";
+import type { MachineState } from "../../contracts/deployment-state.codec.js";
+import { JournalEvent } from "../../contracts/journal-event.codec.js";
+import { deviceOrDeploymentNameProblem } from "../../contracts/names.js";
 import { fsyncDir, writeFileDurably } from "./durable-file.js";
 import { redactEvent } from "./redact.js";
 
 export { redactEvent, REDACTED } from "./redact.js";
-export { JournalPublisher } from "./journal.publisher.js";
-export { readStreamEvents } from "./journal.stream.js";
 
 export interface Transition {
   at: string;

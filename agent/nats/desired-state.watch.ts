@@ -8,14 +8,14 @@
 // value once, in revision order, with no old revision ever delivered after a newer one.
 import { Kvm, type KvWatchEntry } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { canonicalHash } from "../contracts/canonical-json.js";
-import { decodeJson } from "../contracts/decode.js";
-import { deviceOrDeploymentNameProblem } from "../contracts/names.js";
-import { ReconcileScore } from "../contracts/score.codec.js";
-import { BUCKET_DESIRED_STATE, deviceKeys } from "../contracts/wire-names.js";
-import type { Logger } from "./logger.js";
-import { type ConnectionSource, connectionOrAbort, OnlineTracker } from "./nats.online.js";
-import { sleep } from "./sleep.js";
+import { canonicalHash } from "../../contracts/canonical-json.js";
+import { decodeJson } from "../../contracts/decode.js";
+import { deviceOrDeploymentNameProblem } from "../../contracts/names.js";
+import { ReconcileScore } from "../../contracts/score.codec.js";
+import { BUCKET_DESIRED_STATE, deviceKeys } from "../../contracts/wire-names.js";
+import type { Logger } from "pino";
+import { type ConnectionSource, connectionOrAbort, OnlineTracker } from "./online.js";
+import { sleep } from "../../fleet/sleep.js";
 
 export type DesiredChange =
   | { kind: "update"; deployment: string; score: ReconcileScore; hash: string; revision: number }

@@ -3,14 +3,14 @@
 // values are queued, only the latest per key is kept while NATS is away, and flushed on reconnect.
 import type * as t from "io-ts";
 import { Kvm, type KV } from "@nats-io/kv";
-import { decode } from "../contracts/decode.js";
-import { DeploymentState } from "../contracts/deployment-state.codec.js";
-import { DeviceInfo } from "../contracts/device-info.codec.js";
-import { Heartbeat } from "../contracts/heartbeat.codec.js";
-import { BUCKET_DEVICE_HEARTBEAT, BUCKET_DEVICE_INFO, BUCKET_DEVICE_STATE, deploymentKey } from "../contracts/wire-names.js";
-import type { Logger } from "./logger.js";
-import { type ConnectionSource, connectionOrAbort, OnlineTracker } from "./nats.online.js";
-import { sleep } from "./sleep.js";
+import { decode } from "../../contracts/decode.js";
+import { DeploymentState } from "../../contracts/deployment-state.codec.js";
+import { DeviceInfo } from "../../contracts/device-info.codec.js";
+import { Heartbeat } from "../../contracts/heartbeat.codec.js";
+import { BUCKET_DEVICE_HEARTBEAT, BUCKET_DEVICE_INFO, BUCKET_DEVICE_STATE, deploymentKey } from "../../contracts/wire-names.js";
+import type { Logger } from "pino";
+import { type ConnectionSource, connectionOrAbort, OnlineTracker } from "./online.js";
+import { sleep } from "../../fleet/sleep.js";
 
 export interface StateReporterOptions {
   device: string;

@@ -1,0 +1,221 @@
+// One machine actor per deployment of this device: created on its first desired value or rebuilt
+// from its journal, fed desired changes and ticks, journaled and reported after every transition,
+// and dropped once it reaches `removed`.
+import { createActor, waitFor, type Actor } from "xstate";
+import type { Phase } from "../../contracts/deployment-state.codec.js";
+import type { JournalEvent } from "../../contracts/journal-event.codec.js";
+import { deviceOrDeploymentNameProblem } from "../../contracts/names.js";
+import type { DeploymentInput, DeploymentSnapshot, StepBudgets } from "../../machines/deployment.machine.js";
+import { deploymentState } from "../../machines/deployment.report.js";
+import { transitionRecorder } from "../../machines/transition.recorder.js";
+import type { ContainerRuntime, ManagedContainer } from "../../runtime/container-runtime.js";
+import type { CheckpointStore } from "../journal/checkpoint.js";
+import type { EventJournal } from "../journal/journal.js";
+import { TransitionRecorder, type StateSink } from "../journal/recorder.js";
+import { Recovery, type ScoreLookup } from "../journal/recovery.js";
+import type { Logger } from "pino";
+import type { DesiredChange } from "../nats/desired-state.watch.js";
+import { runtimeDeploymentMachine } from "./executor.js";
+import type { ScoreStore } from "./score.store.js";
+
+export type { StateSink } from "../journal/recorder.js";
+export type { ScoreLookup } from "../journal/recovery.js";
+
+export interface SupervisorOptions {
+  device: string;
+  runtime: ContainerRuntime;
+  journal: EventJournal;
+  scores: ScoreStore;
+  sink: StateSink;
+  logger: Logger;
+  budgets?: Partial<StepBudgets>;
+  /** Where to find a score missing from the local store (the desired-state KV's history). */
+  lookupScore?: ScoreLookup;
+  /** A deployment's events from the stream, for recovery when its local journal is gone. */
+  streamHistory?: (deployment: string) => Promise<JournalEvent[]>;
+  /** Snapshot checkpoints, so recovery folds only a journal's tail. */
+  checkpoints?: CheckpointStore;
+  /** Events between checkpoints; default 500 (a recovery folds at most 499). */
+  checkpointEvery?: number;
+  /**
+   * How far a deployment's journal is confirmed in the stream. With it, each checkpoint compacts
+   * the local journal through what is both checkpointed and published.
+   */
+  published?: (deployment: string) => number;
+  now?: () => number;
+}
+
+type DeploymentActor = Actor<ReturnType<typeof runtimeDeploymentMachine>>;
+
+const SETTLED = new Set(["running", "failed", "removed", "pending"]);
+
+export class DeploymentSupervisor {
+  private readonly actors = new Map<string, DeploymentActor>();
+  private readonly machine: ReturnType<typeof runtimeDeploymentMachine>;
+  private readonly now: () => number;
+  private readonly log: Logger;
+  private accepting = true;
+  private readonly recovery: Recovery;
+  private readonly recorder: TransitionRecorder;
+
+  constructor(private readonly o: SupervisorOptions) {
+    this.now = o.now ?? Date.now;
+    this.machine = runtimeDeploymentMachine(o.runtime, { now: this.now });
+    this.log = o.logger.child({ component: "supervisor" });
+    const { device, journal, checkpoints, streamHistory, lookupScore, sink, logger, checkpointEvery, published } = o;
+    this.recovery = new Recovery({
+      device,
+      journal,
+      logger,
+      input: (d) => this.input(d),
+      lookupScore: async (d, hash, revision) => (await o.scores.get(hash)) ?? (await lookupScore?.(d, hash, revision)) ?? null,
+      ...(checkpoints ? { checkpoints } : {}),
+      ...(streamHistory ? { streamHistory } : {}),
+    });
+    this.recorder = new TransitionRecorder({
+      journal,
+      sink,
+      logger,
+      now: this.now,
+      ...(checkpoints ? { checkpoints } : {}),
+      ...(checkpointEvery ? { checkpointEvery } : {}),
+      ...(published ? { published } : {}),
+    });
+  }
+
+  /** Deployments with a live actor. */
+  deployments(): string[] {
+    return [...this.actors.keys()].sort();
+  }
+
+  snapshot(deployment: string): DeploymentSnapshot | undefined {
+    return this.actors.get(deployment)?.getSnapshot();
+  }
+
+  /** Phase of every live deployment, for the heartbeat. */
+  phases(): Record<string, Phase> {
+    const out: Record<string, Phase> = {};
+    for (const [name, actor] of this.actors) out[name] = deploymentState(actor.getSnapshot(), { seq: 0, at: null }).phase;
+    return out;
+  }
+
+  /**
+   * Rebuilds every deployment from its journal and resumes it: a deployment caught mid-step re-runs
+   * that step, which is idempotent, so a crash between stopping the old container and starting the
+   * new one ends with the new one running, once.
+   */
+  async recover(): Promise<string[]> {
+    const resumed = await this.recovery.local();
+    for (const [deployment, snapshot] of resumed) this.spawn(deployment, snapshot);
+    return resumed.map(([deployment]) => deployment);
+  }
+
+  /** Routes one desired-state change to its deployment's actor, creating the actor if need be. */
+  async apply(change: DesiredChange): Promise<void> {
+    if (!this.accepting) return;
+    const badName = deviceOrDeploymentNameProblem(change.deployment);
+    if (badName) {
+      // No actor for it: a deployment with such a name can have no journal, no event subject, no
+      // container name and no device-state, and its name in the heartbeat would get every heartbeat
+      // dropped as invalid. The refusal (naming the key) is logged by the watch and here.
+      this.log.error({ deployment: change.deployment.slice(0, 300), revision: change.revision, error: badName }, "desired state refused: invalid deployment name; nothing done");
+      return;
+    }
+    const at = this.now();
+    let actor = this.actors.get(change.deployment) ?? this.spawnRestored(change.deployment, await this.recovery.fromStream(change.deployment));
+    if (!actor) {
+      // A delete for a deployment this device doesn't run: nothing to do.
+      if (change.kind === "delete") return;
+      actor = this.spawn(change.deployment);
+    }
+    if (change.kind === "update") {
+      // The full score is kept before the machine sees it: the journal keeps only its redacted form.
+      await this.o.scores.put(change.hash, change.score);
+      actor.send({ type: "UPDATE", score: change.score.data, hash: change.hash, revision: change.revision, at });
+    } else if (change.kind === "reject") {
+      this.log.warn({ deployment: change.deployment, revision: change.revision, error: change.error }, "desired state rejected");
+      actor.send({ type: "REJECT", error: change.error, revision: change.revision, at });
+    } else {
+      actor.send({ type: "DELETE", revision: change.revision, at });
+    }
+  }
+
+  /** Deployments this device runs that have no desired entry any more (deleted while offline). */
+  orphans(desired: ReadonlySet<string>): string[] {
+    return this.deployments().filter((d) => !desired.has(d));
+  }
+
+  /** One tick: the device's containers from one list call, then TICK to every deployment. */
+  async tick(): Promise<void> {
+    if (!this.accepting || this.actors.size === 0) return;
+    let all: ManagedContainer[];
+    try {
+      all = await this.o.runtime.list();
+    } catch (e) {
+      this.log.error({ err: (e as Error).message }, "tick: listing containers failed; liveness skipped");
+      return;
+    }
+    const at = this.now();
+    for (const [deployment, actor] of this.actors) {
+      actor.send({ type: "TICK", containers: all.filter((c) => c.deployment === deployment), at });
+    }
+  }
+
+  /**
+   * Stops taking new work and lets in-flight steps reach a settled state (bounded), then stops the
+   * actors and waits for the journal to be on disk. Containers keep running.
+   */
+  async shutdown(timeoutMs: number): Promise<void> {
+    this.accepting = false;
+    const deadline = this.now() + timeoutMs;
+    for (const [deployment, actor] of this.actors) {
+      const left = Math.max(0, deadline - this.now());
+      try {
+        await waitFor(actor, (s) => SETTLED.has(String(s.value)), { timeout: left });
+      } catch {
+        this.log.warn({ deployment, state: actor.getSnapshot().value }, "shutdown: step still in flight; it resumes from the journal at next start");
+      }
+      actor.stop();
+    }
+    this.actors.clear();
+    await this.recorder.recorded();
+  }
+
+  /**
+   * Resolves once every deployment is settled with nothing queued, and what it did is on record:
+   * journaled, reported, checkpointed (tests, the demo).
+   */
+  async idle(timeoutMs = 60_000): Promise<void> {
+    for (const actor of this.actors.values()) {
+      await waitFor(actor, (s) => SETTLED.has(String(s.value)) && s.context.next === null, { timeout: timeoutMs });
+    }
+    await this.recorder.recorded();
+  }
+
+  private input(deployment: string): DeploymentInput {
+    return { device: this.o.device, deployment, ...(this.o.budgets ? { budgets: this.o.budgets } : {}) };
+  }
+
+  private spawnRestored(deployment: string, restored: DeploymentSnapshot | undefined): DeploymentActor | undefined {
+    return restored ? this.spawn(deployment, restored) : undefined;
+  }
+
+  private spawn(deployment: string, restored?: DeploymentSnapshot): DeploymentActor {
+    const input = this.input(deployment);
+    const actor = createActor(this.machine, {
+      input,
+      ...(restored ? { snapshot: this.machine.getPersistedSnapshot(restored) as never } : {}),
+      inspect: transitionRecorder((t) => this.recorder.record(deployment, t), restored),
+    });
+    this.actors.set(deployment, actor);
+    actor.subscribe({
+      complete: () => {
+        this.actors.delete(deployment);
+        this.log.info({ deployment }, "deployment removed");
+      },
+      error: (err) => this.log.error({ deployment, err: (err as Error).message }, "deployment actor failed"),
+    });
+    actor.start();
+    return actor;
+  }
+}
