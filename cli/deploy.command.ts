@@ -6,6 +6,7 @@ import { appliedFromScore, planUpgrade, type ServiceAction } from "../machines/u
 import { COMMON_HELP, COMMON_OPTIONS, EXIT, JSON_OPTION, OperationError, UsageError, deviceAndDeployment, natsTarget, parse, type CliIo } from "./common.js";
 import { Fleet, type DesiredEntry } from "../fleet/fleet.client.js";
 import { readScoreFile } from "./score.file.js";
+import { SIGNING_HELP, SIGNING_OPTION, UNSIGNED_NOTE, alreadySigned, desiredText, signingKeyOf } from "./signing.js";
 
 export const DEPLOY_HELP = `Usage: fleetctl deploy <device> <deployment> -f <score.json|score.yaml> [--dry-run] [--json]
 
@@ -18,6 +19,7 @@ Options:
   -f, --file PATH   the score (.json, or .yaml/.yml)
   --dry-run         validate and print the changes; write nothing
   --json            print the result as JSON
+${SIGNING_HELP}
 ${COMMON_HELP}
 
 Exit: 0 written (or nothing to change, or dry run), 1 refused or failed, 2 invalid usage or score.
@@ -93,7 +95,7 @@ export async function writeDesired(fleet: Fleet, key: string, text: string, revi
 }
 
 export async function deployCommand(argv: string[], io: CliIo): Promise<number> {
-  const { values, positionals: ps } = parse(argv, { ...COMMON_OPTIONS, ...JSON_OPTION, file: { type: "string", short: "f" }, "dry-run": { type: "boolean" } });
+  const { values, positionals: ps } = parse(argv, { ...COMMON_OPTIONS, ...JSON_OPTION, ...SIGNING_OPTION, file: { type: "string", short: "f" }, "dry-run": { type: "boolean" } });
   if (values.help) {
     io.out(DEPLOY_HELP);
     return EXIT.OK;
@@ -101,13 +103,15 @@ export async function deployCommand(argv: string[], io: CliIo): Promise<number> 
   const [device, deployment] = deviceAndDeployment(ps);
   if (!values.file) throw new UsageError("missing -f <score file> (see --help)");
   const file = await readScoreFile(values.file);
+  const signingKey = signingKeyOf(values, io.env);
 
   const fleet = await Fleet.connect(natsTarget(values, io.env));
   try {
     const key = deploymentKey(device, deployment);
     const current = await fleet.desiredEntry(device, deployment);
     const changes = serviceChanges(current, file.score, file.hash);
-    const unchanged = current?.hash === file.hash;
+    // Signing the same score again changes nothing on the device; writing it signed where it wasn't does.
+    const unchanged = current?.hash === file.hash && alreadySigned(current.signed, { device, deployment }, signingKey);
     const dryRun = values["dry-run"] === true;
     const result: Record<string, unknown> = {
       device,
@@ -131,9 +135,11 @@ export async function deployCommand(argv: string[], io: CliIo): Promise<number> 
       return EXIT.OK;
     }
     await io.hooks?.beforeWrite?.(key);
-    const revision = await writeDesired(fleet, key, file.text, current?.revision ?? null);
+    const revision = await writeDesired(fleet, key, desiredText(file.score, { device, deployment }, signingKey), current?.revision ?? null);
     result["written"] = true;
     result["revision"] = revision;
+    result["signed_by"] = signingKey?.publicKey ?? null;
+    if (!signingKey && !values.json) io.err(UNSIGNED_NOTE);
     if (values.json) io.out(JSON.stringify(result, null, 2) + "\n");
     else io.out(`written: desired-state ${key} revision ${revision}\n`);
     return EXIT.OK;

@@ -8,6 +8,7 @@ import { deleteCommand } from "./delete.command.js";
 import { deployCommand } from "./deploy.command.js";
 import { deviceCommand } from "./device.command.js";
 import { historyCommand } from "./history.command.js";
+import { keyCommand } from "./key.command.js";
 import { rolloutCommand } from "./rollout.command.js";
 import { serveCommand } from "./serve.command.js";
 import { statusCommand } from "./status.command.js";
@@ -26,6 +27,7 @@ Commands:
   delete <device> <deployment>                       delete a deployment's desired state
   serve [--port N]                                   the dashboard and transition visualiser on 127.0.0.1
   device add <device> [--seed-out FILE]              a device's nkey user and NATS permissions (README: Securing a fleet)
+  key create --seed-out FILE                         an operator signing key (deploy/rollout --signing-key)
 
 Every read takes --json. Every command takes --nats URL (or FLEET_NATS_URL; default nats://127.0.0.1:4222).
 
@@ -41,6 +43,7 @@ const COMMANDS: Record<string, (argv: string[], io: CliIo) => Promise<number>> =
   delete: deleteCommand,
   serve: serveCommand,
   device: deviceCommand,
+  key: keyCommand,
 };
 
 export async function run(argv: readonly string[], io: CliIo): Promise<number> {

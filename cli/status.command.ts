@@ -9,11 +9,18 @@ A table of every deployment the agents report (of one device when given): device
 phase, machine state, container ids, last error, and the device's heartbeat age. A device whose
 heartbeat is older than ${STALE_TICKS} ticks is marked STALE. Devices without deployments get one row.
 
+TRUST says what the row can be trusted for: "ok", or UNSIGNED (the device applies desired states
+without an operator's signature: started without --operator-keys), FORGED info|heartbeat|state (a
+report its device did not sign: someone else wrote it under its keys), UNVERIFIED (no key recorded
+for the device: \`fleetctl device add\` or \`device record-key\`), signing unknown (no device-info).
+
 Options:
   --tick-secs N   the agents' tick in seconds, for the stale mark (default 30)
   --watch         redraw every 2 s until interrupted
   --interval S    seconds between redraws with --watch (default 2)
-  --json          print [{device, heartbeat_age_ms, stale, info, heartbeat, deployments: [DeploymentState]}]
+  --json          print [{device, heartbeat_age_ms, stale, info, heartbeat, deployments: [DeploymentState],
+                  signing, device_key, checks: {info, heartbeat, deployments: {name: check}}}], a
+                  check being {verdict: verified|forged|unverified, why?}
 ${COMMON_HELP}
 
 Exit: 0 ok, 1 NATS unreachable, 2 usage error.
@@ -24,19 +31,45 @@ export function statusRows(summary: DeviceSummary[]): string[][] {
   for (const d of summary) {
     const hb = d.heartbeatAgeMs === null ? "never" : duration(d.heartbeatAgeMs);
     const age = d.stale ? `${hb} STALE` : hb;
-    if (d.deployments.length === 0) rows.push([d.device, "-", "-", "-", "-", "-", age]);
+    if (d.deployments.length === 0) rows.push([d.device, "-", "-", "-", "-", "-", age, trustOf(d, null)]);
     for (const s of d.deployments) {
       const ids = Object.entries(s.container_ids).map(([svc, id]) => `${svc}=${shortId(id)}`).join(",") || "-";
-      rows.push([s.device, s.deployment, s.phase, s.state, ids, s.last_error ?? "-", age]);
+      rows.push([s.device, s.deployment, s.phase, s.state, ids, s.last_error ?? "-", age, trustOf(d, s.deployment)]);
     }
   }
   return rows;
 }
 
-export const STATUS_HEADER = ["DEVICE", "DEPLOYMENT", "PHASE", "STATE", "CONTAINERS", "LAST ERROR", "HEARTBEAT"];
+export const STATUS_HEADER = ["DEVICE", "DEPLOYMENT", "PHASE", "STATE", "CONTAINERS", "LAST ERROR", "HEARTBEAT", "TRUST"];
+
+/** What a status row can be trusted for (see STATUS_HELP): "ok", or the problems, comma separated. */
+export function trustOf(d: DeviceSummary, deployment: string | null): string {
+  const notes: string[] = [];
+  if (d.signing === "off") notes.push("UNSIGNED");
+  if (d.signing === "unknown") notes.push("signing unknown");
+  const checks = [
+    ["info", d.checks.info],
+    ["heartbeat", d.checks.heartbeat],
+    ["state", deployment === null ? null : d.checks.deployments[deployment] ?? null],
+  ] as const;
+  const forged = checks.filter(([, c]) => c?.verdict === "forged").map(([what]) => what);
+  if (forged.length) notes.push(`FORGED ${forged.join("|")}`);
+  if (checks.some(([, c]) => c?.verdict === "unverified")) notes.push("UNVERIFIED");
+  return notes.join(", ") || "ok";
+}
 
 export const summaryJson = (summary: DeviceSummary[]) =>
-  summary.map((d) => ({ device: d.device, heartbeat_age_ms: d.heartbeatAgeMs, stale: d.stale, info: d.info, heartbeat: d.heartbeat, deployments: d.deployments }));
+  summary.map((d) => ({
+    device: d.device,
+    heartbeat_age_ms: d.heartbeatAgeMs,
+    stale: d.stale,
+    info: d.info,
+    heartbeat: d.heartbeat,
+    deployments: d.deployments,
+    signing: d.signing,
+    device_key: d.deviceKey,
+    checks: d.checks,
+  }));
 
 export async function statusCommand(argv: string[], io: CliIo): Promise<number> {
   const { values, positionals: ps } = parse(argv, { ...COMMON_OPTIONS, ...JSON_OPTION, watch: { type: "boolean" }, "tick-secs": { type: "string" }, interval: { type: "string" } });
