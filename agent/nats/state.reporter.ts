@@ -94,7 +94,7 @@ export class StateReporter {
     const checked = decode(codec, codec.encode(value));
     if (!checked.ok) {
       // The errors name paths and shapes, never values of env maps (a state carries none anyway).
-      this.log.error({ bucket, key, errors: checked.errors }, `dropped an invalid ${kind} report`);
+      this.log.error({ bucket, key, errors: checked.errors }, `dropped an invalid ${codec.name}`);
       return;
     }
     const encoded = codec.encode(checked.value);
