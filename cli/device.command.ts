@@ -7,6 +7,7 @@ import { userPublicKeyProblem } from "../contracts/nkey.js";
 import { COMMON_HELP, COMMON_OPTIONS, EXIT, OperationError, UsageError, natsTarget, parse, positionals, type CliIo } from "./common.js";
 import { deviceUserEntry, newDeviceKey } from "../fleet/device.permissions.js";
 import { Fleet } from "../fleet/fleet.client.js";
+import { deviceRmCommand } from "./device-rm.command.js";
 
 export const DEVICE_HELP = `Usage: fleetctl device add <device> [--seed-out FILE] [--offline]
        fleetctl device record-key <device> <public-key>
@@ -31,9 +32,12 @@ that authenticates with a credentials file.
 ${COMMON_HELP}
 
 Exit: 0 ok, 1 the seed file could not be written or NATS refused the key, 2 usage error.
+
+fleetctl device rm <device> [--force] [--yes]: forget a device (fleetctl device rm --help).
 `;
 
 export async function deviceCommand(argv: string[], io: CliIo): Promise<number> {
+  if (argv[0] === "rm") return deviceRmCommand(argv.slice(1), io);
   const { values, positionals: ps } = parse(argv, { ...COMMON_OPTIONS, "seed-out": { type: "string" }, offline: { type: "boolean" } });
   if (values.help) {
     io.out(DEVICE_HELP);
@@ -42,7 +46,7 @@ export async function deviceCommand(argv: string[], io: CliIo): Promise<number> 
   const sub = ps[0];
   if (sub === "record-key") return recordKey(ps, values, io);
   const [, id] = positionals(ps, ["subcommand", "device"]);
-  if (sub !== "add") throw new UsageError(`unknown subcommand ${JSON.stringify(sub)}: "device add <device>" or "device record-key <device> <public-key>" (see --help)`);
+  if (sub !== "add") throw new UsageError(`unknown subcommand ${JSON.stringify(sub)}: "device add <device>", "device record-key <device> <public-key>" or "device rm <device>" (see --help)`);
   const problem = deviceOrDeploymentNameProblem(id!);
   if (problem) throw new UsageError(`invalid device ${JSON.stringify(id!.slice(0, 60))}: ${problem}`);
   // Connected before anything is made, so an unreachable NATS leaves no seed behind.

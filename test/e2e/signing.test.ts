@@ -48,7 +48,8 @@ describe("e2e: signed desired state", function () {
     const deploy = async (value: unknown, key: { file: string }) => {
       const file = join(dir, `score-${hashOf(value).slice(7, 19)}.json`);
       writeFileSync(file, JSON.stringify(value));
-      const r = await fleetctl(s, ["deploy", s.device, "app", "-f", file, "--signing-key", key.file, "--json"]);
+      // --new-device: the agent may not have reported yet when the first value is written.
+      const r = await fleetctl(s, ["deploy", s.device, "app", "-f", file, "--signing-key", key.file, "--json", "--new-device"]);
       expect(r.code, r.err).to.equal(0);
       return (JSON.parse(r.out) as { revision: number }).revision;
     };
@@ -132,9 +133,10 @@ describe("e2e: signed desired state", function () {
     await s.waitState("app", (x) => x.phase === "Running" && x.score_hash === hashOf(v1), "v1 Running");
     await s.verify(["app"]);
     const table = await fleetctl(s, ["status", s.device]);
-    const line = table.out.split("\n").find((l) => l.startsWith(s.device));
     // No nkey and no recorded key: nothing to check the reports against either.
-    expect(line).to.match(/\sUNSIGNED, UNVERIFIED$/);
+    expect(table.err).to.include(`UNSIGNED: ${s.device}: they apply desired states nobody signed`).and.include(`UNVERIFIED: ${s.device}: no device key recorded`);
+    const wide = await fleetctl(s, ["status", s.device, "-o", "wide"]);
+    expect(wide.out.split("\n").find((l) => l.startsWith(s.device))).to.match(/\sUNSIGNED, UNVERIFIED\s+-$/);
     const [row] = JSON.parse((await fleetctl(s, ["status", s.device, "--json"])).out) as Array<{ signing: string; info: { signing?: string } }>;
     expect(row!.signing).to.equal("off");
     expect(row!.info.signing).to.equal("off");

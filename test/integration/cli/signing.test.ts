@@ -107,7 +107,7 @@ describe("fleetctl signing (real NATS, agents on FakeRuntime)", function () {
     const k1 = await keyCreate("k1.seed");
     const k2 = await keyCreate("k2.seed");
     const file = files.write(scoreJson("img/web:1"));
-    const r = await fleetctl(["deploy", device, "app", "-f", file, "--signing-key", k1.file]);
+    const r = await fleetctl(["deploy", device, "app", "-f", file, "--signing-key", k1.file, "--new-device"]);
     expect(r.code, r.err).to.equal(EXIT.OK);
     const v = await stored();
     expect(v.signed).to.include({ by: k1.publicKey, device, deployment: "app" });
@@ -115,20 +115,20 @@ describe("fleetctl signing (real NATS, agents on FakeRuntime)", function () {
     const score = decodeJson(ReconcileScore, scoreJson("img/web:1"));
     expect(score.ok && canonicalHash(v.score) === canonicalHash(score.value)).to.equal(true);
 
-    const same = await fleetctl(["deploy", device, "app", "-f", file], { env: { FLEET_NATS_URL: SHARED_NATS, FLEET_SIGNING_KEY: k1.file } });
+    const same = await fleetctl(["deploy", device, "app", "-f", file, "--new-device"], { env: { FLEET_NATS_URL: SHARED_NATS, FLEET_SIGNING_KEY: k1.file } });
     expect(same.out).to.include("no change");
-    const rotated = await fleetctl(["deploy", device, "app", "-f", file, "--signing-key", k2.file, "--json"]);
+    const rotated = await fleetctl(["deploy", device, "app", "-f", file, "--signing-key", k2.file, "--json", "--new-device"]);
     expect(JSON.parse(rotated.out)).to.include({ written: true, signed_by: k2.publicKey });
     expect((await stored()).signed?.by).to.equal(k2.publicKey);
 
-    const unsigned = await fleetctl(["deploy", device, "app", "-f", files.write(scoreJson("img/web:2"))]);
+    const unsigned = await fleetctl(["deploy", device, "app", "-f", files.write(scoreJson("img/web:2")), "--new-device"]);
     expect(unsigned.code).to.equal(EXIT.OK);
     expect(unsigned.err).to.include("written unsigned");
     expect((await stored()).signed).to.equal(null);
 
     const badKey = join(dir, "bad.seed");
     writeFileSync(badKey, "not a seed\n");
-    const bad = await fleetctl(["deploy", device, "app", "-f", file, "--signing-key", badKey]);
+    const bad = await fleetctl(["deploy", device, "app", "-f", file, "--signing-key", badKey, "--new-device"]);
     expect(bad.code).to.equal(EXIT.USAGE);
     expect(bad.err).to.include(`--signing-key ${JSON.stringify(badKey)}: no nkey user seed (SU...) in it`);
   });
@@ -180,8 +180,11 @@ describe("fleetctl signing (real NATS, agents on FakeRuntime)", function () {
     expect(row!.device_key).to.equal(publicKey);
     expect(row!.checks).to.deep.equal({ info: { verdict: "verified" }, heartbeat: { verdict: "verified" }, deployments: { app: { verdict: "verified" } } });
     const table = await fleetctl(["status", device]);
-    expect(table.out.split("\n")[0]).to.match(/TRUST$/);
-    expect(table.out.split("\n").find((l) => l.startsWith(device))).to.match(/\sUNSIGNED$/);
+    expect(table.out).to.not.include("TRUST");
+    expect(table.err).to.equal(`UNSIGNED: ${device}: they apply desired states nobody signed (started without --operator-keys)\n`);
+    const wide = await fleetctl(["status", device, "-o", "wide"]);
+    expect(wide.out.split("\n")[0]).to.match(/\sTRUST\s+LAST ERROR$/);
+    expect(wide.out.split("\n").find((l) => l.startsWith(device))).to.match(/\sUNSIGNED\s+-$/);
 
     const h = await fleetctl(["history", device, "app"]);
     expect(h.code, h.err).to.equal(EXIT.OK);
@@ -191,7 +194,11 @@ describe("fleetctl signing (real NATS, agents on FakeRuntime)", function () {
     // A device-state written by anything but the device: FORGED in the table.
     await states.put(deploymentKey(device, "app"), JSON.stringify({ ...(await fleet.deploymentState(device, "app")), signed: undefined, phase: "Failed" }));
     const forged = await fleetctl(["status", device]);
-    expect(forged.out.split("\n").find((l) => l.startsWith(device))).to.match(/UNSIGNED, FORGED state$/);
+    expect(forged.err).to.include(`FORGED: ${device} (state app): reports their device did not sign`);
+    const forgedWide = await fleetctl(["status", device, "-o", "wide"]);
+    expect(forgedWide.out.split("\n").find((l) => l.startsWith(device))).to.match(/\sUNSIGNED, FORGED state\s+-$/);
+    const described = await fleetctl(["describe", device]);
+    expect(described.out).to.match(/\nSigning\s+OFF: applies desired states nobody signed/).and.match(/\nReports\s+FORGED state \(device key U/);
   });
 
   it("device add --offline touches no NATS; record-key records a key made elsewhere", async () => {
