@@ -5,6 +5,8 @@ export const BUCKET_DESIRED_STATE = "desired-state";
 export const BUCKET_DEVICE_STATE = "device-state";
 export const BUCKET_DEVICE_HEARTBEAT = "device-heartbeat";
 export const BUCKET_DEVICE_INFO = "device-info";
+/** Each device's public key, as the operator recorded it: what its reports are checked against. */
+export const BUCKET_DEVICE_KEYS = "device-keys";
 /** History kept per key in every bucket. */
 export const BUCKET_HISTORY = 5;
 

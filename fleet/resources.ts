@@ -1,4 +1,4 @@
-// The fleet's JetStream resources: the four KV buckets and the FLEET_EVENTS stream, created by the
+// The fleet's JetStream resources: the KV buckets and the FLEET_EVENTS stream, created by the
 // operator's side (fleetctl, the dashboard) or by an agent that is allowed to.
 import { jetstreamManager, type JetStreamManager, RetentionPolicy, StorageType } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
@@ -7,6 +7,7 @@ import {
   BUCKET_DESIRED_STATE,
   BUCKET_DEVICE_HEARTBEAT,
   BUCKET_DEVICE_INFO,
+  BUCKET_DEVICE_KEYS,
   BUCKET_DEVICE_STATE,
   BUCKET_HISTORY,
   FLEET_EVENTS_DUPLICATE_WINDOW_NS,
@@ -14,7 +15,8 @@ import {
   STREAM_FLEET_EVENTS,
 } from "../contracts/wire-names.js";
 
-export const FLEET_BUCKETS = [BUCKET_DESIRED_STATE, BUCKET_DEVICE_STATE, BUCKET_DEVICE_HEARTBEAT, BUCKET_DEVICE_INFO] as const;
+// device-keys: written by the operator only (`fleetctl device add`), read to check device reports.
+export const FLEET_BUCKETS = [BUCKET_DESIRED_STATE, BUCKET_DEVICE_STATE, BUCKET_DEVICE_HEARTBEAT, BUCKET_DEVICE_INFO, BUCKET_DEVICE_KEYS] as const;
 
 export interface FleetResourceOptions {
   /** JetStream replicas for buckets and stream (default 1). */
@@ -26,7 +28,7 @@ export const isPermissionError = (e: unknown): boolean =>
   e instanceof errors.PermissionViolationError || (e instanceof Error && /permissions violation/i.test(e.message));
 
 /**
- * Creates, if missing, the four KV buckets and the FLEET_EVENTS stream. Idempotent, and safe when
+ * Creates, if missing, the KV buckets and the FLEET_EVENTS stream. Idempotent, and safe when
  * another agent creates them at the same moment (an existing resource is left as it is).
  *
  * A device with least-privilege permissions may not touch the JetStream API beyond its own keys:

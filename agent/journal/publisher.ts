@@ -5,10 +5,12 @@
 // Where it is in each deployment's journal is derived from the stream (its last message on the
 // subject) on start, after every reconnect and after every failure, so nothing extra is kept on disk.
 import { jetstream, JetStreamApiError, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
-import type { NatsConnection } from "@nats-io/transport-node";
+import { headers, type NatsConnection } from "@nats-io/transport-node";
 import { canonicalJson } from "../../contracts/canonical-json.js";
 import { decodeJson } from "../../contracts/decode.js";
 import { JournalEvent } from "../../contracts/journal-event.codec.js";
+import type { SigningKey } from "../../contracts/nkey.js";
+import { HEADER_SIG, HEADER_SIGNED_BY, signReport } from "../../contracts/report-signature.js";
 import { eventMsgId, eventSubject, STREAM_FLEET_EVENTS } from "../../contracts/wire-names.js";
 import type { EventJournal } from "./journal.js";
 import { lastMessageOnSubject } from "../../fleet/stream.reader.js";
@@ -29,6 +31,11 @@ export interface JournalPublisherOptions {
   pausedRetryMs?: number;
   /** Publish acknowledgement timeout (ms); default 5000. */
   publishTimeoutMs?: number;
+  /**
+   * The device's own key: each event is published with its signature in two headers, so the event
+   * itself stays what the journal holds (docs/design.md, "Report signatures").
+   */
+  signingKey?: SigningKey;
 }
 
 export interface PublishState {
@@ -242,12 +249,23 @@ export class JournalPublisher {
     }, this.pausedRetryMs);
   }
 
+  private signatureHeaders(event: Record<string, unknown>) {
+    if (!this.o.signingKey) return {};
+    const s = signReport("event", event, this.o.signingKey);
+    const h = headers();
+    h.set(HEADER_SIGNED_BY, s.by);
+    h.set(HEADER_SIG, s.sig);
+    return { headers: h };
+  }
+
   private async publish(dep: string, st: DepState, ev: JournalEvent): Promise<Step> {
     const { js, jsm } = this.conn!;
     const subject = eventSubject(this.device, dep);
-    const body = JSON.stringify(JournalEvent.encode(ev));
+    const encoded = JournalEvent.encode(ev);
+    const body = JSON.stringify(encoded);
     try {
       const ack = await js.publish(subject, body, {
+        ...this.signatureHeaders(encoded),
         msgID: eventMsgId(this.device, dep, ev.n),
         expect: { lastSubjectSequence: st.lastSeq },
         timeout: this.publishTimeoutMs,

@@ -79,7 +79,7 @@ describe("journal publication (shared NATS)", function () {
       const jsm = await jetstreamManager(cs[0]!);
       const names: string[] = [];
       for await (const n of jsm.streams.names()) names.push(n);
-      expect(names.sort()).to.deep.equal(["FLEET_EVENTS", "KV_desired-state", "KV_device-heartbeat", "KV_device-info", "KV_device-state"]);
+      expect(names.sort()).to.deep.equal(["FLEET_EVENTS", "KV_desired-state", "KV_device-heartbeat", "KV_device-info", "KV_device-keys", "KV_device-state"]);
       expect((await jsm.streams.info("KV_desired-state")).config.max_msgs_per_subject).to.equal(5);
       await Promise.all(cs.map((c) => c.close()));
     } finally {

@@ -189,16 +189,16 @@ describe("device permissions (fleetctl device add)", () => {
       let out = "";
       let err = "";
       const io = { out: (s: string) => void (out += s), err: (s: string) => void (err += s), env: {} };
-      expect(await deviceCommand(["add", "pi-9"], io)).to.equal(0);
+      expect(await deviceCommand(["add", "pi-9", "--offline"], io)).to.equal(0);
       expect(out).to.include("# fleet-agent device pi-9").and.match(/# seed of pi-9 .*: SU[A-Z2-7]+\n$/);
       out = "";
       const seedFile = join(dir, "pi-9.seed");
-      expect(await deviceCommand(["add", "pi-9", "--seed-out", seedFile], io)).to.equal(0);
+      expect(await deviceCommand(["add", "pi-9", "--offline", "--seed-out", seedFile], io)).to.equal(0);
       expect(statSync(seedFile).mode & 0o777).to.equal(0o600);
       const seed = readFileSync(seedFile, "utf8").trim();
       expect(out).to.not.include(seed).and.not.include("# seed");
       expect(err).to.include(seedFile);
-      await deviceCommand(["add", "pi-9", "--seed-out", seedFile], io).then(
+      await deviceCommand(["add", "pi-9", "--offline", "--seed-out", seedFile], io).then(
         (code) => expect.fail(`expected a refusal, got ${code}`),
         (e: Error) => expect(e.message).to.include("EEXIST"),
       );
