@@ -1,6 +1,7 @@
 import { expect } from "chai";
 import { rmSync } from "node:fs";
 import { jetstream, JetStreamApiError, jetstreamManager } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
 import { errors, type NatsConnection } from "@nats-io/transport-node";
 import { EventJournal } from "../../../agent/journal/journal.js";
 import { JournalPublisher, WRONG_LAST_SEQUENCE } from "../../../agent/journal/publisher.js";
@@ -82,16 +83,22 @@ describe("journal publication (shared NATS)", function () {
     }
   });
 
-  it("ensureFleetResources creates everything on an empty server, concurrently, with replicas given", async () => {
+  it("ensureFleetResources creates everything on an empty server, concurrently, with replicas given; what devices write refuses rollups", async () => {
     const srv = await PrivateNats.start();
     try {
       const cs = await Promise.all([1, 2, 3].map(() => connectTest(srv.url)));
+      // A bucket made the way nats.js makes them (rollups allowed) before this rule: it is updated.
+      await new Kvm(cs[0]!).create("device-heartbeat", { history: 5 });
       await Promise.all(cs.map((c) => ensureFleetResources(c, { replicas: 1 })));
       const jsm = await jetstreamManager(cs[0]!);
       const names: string[] = [];
       for await (const n of jsm.streams.names()) names.push(n);
       expect(names.sort()).to.deep.equal(["FLEET_EVENTS", "KV_desired-state", "KV_device-heartbeat", "KV_device-info", "KV_device-state"]);
       expect((await jsm.streams.info("KV_desired-state")).config.max_msgs_per_subject).to.equal(5);
+      const rollups: Record<string, boolean | undefined> = {};
+      for (const n of names) rollups[n] = (await jsm.streams.info(n)).config.allow_rollup_hdrs;
+      // The operator's bucket keeps them (kv.purge); devices can't write it.
+      expect(rollups).to.deep.equal({ FLEET_EVENTS: false, "KV_desired-state": true, "KV_device-heartbeat": false, "KV_device-info": false, "KV_device-state": false });
       await Promise.all(cs.map((c) => c.close()));
     } finally {
       await srv.destroy();
