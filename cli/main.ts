@@ -25,7 +25,8 @@ Commands:
   rollout <deployment> -f FILE --devices|--selector  roll a score out in waves, halting on a failed device
   delete <device> <deployment>                       delete a deployment's desired state
   serve [--port N]                                   the dashboard and transition visualiser on 127.0.0.1
-  device add <device> [--seed-out FILE]              a device's nkey user and NATS permissions (README: Securing a fleet)
+  device add <device> [--seed-out FILE]              a device's nkey user and its own NATS account (README: Securing a fleet)
+  device accounts [--device ID=KEY ...]              the nats-server accounts of a secured fleet
 
 Every read takes --json. Every command takes --nats URL (or FLEET_NATS_URL; default nats://127.0.0.1:4222).
 
