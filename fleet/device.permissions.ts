@@ -182,7 +182,6 @@ export function fleetAccounts(operator: OperatorUser, devices: DeviceKey[] = [])
   for (const a of STREAM_ACCOUNTS) {
     for (const s of a.streams) for (const x of streamApi(s)) operatorImports.push({ entry: service(a.account, x.subject), why: x.why });
     for (const b of a.buckets) operatorImports.push({ entry: service(a.account, `$KV.${b}.>`), why: `write and delete ${b} keys` });
-    for (const s of a.subjects) operatorImports.push({ entry: service(a.account, s), why: `publish to ${STREAM_FLEET_EVENTS}` });
     operatorImports.push({ entry: stream(a.account, "_INBOX.>"), why: `deliveries of its consumers on ${a.streams.join(", ")} (watches, history, key lists)` });
   }
   operatorImports.push({

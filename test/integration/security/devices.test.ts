@@ -7,7 +7,9 @@ import { readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { jetstream } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
+import { Fleet } from "../../../fleet/fleet.client.js";
 import { readStreamEvents } from "../../../fleet/stream.reader.js";
+import { startInspector } from "../../../inspector/server.js";
 import { BUCKET_DEVICE_HEARTBEAT, BUCKET_DEVICE_INFO, deploymentKey } from "../../../contracts/wire-names.js";
 import { fleetctl } from "../cli/cli.helpers.js";
 import { deploymentStateOf, waitFor } from "../../support/nats.js";
@@ -122,6 +124,33 @@ describe("security: a device in its own account converges, and the operator work
     const noFile = await fleetctl(["status", A, "--nkey", join(fleet.dir, "missing.seed")], { env: { FLEET_NATS_URL: fleet.server.url } });
     expect(noFile.code).to.equal(2);
     expect(noFile.err).to.include("missing.seed");
+  });
+
+  it("the dashboard as the operator: the fleet view lists A's deployment and the live feed carries A's journal events", async () => {
+    await agentA();
+    const inspector = await startInspector({ fleet: await Fleet.open(fleet.op), tickSecs: 3600 });
+    const abort = new AbortController();
+    try {
+      const view = (await (await fetch(new URL("api/fleet", inspector.url))).json()) as unknown;
+      expect(JSON.stringify(view)).to.include(`"deployment":"app"`).and.include(`"device":"${A}"`);
+      const res = await fetch(new URL("api/events", inspector.url), { signal: abort.signal });
+      const reader = res.body!.getReader();
+      let text = "";
+      await reader.read(); // ": connected": the feed is subscribed
+      await fleet.desired.put(deploymentKey(A, "live"), score("img/web:1"));
+      const decoder = new TextDecoder();
+      while (!/event: journal\ndata: \{"device":"dev-a","deployment":"live"/.test(text)) {
+        const { value, done } = await reader.read();
+        if (done) throw new Error(`the feed ended: ${text}`);
+        text += decoder.decode(value);
+      }
+      await waitA("live", (s) => s.phase === "Running", "live Running");
+      await fleet.desired.delete(deploymentKey(A, "live"));
+      await waitA("live", (s) => s.state === "removed", "live removed");
+    } finally {
+      abort.abort();
+      await inspector.close();
+    }
   });
 
   it("nothing the agent wrote (logs, journal files, stream events, device-state) carries an env value", async () => {
