@@ -110,13 +110,17 @@ describe("security: issue 12's attacks through what a device is allowed, on a se
     nothingRanOfAs();
   });
 
-  it("reply-subject injection through a KV put and an event publish: the acknowledgements go back to A's account, no desired key appears", async () => {
+  it("reply-subject injection through a KV put and an event publish (and a trace destination): the acknowledgements go back to A's account, no desired key appears", async () => {
     const before = await desiredView();
     await asA(async (nc) => {
       const replies = [`$KV.desired-state.${B}.evil`, `$KV.desired-state.${A}.evil`, `$KV.desired-state.${B}.app`, `fleet.events.${B}.app`, `$KV.device-state.${B}.app`, "$JS.API.STREAM.PURGE.KV_desired-state"];
       for (const reply of replies) {
         nc.publish(`$KV.${BUCKET_DEVICE_STATE}.${A}.scratch`, EVIL, { reply });
         nc.publish(eventSubject(A, "scratch"), EVIL, { reply });
+        // Message tracing (2.11+) sends its report to the subject this header names.
+        const h = headers();
+        h.set("Nats-Trace-Dest", reply);
+        nc.publish(`$KV.${BUCKET_DEVICE_STATE}.${A}.scratch`, EVIL, { headers: h });
       }
       // The same publishes answered to A itself: the ones before them were stored and answered first.
       await new Kvm(nc).open(BUCKET_DEVICE_STATE).then((kv) => kv.put(`${A}.scratch`, "{}"));
