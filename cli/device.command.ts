@@ -14,6 +14,7 @@ import {
   type DeviceKey,
 } from "../fleet/device.permissions.js";
 import { EXIT, OperationError, UsageError, parse, positionals, type CliIo } from "./common.js";
+import { deviceRmCommand } from "./device-rm.command.js";
 
 export const DEVICE_HELP = `Usage: fleetctl device add <device> [--seed-out FILE]
        fleetctl device accounts [--operator-user NAME] [--operator-password HASH] [--device ID=KEY ...]
@@ -37,11 +38,14 @@ it; KEY is the device's public nkey, U...) each device's account and its operato
   -h, --help        this text
 
 Exit: 0 ok, 1 the seed file could not be written, 2 usage error.
+
+fleetctl device rm <device> [--force] [--yes]: forget a device (fleetctl device rm --help).
 `;
 
 const PASSWORD_PLACEHOLDER = "<bcrypt hash from `nats server passwd`>";
 
 export async function deviceCommand(argv: string[], io: CliIo): Promise<number> {
+  if (argv[0] === "rm") return deviceRmCommand(argv.slice(1), io);
   const { values, positionals: ps } = parse(argv, {
     help: { type: "boolean", short: "h" },
     "seed-out": { type: "string" },
@@ -61,7 +65,7 @@ export async function deviceCommand(argv: string[], io: CliIo): Promise<number> 
     return EXIT.OK;
   }
   const [, id] = positionals(ps, ["subcommand", "device"]);
-  if (sub !== "add") throw new UsageError(`unknown subcommand ${JSON.stringify(sub)}: "device add <device>" or "device accounts" (see --help)`);
+  if (sub !== "add") throw new UsageError(`unknown subcommand ${JSON.stringify(sub)}: "device add <device>", "device accounts" or "device rm <device>" (see --help)`);
   const problem = deviceOrDeploymentNameProblem(id!);
   if (problem) throw new UsageError(`invalid device ${JSON.stringify(id!.slice(0, 60))}: ${problem}`);
   const key = newDeviceKey();
