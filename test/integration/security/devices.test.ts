@@ -200,6 +200,23 @@ describe("security: a device in its own account converges, and the operator work
     expect(records.slice(recordsFrom).filter((r) => (r["level"] as number) >= 50), "no error logged").to.deep.equal([]);
   });
 
+  it("the server restarts: A reconnects into its account, its watch and its journal's publication go on", async () => {
+    const a = await agentA();
+    await a.publisher.idle(10_000);
+    const before = (await deploymentStateOf(fleet.states, A, "app"))!;
+    const reconnects = () => fleet.device(A).records.filter((r) => r["msg"] === "NATS reconnected").length;
+    const from = reconnects();
+    await fleet.server.stop();
+    await fleet.server.start();
+    await waitFor("A reconnected", () => reconnects() > from, 30_000);
+    await waitFor("the operator reconnected", async () => fleet.op.isClosed() === false && (await fleet.op.flush().then(() => true, () => false)), 30_000);
+    await fleet.desired.put(deploymentKey(A, "app"), score("img/web:5"));
+    const v5 = await waitA("app", (s) => s.phase === "Running" && s.score_hash !== before.score_hash, "v5 Running after the restart");
+    await a.publisher.idle(10_000);
+    const events = await readStreamEvents(jetstream(fleet.op), A, "app");
+    expect(events.map((e) => e.n)).to.deep.equal(Array.from({ length: v5.last_event_seq }, (_, i) => i + 1));
+  });
+
   it("the device's policy: host port 80 and a bind mount of /etc → Failed naming rule and service, nothing changes; privileged is refused by the decoder; an allowed mount passes", async () => {
     const a = await agentA();
     const runtime = fleet.device(A).runtime;
