@@ -23,6 +23,7 @@ import { policyViolations } from "./deployments/policy.js";
 import { describeAuth, natsConnectOptions } from "../fleet/auth.js";
 import { deviceSigningKey } from "../fleet/signing-key.js";
 import { connectAgent, type NatsConnection } from "../fleet/connection.js";
+import { deviceInboxPrefix } from "../fleet/device.permissions.js";
 import { ensureFleetResources } from "../fleet/resources.js";
 import { loadContainerPolicy } from "./deployments/policy.file.js";
 import { sleep } from "../fleet/sleep.js";
@@ -64,7 +65,9 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
   // Both throw (before anything starts) on a bad policy or an unreadable key file; messages name files only.
   const policy = loadContainerPolicy(config);
   const deviceKey = deviceSigningKey(config.auth);
-  const natsOptions = { inboxPrefix: `_INBOX_${device}`, ...natsConnectOptions(config.auth), ...deps.natsOptions };
+  // Its own inboxes: in a secured fleet the watch's and the history reader's deliveries reach the
+  // device's account through imports of exactly this prefix (fleet/device.permissions.ts).
+  const natsOptions = { inboxPrefix: deviceInboxPrefix(device), ...natsConnectOptions(config.auth), ...deps.natsOptions };
   mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
   const unlock = lockStateDir(config.stateDir);
   const journal = EventJournal.open(config.stateDir, device);
@@ -127,7 +130,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     for (let attempt = 1; !stopping; attempt++) {
       try {
         const r = await ensureFleetResources(conn, deps.replicas ? { replicas: deps.replicas } : {});
-        if (r === "not-permitted") log.info("no permission to create the fleet's buckets and stream (a restricted device); using the operator's");
+        if (r === "not-permitted") log.info("this device may not create the fleet's buckets and stream (its own NATS account, or restricted permissions); using the operator's");
         break;
       } catch (e) {
         log.warn({ attempt, err: (e as Error).message }, "creating the fleet's buckets and stream failed; retrying");

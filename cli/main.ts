@@ -32,7 +32,8 @@ Commands:
   explain [field]                                    what a score may hold: every field, its type, default, limits, example
   schema                                             the score's JSON Schema, for editors
   serve [--port N]                                   the dashboard and transition visualiser on 127.0.0.1
-  device add <device> [--seed-out FILE]              a device's nkey user and NATS permissions (README: Securing a fleet)
+  device add <device> [--seed-out FILE]              a device's nkey user and its own NATS account (README: Securing a fleet)
+  device accounts [--device ID=KEY ...]              the nats-server accounts of a secured fleet
   device rm <device> [--force]                       forget a device: its device-state, heartbeat and device-info
   key create --seed-out FILE                         an operator signing key (deploy/rollout --signing-key)
 

@@ -174,6 +174,16 @@ export class Fleet {
     return this.deviceKeys.put(device, JSON.stringify(DeviceKey.encode({ device, public_key: publicKey, added_at: at })));
   }
 
+  /**
+   * Removes every revision of `key` from `bucket`. Not kv.purge: that is a rollup header, which the
+   * buckets devices write refuse (with one, a device could purge every device's entries,
+   * fleet/resources.ts); the stream API's purge by subject is the operator's alone.
+   */
+  async purgeKey(bucket: string, key: string): Promise<void> {
+    const jsm = await this.js.jetstreamManager();
+    await jsm.streams.purge(`KV_${bucket}`, { filter: `$KV.${bucket}.${key}` });
+  }
+
   async heartbeat(device: string): Promise<Heartbeat | null> {
     const e = await this.heartbeats.get(device);
     return e && e.operation === "PUT" ? decodeOr(Heartbeat, e) : null;

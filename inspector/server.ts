@@ -6,7 +6,8 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import { fileURLToPath } from "node:url";
 import { KvWatchInclude } from "@nats-io/kv";
 import { deviceOrDeploymentNameProblem } from "../contracts/names.js";
-import { FLEET_EVENTS_SUBJECTS } from "../contracts/wire-names.js";
+import { DeliverPolicy } from "@nats-io/jetstream";
+import { STREAM_FLEET_EVENTS } from "../contracts/wire-names.js";
 import { deploymentMachine } from "../machines/deployment.machine.js";
 import { edgeLabel, machineEdges } from "../machines/statechart.js";
 import { Fleet, STALE_TICKS, scoreWithoutEnvValues, signatureSummary } from "../fleet/fleet.client.js";
@@ -71,10 +72,12 @@ export async function startInspector(o: InspectorOptions): Promise<Inspector> {
   void (async () => {
     for await (const e of hbWatch) broadcast("heartbeat", { device: e.key });
   })().catch(() => undefined);
-  const sub = fleet.nc.subscribe(FLEET_EVENTS_SUBJECTS);
-  stops.push(() => sub.unsubscribe());
+  // A consumer, not a core subscription: in a secured fleet devices publish into the journal's own
+  // account, whose messages reach the operator's account through its JetStream imports only.
+  const live = await (await fleet.js.consumers.getPushConsumer(STREAM_FLEET_EVENTS, { deliver_policy: DeliverPolicy.New })).consume();
+  stops.push(() => live.stop());
   void (async () => {
-    for await (const m of sub) {
+    for await (const m of live) {
       const [, , device, deployment] = m.subject.split(".");
       let n: unknown = null;
       try {
