@@ -6,7 +6,8 @@ import { hostname, arch } from "node:os";
 import { jetstream } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { decodeJson } from "../contracts/decode.js";
-import { ReconcileScore } from "../contracts/score.codec.js";
+import type { ReconcileScore } from "../contracts/score.codec.js";
+import { DesiredValue } from "../contracts/signed-score.js";
 import { BUCKET_DESIRED_STATE, deploymentKey } from "../contracts/wire-names.js";
 import type { StepBudgets } from "../machines/deployment.machine.js";
 import type { ContainerRuntime } from "../runtime/container-runtime.js";
@@ -21,7 +22,9 @@ import { readStreamEvents } from "../fleet/stream.reader.js";
 import type { Logger } from "./logger.js";
 import { policyViolations } from "./deployments/policy.js";
 import { describeAuth, natsConnectOptions } from "../fleet/auth.js";
+import { deviceSigningKey } from "../fleet/signing-key.js";
 import { connectAgent, type NatsConnection } from "../fleet/connection.js";
+import { deviceInboxPrefix } from "../fleet/device.permissions.js";
 import { ensureFleetResources } from "../fleet/resources.js";
 import { loadContainerPolicy } from "./deployments/policy.file.js";
 import { sleep } from "../fleet/sleep.js";
@@ -66,7 +69,10 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
   const device = config.deviceId;
   // Both throw (before anything starts) on a bad policy or an unreadable key file; messages name files only.
   const policy = loadContainerPolicy(config);
-  const natsOptions = { inboxPrefix: `_INBOX_${device}`, ...natsConnectOptions(config.auth), ...deps.natsOptions };
+  const deviceKey = deviceSigningKey(config.auth);
+  // Its own inboxes: in a secured fleet the watch's and the history reader's deliveries reach the
+  // device's account through imports of exactly this prefix (fleet/device.permissions.ts).
+  const natsOptions = { inboxPrefix: deviceInboxPrefix(device), ...natsConnectOptions(config.auth), ...deps.natsOptions };
   mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
   const health = new StorageHealth(log);
   const retry = deps.storageRetry;
@@ -74,12 +80,18 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
   const journal = EventJournal.open(config.stateDir, device, { health, ...(retry ? { retry } : {}) });
   const scores = await ScoreStore.open(config.stateDir, health);
   log.info({ policy: policy.from ?? "defaults", auth: describeAuth(config.auth) }, "container policy and NATS auth");
+  const operatorKeys = config.operatorKeys ?? [];
+  if (operatorKeys.length) log.info({ signing: "on", operatorKeys }, "applying only desired states signed by these operator keys");
+  else log.warn({ signing: "off" }, "signing is off: any desired state written to this device's keys is applied, signed or not (start with --operator-keys to require an operator's signature)");
+  if (deviceKey) log.info({ deviceKey: deviceKey.publicKey }, "reports and journal events are signed with this device's nkey");
+  else log.warn("no nkey seed (--nkey or --creds): reports and journal events go unsigned, and the operator can't tell them from forged ones");
   const offline = new AbortController();
   const connecting = connectAgent({ servers: config.natsServers, device, logger: log, options: natsOptions, signal: offline.signal });
   let nc: NatsConnection | null = null;
-  const reporter = new StateReporter({ device, nc: connecting, logger: log });
+  const signing = deviceKey ? { signingKey: deviceKey } : {};
+  const reporter = new StateReporter({ device, nc: connecting, logger: log, ...signing });
 
-  const publisher = new JournalPublisher({ journal, nc: connecting, logger: log });
+  const publisher = new JournalPublisher({ journal, nc: connecting, logger: log, ...signing });
   const supervisor = new DeploymentSupervisor({
     device,
     runtime: deps.runtime,
@@ -129,7 +141,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     for (let attempt = 1; !stopping; attempt++) {
       try {
         const r = await ensureFleetResources(conn, deps.replicas ? { replicas: deps.replicas } : {});
-        if (r === "not-permitted") log.info("no permission to create the fleet's buckets and stream (a restricted device); using the operator's");
+        if (r === "not-permitted") log.info("this device may not create the fleet's buckets and stream (its own NATS account, or restricted permissions); using the operator's");
         break;
       } catch (e) {
         log.warn({ attempt, err: (e as Error).message }, "creating the fleet's buckets and stream failed; retrying");
@@ -145,8 +157,9 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
       arch: arch(),
       podman_version: (await deps.runtimeVersion?.().catch(() => null)) ?? null,
       agent_version: AGENT_VERSION,
+      ...(operatorKeys.length ? { signing: "on", operator_keys: operatorKeys } : { signing: "off" }),
     });
-    watch = DesiredStateWatch.start({ device, nc: conn, logger: log, onChange });
+    watch = DesiredStateWatch.start({ device, nc: conn, logger: log, onChange, operatorKeys });
   })();
   online.catch((e: Error) => {
     if (!offline.signal.aborted) log.error({ err: e.message }, "connecting to NATS failed");
@@ -195,10 +208,11 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
 }
 
 /**
- * Every value the desired-state history in KV still holds for one deployment (the bucket keeps the
- * newest few revisions per key), for a score the local store lost; [] when it can't be read. A
- * consumer filtered to this one key, which NATS permissions can limit to the device's own keys
- * (a get by revision can't be). Null when it can't be read now.
+ * Every score the desired-state history in KV still holds for one deployment (the bucket keeps the
+ * newest few revisions per key), for a score the local store lost; null when it can't be read now.
+ * A consumer filtered to this one key, which NATS permissions can limit to the device's own keys (a
+ * get by revision can't be). Signatures are not what makes them safe to use: a score is used only
+ * for the hash the journal recorded, and only when it hashes to it.
  */
 async function desiredHistory(nc: NatsConnection, device: string, deployment: string, log: Logger): Promise<ReconcileScore[] | null> {
   try {
@@ -209,8 +223,8 @@ async function desiredHistory(nc: NatsConnection, device: string, deployment: st
     try {
       for await (const e of iter) {
         if (e.operation !== "PUT") continue;
-        const r = decodeJson(ReconcileScore, e.string());
-        if (r.ok) out.push(r.value);
+        const r = decodeJson(DesiredValue, e.string());
+        if (r.ok) out.push(r.value.score);
       }
     } finally {
       clearTimeout(timer);

@@ -2,6 +2,7 @@
 import * as t from "io-ts";
 import { dict, nullable, refine, struct } from "./decode.js";
 import { DeploymentName, DeviceId, ServiceName } from "./names.js";
+import { ReportSignature } from "./report-signature.js";
 
 export const MACHINE_STATES = ["pending", "pulling", "stoppingOld", "startingNew", "running", "failed", "removing", "removed"] as const;
 export type MachineState = (typeof MACHINE_STATES)[number];
@@ -68,6 +69,8 @@ export const DeploymentState = struct("DeploymentState", {
   services: dict("ServiceStatuses", ServiceName, ServiceStatus),
   // Written while a desired value waits for a state-dir write; absent when none waits (and from older agents).
   pending_change: PendingChange,
+  /** The device's own signature of this report (docs/design.md, "Report signatures"). */
+  signed: ReportSignature,
 });
 export type DeploymentState = t.TypeOf<typeof DeploymentState>;
 

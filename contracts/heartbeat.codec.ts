@@ -3,6 +3,7 @@ import * as t from "io-ts";
 import { dict, nullable, refine, struct } from "./decode.js";
 import { IsoTime, Phase, Seq } from "./deployment-state.codec.js";
 import { DeploymentName, DeviceId } from "./names.js";
+import { ReportSignature } from "./report-signature.js";
 
 /** The last state-dir fault the agent met: where, what, and what it did about it. */
 export const StorageFaultReport = struct("StorageFault", {
@@ -40,5 +41,7 @@ export const Heartbeat = struct("Heartbeat", {
   tick_secs: refine(t.number, "TickSecs", (n) => (Number.isFinite(n) && n > 0 ? null : `expected a positive number of seconds, got ${n}`), { minimum: 0 }),
   /** State-dir faults since the agent started (absent from older agents). */
   storage: StorageReport,
+  /** The device's own signature of this report (docs/design.md, "Report signatures"). */
+  signed: ReportSignature,
 });
 export type Heartbeat = t.TypeOf<typeof Heartbeat>;

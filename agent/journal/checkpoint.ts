@@ -1,13 +1,14 @@
 // Checkpoints of a deployment's snapshot every so many journal events, so recovery folds only the
 // tail of a long journal: `<stateDir>/checkpoints/<deployment>.json`, mode 0600 (like the score
 // store, it holds full scores), written atomically. The journal stays the record; a checkpoint
-// that is missing, unreadable or ahead of the journal is ignored and the whole journal is folded;
+// that is missing, unreadable, ahead of the journal or of another machine version (MACHINE_VERSION:
+// its context may not mean what this machine's does) is ignored and the journal is folded instead;
 // one that does not read back is moved aside and reported (docs/design.md, "Storage faults").
 import { mkdirSync, readFileSync, renameSync } from "node:fs";
 import { join } from "node:path";
 import { MACHINE_STATES } from "../../contracts/deployment-state.codec.js";
 import { isPlainObject } from "../../contracts/decode.js";
-import { deploymentMachine, type DeploymentContext, type DeploymentSnapshot } from "../../machines/deployment.machine.js";
+import { deploymentMachine, MACHINE_VERSION, type DeploymentContext, type DeploymentSnapshot } from "../../machines/deployment.machine.js";
 import { removeStaleTemps, StorageError, writeFileDurably } from "./durable-file.js";
 import type { StorageHealth } from "./storage.health.js";
 
@@ -31,7 +32,7 @@ export class CheckpointStore {
   async put(deployment: string, n: number, snapshot: DeploymentSnapshot): Promise<void> {
     const file = this.fileOf(deployment);
     try {
-      await writeFileDurably(file, JSON.stringify({ n, value: snapshot.value, context: snapshot.context }), "writing checkpoint");
+      await writeFileDurably(file, JSON.stringify({ machine: MACHINE_VERSION, n, value: snapshot.value, context: snapshot.context }), "writing checkpoint");
     } catch (e) {
       const err = StorageError.of("writing checkpoint", file, e);
       this.health?.note({ kind: "write_failures", path: file, fault: err.message, action: "no checkpoint this time; recovery folds more of the journal" });
@@ -40,8 +41,9 @@ export class CheckpointStore {
   }
 
   /**
-   * The deployment's checkpoint, or null: none, or one that does not read back as a checkpoint of
-   * this deployment (moved aside and reported; recovery then folds the journal instead).
+   * The deployment's checkpoint, or null: none, one of another machine version, or one that does
+   * not read back as a checkpoint of this deployment (moved aside and reported; recovery then folds
+   * the journal instead).
    */
   get(device: string, deployment: string): Checkpoint | null {
     const file = this.fileOf(deployment);
@@ -59,6 +61,8 @@ export class CheckpointStore {
       this.damaged(file, text.length === 0 ? "empty file" : "malformed JSON");
       return null;
     }
+    // Another machine's checkpoint (or one from before versions) is not damage: it is ignored.
+    if (isPlainObject(u) && u["machine"] !== MACHINE_VERSION) return null;
     if (!isPlainObject(u) || !Number.isInteger(u["n"]) || (u["n"] as number) < 1 || !(MACHINE_STATES as readonly unknown[]).includes(u["value"])) {
       this.damaged(file, "not a checkpoint (no n, or no machine state)");
       return null;

@@ -6,9 +6,11 @@
 // path and errno in `last_error`, ahead of the machine's own error) and a desired value that waits
 // for it (`pending_change`). The state reported stays the last one on disk meanwhile
 // (docs/design.md, "Storage faults").
-import type { DeploymentState, PendingChange } from "../../contracts/deployment-state.codec.js";
-import { deploymentState } from "../../machines/deployment.report.js";
+import type { DeploymentState, MachineState, PendingChange } from "../../contracts/deployment-state.codec.js";
+import type { DomainEvent } from "../../contracts/journal-event.codec.js";
+import { deploymentState, machineStateOf } from "../../machines/deployment.report.js";
 import type { DeploymentSnapshot } from "../../machines/deployment.machine.js";
+import { resumedEvent } from "../../machines/journal.vocabulary.js";
 import type { Transition } from "../../machines/transition.recorder.js";
 import type { Logger } from "pino";
 import type { CheckpointStore } from "./checkpoint.js";
@@ -53,21 +55,35 @@ export class TransitionRecorder {
   }
 
   record(deployment: string, t: Transition): void {
-    const at = new Date(this.o.now()).toISOString();
     this.log.info({ deployment, from: t.from, to: t.to, event: t.event.type, error: t.snapshot.context.lastError ?? undefined }, "transition");
-    this.o.journal
-      .append(deployment, { at, event: t.event as { type: string }, from: t.from, to: t.to })
-      .then((ev) => {
-        this.machineStates.set(deployment, deploymentState(t.snapshot, { seq: ev.n, at: ev.at }));
-        this.report(deployment);
-        if (this.o.checkpoints && ev.n % (this.o.checkpointEvery ?? 500) === 0 && t.snapshot.status !== "done") this.checkpoint(deployment, ev.n, t.snapshot);
-      })
-      .catch((e: Error) => this.log.error({ deployment, err: e.message }, "journal append abandoned: the agent stopped before the disk took it; the deployment resumes from the last event on disk"));
+    this.append(deployment, t.event, t.from, t.to, t.snapshot);
   }
 
-  /** A deployment resumed from its history: what to report until its next transition. */
-  resumed(deployment: string, snapshot: DeploymentSnapshot, last: { seq: number; at: string | null }): void {
+  /**
+   * A deployment restored mid-step (its state runs a step, which the actor re-runs): on record as
+   * `agent.resumed`, before whatever the re-run step leads to. The fold takes it as a no-op.
+   */
+  resumed(deployment: string, snapshot: DeploymentSnapshot): void {
+    const state = machineStateOf(snapshot);
+    this.log.info({ deployment, state }, "resumed mid-step: the step runs again");
+    this.append(deployment, resumedEvent(state, this.o.now()), state, state, snapshot);
+  }
+
+  /** A deployment rebuilt from its history: what to report (with a fault) until its next event is on disk. */
+  restored(deployment: string, snapshot: DeploymentSnapshot, last: { seq: number; at: string | null }): void {
     this.machineStates.set(deployment, deploymentState(snapshot, last));
+  }
+
+  private append(deployment: string, event: DomainEvent, from: MachineState, to: MachineState, snapshot: DeploymentSnapshot): void {
+    const at = new Date(this.o.now()).toISOString();
+    this.o.journal
+      .append(deployment, { at, event, from, to })
+      .then((ev) => {
+        this.machineStates.set(deployment, deploymentState(snapshot, { seq: ev.n, at: ev.at }));
+        this.report(deployment);
+        if (this.o.checkpoints && ev.n % (this.o.checkpointEvery ?? 500) === 0 && snapshot.status !== "done") this.checkpoint(deployment, ev.n, snapshot);
+      })
+      .catch((e: Error) => this.log.error({ deployment, err: e.message }, "journal append abandoned: the agent stopped before the disk took it; the deployment resumes from the last event on disk"));
   }
 
   /** A deployment gone (removed): nothing more to report for it. */

@@ -10,12 +10,12 @@
 // proves, and the recorded container itself. A score found elsewhere than the store is written back
 // into it. Whatever stays unknown is reported (the deployment keeps running; a container of it can't
 // be recreated until the desired value is written again).
-import type { AnyEventObject } from "xstate";
 import { canonicalJson } from "../../contracts/canonical-json.js";
-import type { JournalEvent } from "../../contracts/journal-event.codec.js";
+import type { JournalCause, JournalEvent } from "../../contracts/journal-event.codec.js";
 import { PodmanV0Score, type PodmanService, type ReconcileScore } from "../../contracts/score.codec.js";
 import type { DeploymentInput, DeploymentSnapshot } from "../../machines/deployment.machine.js";
 import { fold, foldJournal } from "../../machines/journal.fold.js";
+import { isDomainCause } from "../../machines/journal.vocabulary.js";
 import type { AppliedService } from "../../machines/upgrade.plan.js";
 import type { Logger } from "pino";
 import type { CheckpointStore } from "./checkpoint.js";
@@ -90,7 +90,7 @@ export class Recovery {
       if (base > 0 && !from) {
         // The checkpoint that vouched for the compaction is gone: the compacted events are in the
         // stream, which the start does not wait for. The deployment's first desired value rebuilds it.
-        this.log.error({ deployment, compactedThrough: base, checkpoint: cp?.n ?? null }, "journal compacted but its checkpoint is missing; the deployment waits for the stream");
+        this.log.error({ deployment, compactedThrough: base, checkpoint: cp?.n ?? null }, "journal compacted but its checkpoint is missing (or of another machine version); the deployment waits for the stream");
         this.compactedWithoutCheckpoint.add(deployment);
         continue;
       }
@@ -187,24 +187,32 @@ export async function replayJournal(o: ReplayOptions, deployment: string, events
   return patch(o, deployment, folded, recall, witnesses);
 }
 
-/** The events' causes, with the env values put back into the journal's redacted UPDATE events. */
-async function rehydrate(events: readonly JournalEvent[], recall: ScoreRecall): Promise<AnyEventObject[]> {
-  const out: AnyEventObject[] = [];
+/**
+ * The events' causes, with the env values put back into the journal's redacted desired events
+ * (`desired.updated`, v1's `UPDATE`), filled in place: the journaled key order is the live one.
+ */
+async function rehydrate(events: readonly JournalEvent[], recall: ScoreRecall): Promise<JournalCause[]> {
+  const out: JournalCause[] = [];
   for (const { event } of events) {
-    const e = event as AnyEventObject;
-    // Filled in place (not a decoded copy): the journaled key order is the live one.
-    const score: unknown = e.type === "UPDATE" ? e["score"] : null;
-    if (!PodmanV0Score.is(score) || !scoreIsRedacted(score)) {
-      out.push(e);
+    const desired = redactedDesired(event);
+    if (!desired) {
+      out.push(event);
       continue;
     }
-    const hash = String(e["hash"]);
-    const full = await recall.score(hash);
-    const filled = (full && fillScore(score, full)) || (await recall.rebuild(score, hash));
+    const full = await recall.score(desired.hash);
+    const filled = (full && fillScore(desired.score, full)) || (await recall.rebuild(desired.score, desired.hash));
     // Kept redacted when unknown: startNew refuses to create a container from it rather than run "<redacted>".
-    out.push(filled ? { ...e, score: filled } : e);
+    out.push(filled ? { ...event, score: filled } : event);
   }
   return out;
+}
+
+/** The score and hash of a desired event whose env the journal redacted; null for any other event. */
+function redactedDesired(e: JournalCause): { score: PodmanV0Score; hash: string } | null {
+  if (isDomainCause(e)) return e.type === "desired.updated" && scoreIsRedacted(e.score) ? { score: e.score, hash: e.hash } : null;
+  // v1: the fold decodes the event exactly; here only a well-formed score is filled.
+  const score: unknown = e.type === "UPDATE" ? e["score"] : null;
+  return PodmanV0Score.is(score) && scoreIsRedacted(score) && typeof e["hash"] === "string" ? { score, hash: e["hash"] } : null;
 }
 
 /** Fills the snapshot's redacted specs from scores by hash, running witnesses and the containers themselves. */

@@ -166,8 +166,7 @@ export function next(state: MState, c: MCtx, e: MEvent): R {
     }
     case "failed": {
       if (e.type === "UPDATE") return e.s !== c.desired ? { state: "pulling", ctx: accept(c, e.s) } : null;
-      // The same score written again is the operator's retry: forward to the same target.
-      if (e.type === "UPDATE_SAME") return c.desired !== null ? { state: "pulling", ctx: accept(c, c.desired) } : null;
+      if (e.type === "UPDATE_SAME") return c.desired !== null ? { state, ctx: c } : null;
       if (e.type === "REJECT") return { state, ctx: { ...c, desired: null } };
       if (e.type === "DELETE") return { state: "removing", ctx: { ...c, desired: null } };
       if (e.type === "TICK") return { state, ctx: c };

@@ -2,17 +2,18 @@
 // (agent/deployment.actors.ts) bound to a FakeRuntime, each step held behind a deferred the test
 // releases, the deadline actor a deferred the test fires, every runtime call attributed to the
 // machine state it was made in, and the invariants of docs/design.md (1–7) checked against all of it.
-import { createActor, fromPromise, initialTransition, toPromise, transition, type Actor, type AnyActorLogic, type AnyEventObject, type InspectionEvent } from "xstate";
+import { createActor, fromPromise, initialTransition, toPromise, transition, type Actor, type AnyActorLogic, type InspectionEvent } from "xstate";
 import { canonicalHash } from "../../../contracts/canonical-json.js";
 import { resolveLifecycle, type PodmanService, type PodmanV0Score } from "../../../contracts/score.codec.js";
 import { deploymentActors } from "../../../agent/deployments/executor.js";
 import { deploymentMachine, type DeploymentInput, type DeploymentSnapshot } from "../../../machines/deployment.machine.js";
 import type { StepDone } from "../../../machines/deployment.steps.js";
 import { foldJournal } from "../../../machines/journal.fold.js";
+import { machineEventOf } from "../../../machines/journal.vocabulary.js";
 import { machineEdges, type Edge } from "../../../machines/statechart.js";
 import { snapshotView, transitionRecorder, type Transition } from "../../../machines/transition.recorder.js";
 import { specHash } from "../../../machines/upgrade.plan.js";
-import type { ContainerRuntime, ManagedContainer, ServiceSpec } from "../../../runtime/container-runtime.js";
+import type { ContainerRuntime, ContainerWatcher, LogQuery, ManagedContainer, ServiceSpec, StopAndRemoveOptions } from "../../../runtime/container-runtime.js";
 import { FakeRuntime } from "../../../runtime/fake.runtime.js";
 import { redactEvent } from "../../../agent/journal/redact.js";
 import { replayJournal, type ScoreSource } from "../../../agent/journal/recovery.js";
@@ -22,7 +23,7 @@ import { silentLogger } from "../../../agent/logger.js";
 import { decode } from "../../../contracts/decode.js";
 import { JournalEvent } from "../../../contracts/journal-event.codec.js";
 import { BUCKET_HISTORY } from "../../../contracts/wire-names.js";
-import type { ReconcileScore } from "../../../contracts/score.codec.js";
+import { PodmanV0Score as PodmanV0ScoreCodec, type ReconcileScore } from "../../../contracts/score.codec.js";
 
 // ---- scores ---------------------------------------------------------------------------------
 
@@ -102,7 +103,7 @@ export async function flush(turns = 4): Promise<void> {
 // ---- runtime with attribution ---------------------------------------------------------------
 
 export interface ObservedCall {
-  op: "ensureImage" | "startService" | "status" | "stop" | "remove" | "list";
+  op: "ensureImage" | "startService" | "status" | "stop" | "remove" | "list" | "stopAndRemove" | "healthcheck" | "restart" | "logs";
   arg: string;
   /** startService: the spec asked for. */
   spec?: ServiceSpec;
@@ -169,8 +170,23 @@ export class ObservedRuntime implements ContainerRuntime {
       return this.fake.list();
     });
   }
+  stopAndRemove(id: string, graceSecs: number, opts?: StopAndRemoveOptions) {
+    return this.run({ op: "stopAndRemove", arg: id }, () => this.fake.stopAndRemove(id, graceSecs, opts));
+  }
+  healthcheck(id: string) {
+    return this.run({ op: "healthcheck", arg: id }, () => this.fake.healthcheck(id));
+  }
+  restart(id: string) {
+    return this.run({ op: "restart", arg: id }, () => this.fake.restart(id));
+  }
+  logs(id: string, query: LogQuery) {
+    return this.run({ op: "logs", arg: id }, () => this.fake.logs(id, query));
+  }
+  watchContainers(watcher: ContainerWatcher, signal: AbortSignal) {
+    return this.fake.watchContainers(watcher, signal);
+  }
   mutations(from = 0) {
-    return this.calls.slice(from).filter((c) => c.op === "startService" || c.op === "stop" || c.op === "remove");
+    return this.calls.slice(from).filter((c) => c.op === "startService" || c.op === "stop" || c.op === "remove" || c.op === "stopAndRemove" || c.op === "restart");
   }
 }
 
@@ -193,7 +209,7 @@ function edgesOfMicrostep(ev: InspectionEvent): string[] {
   for (const t of ts) {
     const event = t.source.always?.includes(t) ? "always" : t.eventType;
     const guard = typeof t.guard === "string" ? t.guard : ((t.guard as { type?: string } | undefined)?.type ?? null);
-    for (const to of t.target ?? []) out.push(edgeKey({ from: t.source.key, to: to.key, event, guard }));
+    for (const to of t.target ?? []) out.push(edgeKey({ from: t.source.key, to: to.key, event, guard, params: null }));
   }
   return out;
 }
@@ -323,7 +339,7 @@ export class World {
   /** The journal as the agent stores and publishes it: redacted, numbered, through the codec and JSON. */
   published(): JournalEvent[] {
     return this.journal.map((t, i) => {
-      const ev = { v: 1, device: this.input.device, deployment: this.input.deployment, n: i + 1, at: new Date(1_000_000 + i).toISOString(), event: redactEvent(t.event), from: t.from, to: t.to };
+      const ev = { v: 2, device: this.input.device, deployment: this.input.deployment, n: i + 1, at: new Date(1_000_000 + i).toISOString(), event: redactEvent(t.event), from: t.from, to: t.to };
       const r = decode(JournalEvent, JSON.parse(JSON.stringify(JournalEvent.encode(ev as JournalEvent))));
       if (!r.ok) throw new Error(`journal event ${i + 1} does not encode: ${r.errors.join("; ")}`);
       return r.value;
@@ -421,7 +437,11 @@ export class World {
 
   // ---- events the agent sends -------------------------------------------------------------
 
-  update(score: PodmanV0Score): string {
+  update(written: PodmanV0Score): string {
+    // As the watch hands it over: decoded by the score's codec (its field order), env maps as written.
+    const decoded = decode(PodmanV0ScoreCodec, written);
+    if (!decoded.ok) throw new Error(`not a score: ${decoded.errors.join("; ")}`);
+    const score = decoded.value;
     const hash = hashOf(score);
     // The agent keeps the full score before the machine sees it (a store that already has it keeps its copy).
     const full: ReconcileScore = { type: "PodmanV0", data: structuredClone(score) };
@@ -567,13 +587,15 @@ export class World {
   checkInvariants(where: string, full = false, converged = true): void {
     const problems = [...this.violations];
     const live = this.snapshot;
-    const events = this.journal.map((t) => t.event as AnyEventObject);
+    const events = this.journal.map((t) => t.event);
     let replayed: DeploymentSnapshot;
     if (full) replayed = foldJournal(this.input, events);
     else {
       for (; this.replayedUpTo < events.length; this.replayedUpTo++) {
         if (this.replayed.status === "done") this.replayed = initialTransition(deploymentMachine, this.input)[0];
-        [this.replayed] = transition(deploymentMachine, this.replayed, events[this.replayedUpTo] as never);
+        // The journaled cause (the vocabulary's) back into the machine event it replays as.
+        const event = machineEventOf(events[this.replayedUpTo]!);
+        if (event) [this.replayed] = transition(deploymentMachine, this.replayed, event as never);
       }
       replayed = this.replayed;
     }
