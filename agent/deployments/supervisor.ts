@@ -45,7 +45,7 @@ export interface SupervisorOptions {
   containerEnv?: ScoreSource["containerEnv"];
   /** Where state-dir faults are counted and logged. */
   health?: StorageHealth;
-  /** Backoff of a desired change that waits for a write (ms); default 1,000 doubling to 30,000. */
+  /** Backoff of a desired change that waits for a write (ms); default 1,000 doubling to 15,000 (the longest a freed disk waits). */
   retry?: { firstMs: number; maxMs: number };
   /** A deployment's events from the stream, for recovery when its local journal is gone. */
   streamHistory?: (deployment: string) => Promise<JournalEvent[]>;
@@ -218,7 +218,7 @@ export class DeploymentSupervisor {
       }
       if (this.waiting.get(deployment) !== w) return; // a newer value came meanwhile: its own try follows
       w.attempt += 1;
-      const wait = retryDelayMs(w.attempt, this.o.retry ?? { firstMs: 1000, maxMs: 30_000 });
+      const wait = retryDelayMs(w.attempt, this.o.retry ?? { firstMs: 1000, maxMs: 15_000 });
       if (e !== journalFault) this.recorder.fault(deployment, "desired", `${e.message}; desired revision ${w.change.revision} waits, retried in ${Math.round(wait / 1000)} s`);
       this.recorder.pending(deployment, { revision: w.change.revision, since: new Date(w.since).toISOString() });
       this.log.warn({ deployment, revision: w.change.revision, attempt: w.attempt, retryMs: wait, err: e.message }, "desired change waits for the state dir");

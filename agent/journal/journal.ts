@@ -43,7 +43,7 @@ const SUFFIX = ".jsonl";
 export interface JournalOptions {
   /** Where faults are counted and logged. */
   health?: StorageHealth;
-  /** Backoff of a failed write: first pause and cap (ms); default 500 and 30,000. */
+  /** Backoff of a failed write: first pause and cap (ms); default 500 and 15,000. */
   retry?: { firstMs: number; maxMs: number };
 }
 
@@ -69,7 +69,7 @@ export class EventJournal {
   private readonly retry: { firstMs: number; maxMs: number };
 
   private constructor(readonly dir: string, readonly device: string, private readonly o: JournalOptions) {
-    this.retry = o.retry ?? { firstMs: 500, maxMs: 30_000 };
+    this.retry = o.retry ?? { firstMs: 500, maxMs: 15_000 };
   }
 
   /** Opens (creating) `<stateDir>/journal` for `device`. */

@@ -13,6 +13,7 @@ import { ensureFleetResources } from "../../../fleet/resources.js";
 import { canonicalJson } from "../../../contracts/canonical-json.js";
 import { decodeJson } from "../../../contracts/decode.js";
 import { DeploymentState } from "../../../contracts/deployment-state.codec.js";
+import { Heartbeat } from "../../../contracts/heartbeat.codec.js";
 import { JournalEvent, JournalEventV2 } from "../../../contracts/journal-event.codec.js";
 import { BUCKET_DESIRED_STATE, BUCKET_DEVICE_HEARTBEAT, BUCKET_DEVICE_STATE, deploymentKey, eventSubject, LABEL_DEVICE, STREAM_FLEET_EVENTS } from "../../../contracts/wire-names.js";
 import { foldJournal } from "../../../machines/journal.fold.js";
@@ -77,7 +78,7 @@ export interface Verified {
 
 export class Scenario {
   agent: AgentProcess | null = null;
-  readonly stateDir = tempDir("fleet-e2e-state-");
+  stateDir = tempDir("fleet-e2e-state-");
   private nc: NatsConnection | null = null;
   private connecting: Promise<NatsConnection> | null = null;
   private kvs = new Map<string, KV>();
@@ -104,6 +105,13 @@ export class Scenario {
     const device = w.podman.unique("e2e");
     w.devices.add(device);
     return new Scenario(w, title, device, opts.nats ?? [w.nats.url]);
+  }
+
+  /** Keeps the agent's state dir in `dir` instead (a small disk that fills up); before the first start. */
+  useStateDir(dir: string) {
+    if (this.agent) throw new Error("the agent has started already");
+    rmSync(this.stateDir, { recursive: true, force: true });
+    this.stateDir = dir;
   }
 
   /** Points this scenario at other NATS servers (before its first connection). */
@@ -190,6 +198,15 @@ export class Scenario {
       const s = await this.state(deployment).catch(() => null);
       return s && pred(s) ? s : undefined;
     }, timeoutMs);
+  }
+
+  /** The device's last heartbeat, decoded (a bad one fails the test), or null. */
+  async heartbeat(): Promise<Heartbeat | null> {
+    const e = await (await this.kv(BUCKET_DEVICE_HEARTBEAT)).get(this.device);
+    if (!e || e.operation !== "PUT") return null;
+    const r = decodeJson(Heartbeat, e.string());
+    if (!r.ok) throw new Error(`the heartbeat does not decode: ${r.errors.join("; ")}`);
+    return r.value;
   }
 
   async heartbeatAt(): Promise<string | null> {
