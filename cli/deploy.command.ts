@@ -1,8 +1,8 @@
 // fleetctl deploy <device> <deployment> -f score.json|yaml [--dry-run] [--json]
-import type { PodmanService, ReconcileScore } from "../contracts/score.codec.js";
-import { resolveLifecycle } from "../contracts/score.codec.js";
+import type { ReconcileScore } from "../contracts/score.codec.js";
 import { deploymentKey } from "../contracts/wire-names.js";
-import { appliedFromScore, planUpgrade, type ServiceAction } from "../machines/upgrade.plan.js";
+import { scoreChanges, type ServiceChange } from "../machines/score.diff.js";
+import type { ServiceAction } from "../machines/upgrade.plan.js";
 import { COMMON_HELP, COMMON_OPTIONS, EXIT, JSON_OPTION, OperationError, UsageError, deviceAndDeployment, natsTarget, parse, type CliIo } from "./common.js";
 import { Fleet, type DesiredEntry } from "../fleet/fleet.client.js";
 import { readScoreFile } from "./score.file.js";
@@ -23,50 +23,11 @@ ${COMMON_HELP}
 Exit: 0 written (or nothing to change, or dry run), 1 refused or failed, 2 invalid usage or score.
 `;
 
-export interface ServiceChange {
-  service: string;
-  action: ServiceAction;
-  /** For a replaced service: what differs (env values are never shown, only variable names). */
-  details: string[];
-}
+export type { ServiceChange } from "../machines/score.diff.js";
 
 /** Per service: added, replaced (and why), removed or unchanged, as the agent's planner decides it. */
-export function serviceChanges(current: DesiredEntry | null, next: ReconcileScore, nextHash: string): ServiceChange[] {
-  const old = current?.score ?? null;
-  const applied = old && current?.hash ? appliedFromScore(old.data, current.hash) : {};
-  const plan = planUpgrade(applied, next.data, nextHash);
-  const byName = new Map(next.data.services.map((s) => [s.name, s]));
-  return Object.entries(plan.actions).map(([service, action]) => {
-    const before = applied[service]?.service;
-    const after = byName.get(service);
-    const details: string[] = [];
-    if (action === "add" && after) details.push(`image ${after.image}`);
-    if (action === "replace" && before && after) details.push(...differences(before, after));
-    if (action === "replace" && old && details.length === 0) {
-      const a = resolveLifecycle(old.data.lifecycle);
-      const b = resolveLifecycle(next.data.lifecycle);
-      if (a.stop_signal !== b.stop_signal) details.push(`stop_signal ${a.stop_signal} → ${b.stop_signal}`);
-      if (a.grace_period_secs !== b.grace_period_secs) details.push(`grace_period_secs ${a.grace_period_secs} → ${b.grace_period_secs}`);
-    }
-    return { service, action, details };
-  });
-}
-
-function differences(a: PodmanService, b: PodmanService): string[] {
-  const out: string[] = [];
-  if (a.image !== b.image) out.push(`image ${a.image} → ${b.image}`);
-  const same = (x: unknown, y: unknown) => JSON.stringify(x ?? null) === JSON.stringify(y ?? null);
-  if (!same(a.command, b.command)) out.push("command changed");
-  const ea = a.env ?? {};
-  const eb = b.env ?? {};
-  const added = Object.keys(eb).filter((k) => !(k in ea));
-  const removed = Object.keys(ea).filter((k) => !(k in eb));
-  const changed = Object.keys(eb).filter((k) => k in ea && ea[k] !== eb[k]);
-  if (added.length) out.push(`env + ${added.join(",")}`);
-  if (removed.length) out.push(`env - ${removed.join(",")}`);
-  if (changed.length) out.push(`env value of ${changed.join(",")} changed`);
-  for (const f of ["ports", "volumes", "health"] as const) if (!same(a[f], b[f])) out.push(`${f} changed`);
-  return out;
+export function serviceChanges(current: DesiredEntry | null, next: ReconcileScore): ServiceChange[] {
+  return scoreChanges(current?.score?.data ?? null, next.data);
 }
 
 const SIGN: Record<ServiceAction, string> = { add: "+", replace: "~", remove: "-", unchanged: "=" };
@@ -106,7 +67,7 @@ export async function deployCommand(argv: string[], io: CliIo): Promise<number> 
   try {
     const key = deploymentKey(device, deployment);
     const current = await fleet.desiredEntry(device, deployment);
-    const changes = serviceChanges(current, file.score, file.hash);
+    const changes = serviceChanges(current, file.score);
     const unchanged = current?.hash === file.hash;
     const dryRun = values["dry-run"] === true;
     const result: Record<string, unknown> = {
