@@ -7,7 +7,8 @@ export const MACHINE_STATES = ["pending", "pulling", "stoppingOld", "startingNew
 export type MachineState = (typeof MACHINE_STATES)[number];
 export const MachineState = t.keyof(Object.fromEntries(MACHINE_STATES.map((s) => [s, null])) as Record<MachineState, null>, "MachineState");
 
-export const Phase = t.keyof({ Pending: null, Running: null, Failed: null }, "Phase");
+/** Degraded: a service of a running deployment waits for a restart or keeps failing (docs/design.md, service health). */
+export const Phase = t.keyof({ Pending: null, Running: null, Degraded: null, Failed: null }, "Phase");
 export type Phase = t.TypeOf<typeof Phase>;
 
 /** running → Running, failed → Failed, every other state → Pending. */
@@ -21,6 +22,20 @@ const IsoTime = refine(t.string, "IsoTime", (s) =>
   ISO_TIME.test(s) && !Number.isNaN(Date.parse(s)) ? null : `expected an ISO-8601 time, got ${JSON.stringify(s.slice(0, 40))}`,
 );
 
+const Count = refine(t.number, "Count", (n) => (Number.isInteger(n) && n >= 0 ? null : `expected a non-negative integer, got ${n}`));
+
+/** What one service's recorded container is doing, as the agent last saw it. */
+export const ServiceStatus = struct("ServiceStatus", {
+  container_id: nullable(t.string),
+  image: t.string,
+  state: t.keyof({ running: null, exited: null, missing: null, starting: null }, "ServiceRunState"),
+  health: t.keyof({ healthy: null, unhealthy: null, starting: null, none: null }, "ServiceHealth"),
+  restarts: Count,
+  last_exit_code: nullable(t.number),
+  restart_at: nullable(IsoTime),
+});
+export type ServiceStatus = t.TypeOf<typeof ServiceStatus>;
+
 export const DeploymentState = struct("DeploymentState", {
   device: DeviceId,
   deployment: DeploymentName,
@@ -32,6 +47,11 @@ export const DeploymentState = struct("DeploymentState", {
   last_error: nullable(t.string),
   last_event_seq: Seq,
   last_event_at: nullable(IsoTime),
+}, {
+  /** When a failed step is retried forward next; null when none is planned. */
+  retry_at: nullable(IsoTime),
+  /** Per service; `container_ids` stays beside it, equal to the services' ids, for older readers. */
+  services: dict("Services", ServiceName, ServiceStatus),
 });
 export type DeploymentState = t.TypeOf<typeof DeploymentState>;
 

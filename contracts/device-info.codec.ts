@@ -9,5 +9,8 @@ export const DeviceInfo = struct("DeviceInfo", {
   arch: t.string,
   podman_version: nullable(t.string),
   agent_version: t.string,
+}, {
+  /** "off": the agent applies unsigned desired values (started without operator keys). */
+  signing: t.keyof({ on: null, off: null }, "Signing"),
 });
 export type DeviceInfo = t.TypeOf<typeof DeviceInfo>;
