@@ -1,0 +1,119 @@
+// The visualiser's timeline one page at a time: the newest page when a deployment opens, an older
+// one per step back. Each page is read from the stream by event number (fleet/stream.window.ts)
+// and folded on its own (machines/journal.window.ts); nothing reads or folds the whole history.
+import type { JetStreamClient } from "@nats-io/jetstream";
+import { decode } from "../contracts/decode.js";
+import type { DeploymentState } from "../contracts/deployment-state.codec.js";
+import { PodmanV0Score } from "../contracts/score.codec.js";
+import { eventSubject } from "../contracts/wire-names.js";
+import { foldWindow, type WindowStep } from "../machines/journal.window.js";
+import { domainEvent } from "../machines/journal.words.js";
+import { JournalWindowReader, type StoredEvent } from "../fleet/stream.window.js";
+
+export const PAGE_SIZE = 100;
+export const MAX_PAGE_SIZE = 1000;
+/** How far before a page to look for the desired score its first update replaced. */
+export const SCORE_LOOKBACK = 2000;
+const LOOKBACK_CHUNK = 500;
+
+export interface JournalPage {
+  steps: WindowStep[];
+  time_in_state: Record<string, number>;
+  /** The page's first and last event numbers (null: no events). */
+  first_n: number | null;
+  last_n: number | null;
+  /** The first and last events the stream keeps for this deployment. */
+  oldest_n: number | null;
+  newest_n: number | null;
+  has_older: boolean;
+  has_newer: boolean;
+  /** The page starts at the deployment's first event, so every step's containers are exact. */
+  from_origin: boolean;
+  /** The agent's report (device-state) is of this page's last event. */
+  anchored: boolean;
+}
+
+export interface PageRequest {
+  /** Events numbered below this (default: the newest page). */
+  before?: number;
+  size?: number;
+  /** The deployment's device-state, to anchor the newest page. */
+  state: DeploymentState | null;
+}
+
+const EMPTY: JournalPage = {
+  steps: [],
+  time_in_state: {},
+  first_n: null,
+  last_n: null,
+  oldest_n: null,
+  newest_n: null,
+  has_older: false,
+  has_newer: false,
+  from_origin: true,
+  anchored: false,
+};
+
+export async function journalPage(js: JetStreamClient, device: string, deployment: string, req: PageRequest): Promise<JournalPage> {
+  const reader = await JournalWindowReader.open(js, eventSubject(device, deployment));
+  if (!reader) return EMPTY;
+  const size = Math.max(1, Math.min(MAX_PAGE_SIZE, req.size ?? PAGE_SIZE));
+  const oldest = reader.first.event.n;
+  const newest = reader.last.event.n;
+  const endN = Math.max(oldest, Math.min(newest, (req.before ?? newest + 1) - 1));
+  const startN = Math.max(oldest, endN - size + 1);
+  // One more than the page, when there is one: the time of the event after it ends the last step's stay.
+  const read = await reader.readNumbers(startN, Math.min(newest, endN + 1));
+  const page = read.filter((e) => e.event.n <= endN);
+  const after = read.find((e) => e.event.n === endN + 1);
+  if (!page.length) return { ...EMPTY, oldest_n: oldest, newest_n: newest };
+  const fromOrigin = page[0]!.event.n === 1;
+  const hasUpdate = page.some((e) => domainEvent(e.event.event, e.event.from).name === "desired.updated");
+  const previousScore = !fromOrigin && hasUpdate ? await scoreBefore(reader, page[0]!) : undefined;
+  const anchored = req.state !== null && req.state.last_event_seq === endN;
+  const w = foldWindow({
+    events: page.map((e) => e.event),
+    fromOrigin,
+    ...(previousScore !== undefined ? { previousScore } : {}),
+    ...(anchored && req.state ? { anchor: { container_ids: req.state.container_ids, last_error: req.state.last_error } } : {}),
+    nextAt: after?.event.at ?? null,
+  });
+  return {
+    steps: w.steps,
+    time_in_state: w.time_in_state,
+    first_n: page[0]!.event.n,
+    last_n: endN,
+    oldest_n: oldest,
+    newest_n: newest,
+    has_older: page[0]!.event.n > oldest,
+    has_newer: endN < newest,
+    from_origin: fromOrigin,
+    anchored,
+  };
+}
+
+/**
+ * The desired score in force before `first`: the last desired.updated before it (null when a
+ * removal, or the deployment's first event, comes first), read backwards a chunk at a time up to
+ * SCORE_LOOKBACK events; undefined when it is further back than that or the stream no longer has it.
+ */
+async function scoreBefore(reader: JournalWindowReader, first: StoredEvent): Promise<PodmanV0Score | null | undefined> {
+  let endN = first.event.n - 1;
+  const floor = Math.max(reader.first.event.n, first.event.n - SCORE_LOOKBACK);
+  while (endN >= floor) {
+    const startN = Math.max(floor, endN - LOOKBACK_CHUNK + 1);
+    const chunk = await reader.readNumbers(startN, endN);
+    for (let i = chunk.length - 1; i >= 0; i--) {
+      const e = chunk[i]!.event;
+      const d = domainEvent(e.event, e.from);
+      if (d.name === "desired.updated") {
+        const r = decode(PodmanV0Score, d.payload["score"]);
+        return r.ok ? r.value : undefined;
+      }
+      if (d.name === "remove.done" && e.to === "removed") return null;
+      if (e.n === 1) return null;
+    }
+    endN = startN - 1;
+  }
+  return undefined;
+}
