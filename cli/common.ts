@@ -25,6 +25,14 @@ export interface CliIo {
   env: Readonly<Record<string, string | undefined>>;
   /** stderr is a terminal: progress redraws in place. */
   errIsTty?: boolean;
+  /** stdout is a terminal: tables fit its width and may be coloured (see outputStyle). */
+  outIsTty?: boolean;
+  /** The terminal's width, when stdout is one. */
+  columns?: number;
+  /** stdin is a terminal: a destructive command may ask for confirmation. */
+  stdinIsTty?: boolean;
+  /** Asks a yes/no question on the terminal (device rm); the bin reads stdin, tests answer. */
+  confirm?: (question: string) => Promise<boolean>;
   /** Ends long-running commands (`status --watch`, `serve`, a rollout's wait). */
   signal?: AbortSignal;
   /** Test seams; never set by the bin. */

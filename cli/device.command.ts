@@ -4,6 +4,7 @@ import { writeFileSync } from "node:fs";
 import { deviceOrDeploymentNameProblem } from "../contracts/names.js";
 import { EXIT, OperationError, UsageError, parse, positionals, type CliIo } from "./common.js";
 import { deviceUserEntry, newDeviceKey } from "../fleet/device.permissions.js";
+import { deviceRmCommand } from "./device-rm.command.js";
 
 export const DEVICE_HELP = `Usage: fleetctl device add <device> [--seed-out FILE]
 
@@ -19,16 +20,19 @@ The seed is the device's secret: give it to the agent (--nkey FILE / FLEET_NATS_
   -h, --help        this text
 
 Exit: 0 ok, 1 the seed file could not be written, 2 usage error.
+
+fleetctl device rm <device> [--force] [--yes]: forget a device (fleetctl device rm --help).
 `;
 
 export async function deviceCommand(argv: string[], io: CliIo): Promise<number> {
+  if (argv[0] === "rm") return deviceRmCommand(argv.slice(1), io);
   const { values, positionals: ps } = parse(argv, { help: { type: "boolean", short: "h" }, "seed-out": { type: "string" } });
   if (values.help) {
     io.out(DEVICE_HELP);
     return EXIT.OK;
   }
   const [sub, id] = positionals(ps, ["subcommand", "device"]);
-  if (sub !== "add") throw new UsageError(`unknown subcommand ${JSON.stringify(sub)}: only "device add <device>" (see --help)`);
+  if (sub !== "add") throw new UsageError(`unknown subcommand ${JSON.stringify(sub)}: "device add <device>" or "device rm <device>" (see --help)`);
   const problem = deviceOrDeploymentNameProblem(id!);
   if (problem) throw new UsageError(`invalid device ${JSON.stringify(id!.slice(0, 60))}: ${problem}`);
   const key = newDeviceKey();

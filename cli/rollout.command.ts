@@ -2,8 +2,9 @@
 import type { DeploymentState } from "../contracts/deployment-state.codec.js";
 import { deviceOrDeploymentNameProblem } from "../contracts/names.js";
 import { deploymentKey } from "../contracts/wire-names.js";
-import { COMMON_HELP, COMMON_OPTIONS, EXIT, JSON_OPTION, UsageError, duration, natsTarget, parse, positionals, positiveNumber, sleep, type CliIo } from "./common.js";
-import { writeDesired } from "./deploy.command.js";
+import { COMMON_HELP, COMMON_OPTIONS, EXIT, JSON_OPTION, OperationError, UsageError, duration, natsTarget, parse, positionals, positiveNumber, sleep, type CliIo } from "./common.js";
+import { didYouMean } from "../contracts/suggest.js";
+import { NEW_DEVICE_HINT, writeDesired } from "./deploy.command.js";
 import { Fleet } from "../fleet/fleet.client.js";
 import { readScoreFile, type ScoreFile } from "./score.file.js";
 
@@ -21,7 +22,7 @@ cause, add --retry-failed to have the rollout re-arm it (it writes a marker valu
 rejects, then the score again, so the agent applies it afresh; both show in the device's journal).
 
 Options:
-  -f, --file PATH       the score (.json or .yaml)
+  -f, --file PATH       the score (.json or .yaml), or a Compose file (see fleetctl deploy --help)
   --devices LIST        device ids, comma separated, in rollout order
   --selector GLOBS      device-id globs ('*' any run, '?' one character), comma separated, over the
                         devices known from device-info, device-heartbeat and device-state; sorted
@@ -31,6 +32,8 @@ Options:
                         Example: --waves 1,10%,50%,100%
   --wave-timeout SECS   halt when a wave is not Running after this long (default 600)
   --retry-failed        re-arm devices that failed on this very score (see above)
+  --new-device          allow --devices that never reported (no device-info, heartbeat or
+                        device-state); without it such a device refuses the whole rollout
   --json                print a JSON summary on stdout at the end
 ${COMMON_HELP}
 
@@ -92,6 +95,7 @@ export async function rolloutCommand(argv: string[], io: CliIo): Promise<number>
     "wave-timeout": { type: "string" },
     "retry-failed": { type: "boolean" },
     "poll-ms": { type: "string" },
+    "new-device": { type: "boolean" },
   });
   if (values.help) {
     io.out(ROLLOUT_HELP);
@@ -115,10 +119,20 @@ export async function rolloutCommand(argv: string[], io: CliIo): Promise<number>
   }
   const match = values.selector !== undefined ? globMatcher(values.selector) : null;
   const file = await readScoreFile(values.file);
+  for (const n of file.notes) io.err(`note: ${n}\n`);
 
   const fleet = await Fleet.connect(natsTarget(values, io.env));
   try {
-    const devices = listed ?? (await fleet.knownDevices()).filter((d) => match!(d));
+    const known = await fleet.knownDevices();
+    if (listed && values["new-device"] !== true) {
+      const unknown = listed.filter((d) => !known.includes(d));
+      if (unknown.length) {
+        throw new OperationError(
+          `refused, nothing written: ${unknown.map((d) => `${JSON.stringify(d)}${didYouMean(d, known)}`).join(", ")} never reported (no device-info, heartbeat or device-state)${NEW_DEVICE_HINT}`,
+        );
+      }
+    }
+    const devices = listed ?? known.filter((d) => match!(d));
     if (devices.length === 0) throw new UsageError(`--selector ${values.selector}: matches no known device`);
     const waves = planWaves(devices, values.waves ?? "100%");
     const reports: WaveReport[] = [];

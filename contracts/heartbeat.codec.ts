@@ -11,7 +11,7 @@ export const Heartbeat = struct("Heartbeat", {
   /** deployment → its phase at this tick. */
   deployments: dict("DeploymentPhases", DeploymentName, Phase),
 }, {
-  /** The agent's own tick: a heartbeat older than a few of these marks the device stale. */
-  tick_secs: refine(t.number, "TickSecs", (n) => (n > 0 && Number.isFinite(n) ? null : `expected a positive number, got ${n}`)),
+  /** The agent's tick in seconds: a heartbeat is late by the device's own tick, not a guess (absent from older agents). */
+  tick_secs: refine(t.number, "TickSecs", (n) => (Number.isFinite(n) && n > 0 ? null : `expected a positive number of seconds, got ${n}`), { minimum: 0 }),
 });
 export type Heartbeat = t.TypeOf<typeof Heartbeat>;

@@ -40,6 +40,8 @@ export interface DeviceSummary {
   heartbeat: Heartbeat | null;
   /** ms since the heartbeat's `at`, or null without a heartbeat. */
   heartbeatAgeMs: number | null;
+  /** The tick staleness was judged by: the heartbeat's own `tick_secs`, else the caller's guess. */
+  tickSecs: number;
   stale: boolean;
   deployments: DeploymentState[];
 }
@@ -140,6 +142,23 @@ export class Fleet {
     return [...set].sort();
   }
 
+  /** Whether `device` ever reported: any device-info, heartbeat or device-state entry of its own. */
+  async deviceSeen(device: string): Promise<boolean> {
+    const [info, heartbeat] = await Promise.all([this.infos.get(device), this.heartbeats.get(device)]);
+    if ((info && info.operation === "PUT") || (heartbeat && heartbeat.operation === "PUT")) return true;
+    return (await this.keys(this.states, deviceKeys(device))).length > 0;
+  }
+
+  /** The desired-state keys of one device. */
+  desiredKeys(device: string): Promise<string[]> {
+    return this.keys(this.desired, deviceKeys(device));
+  }
+
+  /** The device-state keys of one device. */
+  stateKeys(device: string): Promise<string[]> {
+    return this.keys(this.states, deviceKeys(device));
+  }
+
   /** Devices with their heartbeat age and deployments (of one device when given). */
   async summary(opts: { device?: string; tickSecs: number; now?: number }): Promise<DeviceSummary[]> {
     const now = opts.now ?? Date.now();
@@ -149,12 +168,14 @@ export class Fleet {
     for (const device of devices) {
       const [info, heartbeat] = await Promise.all([this.info(device), this.heartbeat(device)]);
       const age = heartbeat ? now - Date.parse(heartbeat.at) : null;
+      const tickSecs = heartbeat?.tick_secs ?? opts.tickSecs;
       out.push({
         device,
         info,
         heartbeat,
         heartbeatAgeMs: age,
-        stale: age === null || age > STALE_TICKS * opts.tickSecs * 1000,
+        tickSecs,
+        stale: age === null || age > STALE_TICKS * tickSecs * 1000,
         deployments: states.filter((s) => s.device === device),
       });
     }
@@ -186,7 +207,7 @@ function decodeOr<A, O>(codec: Type<A, O, unknown>, e: KvEntry): A | null {
 }
 
 /** A score as operators may see it: env keys kept, values never shown. */
-export function scoreWithoutEnvValues(score: ReconcileScore): unknown {
+export function scoreWithoutEnvValues(score: ReconcileScore): ReconcileScore {
   return {
     ...score,
     data: {

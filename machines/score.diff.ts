@@ -46,7 +46,7 @@ export function serviceDifferences(a: PodmanService, b: PodmanService): string[]
   if (added.length) out.push(`env + ${added.join(",")}`);
   if (removed.length) out.push(`env - ${removed.join(",")}`);
   if (changed.length) out.push(`env value of ${changed.join(",")} changed`);
-  for (const f of ["ports", "volumes", "health"] as const) if (!same(a[f], b[f])) out.push(`${f} changed`);
+  for (const f of ["ports", "volumes", "health", "depends_on"] as const) if (!same(a[f], b[f])) out.push(`${f} changed`);
   return out;
 }
 

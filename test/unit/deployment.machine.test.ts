@@ -129,7 +129,7 @@ describe("deployment machine on FakeRuntime", () => {
     h.desired({ type: "PodmanV0", data: { services: [{ name: "web", image: "img/web:2" }], lifecycle: { grace_period_sec: 3 } } });
     const s = await h.settled();
     expect(s.value).to.equal("failed");
-    expect(s.context.lastError).to.equal("data.lifecycle.grace_period_sec: unknown field");
+    expect(s.context.lastError).to.equal("data.lifecycle.grace_period_sec: unknown field (did you mean grace_period_secs?)");
     expect(fake.calls).to.deep.equal([]);
     expect(fake.peek(id!)!.state).to.equal("running");
     expect(s.context.containerIds["web"]).to.equal(id);
