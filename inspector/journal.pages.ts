@@ -14,7 +14,12 @@ export const PAGE_SIZE = 100;
 export const MAX_PAGE_SIZE = 1000;
 /** How far before a page to look for the desired score its first update replaced. */
 export const SCORE_LOOKBACK = 2000;
-const LOOKBACK_CHUNK = 500;
+/**
+ * Events read before the page with it, in the same consumer: the score before the page's first
+ * update is usually among them, so no second read is needed. Further back, chunks grow.
+ */
+const MARGIN = 24;
+const LOOKBACK_CHUNKS = [200, 800];
 
 export interface JournalPage {
   steps: WindowStep[];
@@ -37,8 +42,8 @@ export interface PageRequest {
   /** Events numbered below this (default: the newest page). */
   before?: number;
   size?: number;
-  /** The deployment's device-state, to anchor the newest page. */
-  state: DeploymentState | null;
+  /** The deployment's device-state, to anchor the newest page (read while the page is). */
+  state: DeploymentState | null | Promise<DeploymentState | null>;
 }
 
 const EMPTY: JournalPage = {
@@ -63,19 +68,21 @@ export async function journalPage(js: JetStreamClient, device: string, deploymen
   const endN = Math.max(oldest, Math.min(newest, (req.before ?? newest + 1) - 1));
   const startN = Math.max(oldest, endN - size + 1);
   // One more than the page, when there is one: the time of the event after it ends the last step's stay.
-  const read = await reader.readNumbers(startN, Math.min(newest, endN + 1));
-  const page = read.filter((e) => e.event.n <= endN);
+  const read = await reader.readNumbers(Math.max(oldest, startN - MARGIN), Math.min(newest, endN + 1));
+  const page = read.filter((e) => e.event.n >= startN && e.event.n <= endN);
+  const margin = read.filter((e) => e.event.n < startN);
   const after = read.find((e) => e.event.n === endN + 1);
   if (!page.length) return { ...EMPTY, oldest_n: oldest, newest_n: newest };
   const fromOrigin = page[0]!.event.n === 1;
   const hasUpdate = page.some((e) => domainEvent(e.event.event, e.event.from).name === "desired.updated");
-  const previousScore = !fromOrigin && hasUpdate ? await scoreBefore(reader, page[0]!) : undefined;
-  const anchored = req.state !== null && req.state.last_event_seq === endN;
+  const previousScore = !fromOrigin && hasUpdate ? await scoreBefore(reader, page[0]!, margin) : undefined;
+  const state = await req.state;
+  const anchored = state !== null && state.last_event_seq === endN;
   const w = foldWindow({
     events: page.map((e) => e.event),
     fromOrigin,
     ...(previousScore !== undefined ? { previousScore } : {}),
-    ...(anchored && req.state ? { anchor: { container_ids: req.state.container_ids, last_error: req.state.last_error } } : {}),
+    ...(anchored && state ? { anchor: { container_ids: state.container_ids, last_error: state.last_error } } : {}),
     nextAt: after?.event.at ?? null,
   });
   return {
@@ -94,26 +101,40 @@ export async function journalPage(js: JetStreamClient, device: string, deploymen
 
 /**
  * The desired score in force before `first`: the last desired.updated before it (null when a
- * removal, or the deployment's first event, comes first), read backwards a chunk at a time up to
- * SCORE_LOOKBACK events; undefined when it is further back than that or the stream no longer has it.
+ * removal, or the deployment's first event, comes first), looked for in the events already read
+ * with the page, then backwards a growing chunk at a time up to SCORE_LOOKBACK events; undefined
+ * when it is further back than that or the stream no longer has it.
  */
-async function scoreBefore(reader: JournalWindowReader, first: StoredEvent): Promise<PodmanV0Score | null | undefined> {
-  let endN = first.event.n - 1;
+async function scoreBefore(reader: JournalWindowReader, first: StoredEvent, margin: StoredEvent[]): Promise<PodmanV0Score | null | undefined> {
+  const found = lastScoreIn(margin);
+  if (found) return found.score;
+  let endN = (margin[0]?.event.n ?? first.event.n) - 1;
   const floor = Math.max(reader.first.event.n, first.event.n - SCORE_LOOKBACK);
-  while (endN >= floor) {
-    const startN = Math.max(floor, endN - LOOKBACK_CHUNK + 1);
-    const chunk = await reader.readNumbers(startN, endN);
-    for (let i = chunk.length - 1; i >= 0; i--) {
-      const e = chunk[i]!.event;
-      const d = domainEvent(e.event, e.from);
-      if (d.name === "desired.updated") {
-        const r = decode(PodmanV0Score, d.payload["score"]);
-        return r.ok ? r.value : undefined;
-      }
-      if (d.name === "remove.done" && e.to === "removed") return null;
-      if (e.n === 1) return null;
-    }
+  const endSeq = (margin[0] ?? first).seq - 1;
+  for (const size of [...LOOKBACK_CHUNKS, SCORE_LOOKBACK]) {
+    if (endN < floor) break;
+    const startN = Math.max(floor, endN - size + 1);
+    const chunk = await reader.read(await reader.seqOf(startN), endN - startN + 1, endSeq);
+    const r = lastScoreIn(chunk);
+    if (r) return r.score;
     endN = startN - 1;
   }
   return undefined;
+}
+
+/**
+ * Where `events` settle the score before them: the last desired.updated's (undefined when it does
+ * not decode), or none after a removal or the deployment's first event. Null: they don't settle it.
+ */
+function lastScoreIn(events: StoredEvent[]): { score: PodmanV0Score | null | undefined } | null {
+  for (let i = events.length - 1; i >= 0; i--) {
+    const e = events[i]!.event;
+    const d = domainEvent(e.event, e.from);
+    if (d.name === "desired.updated") {
+      const r = decode(PodmanV0Score, d.payload["score"]);
+      return { score: r.ok ? r.value : undefined };
+    }
+    if ((d.name === "remove.done" && e.to === "removed") || e.n === 1) return { score: null };
+  }
+  return null;
 }

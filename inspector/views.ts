@@ -181,8 +181,8 @@ export interface DeploymentView {
 }
 
 export async function deploymentView(fleet: Fleet, device: string, deployment: string, page: { before?: number; size?: number }): Promise<DeploymentView | null> {
-  const [state, desired] = await Promise.all([fleet.deploymentState(device, deployment), fleet.desiredEntry(device, deployment)]);
-  const p = await journalPage(fleet.js, device, deployment, { ...page, state });
+  const reading = fleet.deploymentState(device, deployment);
+  const [state, desired, p] = await Promise.all([reading, fleet.desiredEntry(device, deployment), journalPage(fleet.js, device, deployment, { ...page, state: reading })]);
   if (!state && !desired && p.newest_n === null) return null;
   return {
     device,

@@ -154,6 +154,8 @@ document.addEventListener("click", (e) => {
 
 // ---- live feed ---------------------------------------------------------------------------
 let chart = null;
+/** Asked for at once: a view's first data request need not wait for it. */
+const chartReady = api("/api/chart");
 let view = null; // { render(), onEvent(type, data), dispose() }
 /** Bumped on every route: a view's late answer (a debounced reload) must not draw over the next view. */
 let generation = 0;
@@ -178,12 +180,12 @@ async function route() {
   view = null;
   generation++;
   try {
-    if (!chart) chart = await api("/api/chart");
     if (parts[0] === "d" && parts.length === 3) view = deploymentView(parts[1], parts[2]);
     else if (parts[0] === "device" && parts.length === 2) view = deviceView(parts[1]);
     else if (parts[0] === "compare") view = compareView(q.get("a"), q.get("b"));
     else if (parts[0] === "compare-devices") view = compareDevicesView(q.get("a"), q.get("b"));
     else view = fleetView(q);
+    chart = chart ?? (await chartReady);
     await view.render();
   } catch (e) {
     app.innerHTML = `<div class="card error">${esc(e.message)}</div>`;
@@ -315,6 +317,7 @@ function deviceView(device) {
  * and stepping past a page's edge loads the next page.
  */
 function timelinePanel(el, device, deployment, opts = {}) {
+  let first = opts.preload ?? null;
   let page = null;
   let state = null;
   let idx = -1;
@@ -337,8 +340,11 @@ function timelinePanel(el, device, deployment, opts = {}) {
   const live = current();
   const q = (before) => `/api/deployment?device=${enc(device)}&deployment=${enc(deployment)}${before ? `&before=${before}` : ""}${opts.size ? `&size=${opts.size}` : ""}`;
   const loadPage = async (before, pick) => {
-    const d = await api(q(before));
+    const d = await (first && before === undefined ? first : api(q(before)));
+    first = null;
     if (!live()) return d;
+    // Only steps that arrive on the page being watched are marked as new.
+    if (page && d.page.first_n !== page.first_n) known = null;
     state = d.state;
     page = d.page;
     idx = pick === "first" ? 0 : page.steps.length - 1;
@@ -362,6 +368,7 @@ function timelinePanel(el, device, deployment, opts = {}) {
   $(".older").onclick = () => loadPage(page.first_n, "last");
   $(".newer").onclick = () => (page.has_newer ? loadPage(page.last_n + 1 + (opts.size || 100), "first") : undefined);
   $(".slider").oninput = (e) => go(Number(e.target.value));
+  $("ol.timeline").addEventListener("click", (e) => { const li = e.target.closest("li[data-i]"); if (li) go(Number(li.dataset.i)); });
   el.addEventListener("keydown", (e) => {
     if (e.target.matches("input:not([type=range])")) return;
     if (e.key === "ArrowLeft") { e.preventDefault(); go(idx - 1); }
@@ -423,7 +430,7 @@ function timelinePanel(el, device, deployment, opts = {}) {
       .reverse()
       .join("");
     known = new Set(steps.map((t) => t.n));
-    ol.querySelectorAll("li").forEach((li) => li.addEventListener("click", () => go(Number(li.dataset.i))));
+
     // Scrolls the list only, never the page (scrollIntoView would move the window too).
     const sel = ol.querySelector("li.selected");
     if (sel && (sel.offsetTop < ol.scrollTop || sel.offsetTop + sel.offsetHeight > ol.scrollTop + ol.clientHeight)) ol.scrollTop = sel.offsetTop - ol.clientHeight / 2;
@@ -461,6 +468,8 @@ function deploymentView(device, deployment) {
          <div class="table-wrap"><table><thead><tr><th>service</th><th>image</th><th>env (names)</th><th>ports · volumes</th></tr></thead><tbody>${d.desired.services.map((svc) => `<tr><td><b>${esc(svc.name)}</b></td><td class="mono">${esc(svc.image)}</td><td class="mono muted">${esc(svc.env.join(", ") || "–")}</td><td class="mono muted">${esc([...svc.ports, ...svc.volumes].join(" ") || "–")}${svc.health ? " · health check" : ""}</td></tr>`).join("")}</tbody></table></div>`
       : '<span class="muted">no desired state (deleted?)</span>';
   };
+  const preload = api(`/api/deployment?device=${enc(device)}&deployment=${enc(deployment)}`);
+  preload.catch(() => undefined);
   const render = async () => {
     setCrumbs([["fleet", "#/"], [device, `#/device/${enc(device)}`], [deployment]]);
     app.innerHTML = `<div class="page-head"></div>
@@ -472,7 +481,7 @@ function deploymentView(device, deployment) {
       e.preventDefault();
       location.hash = `#/compare?a=${enc(`${device}/${deployment}`)}&b=${enc(new FormData(e.target).get("other"))}`;
     });
-    panel = timelinePanel(app.querySelector("#visualiser"), device, deployment, { onLoad: head });
+    panel = timelinePanel(app.querySelector("#visualiser"), device, deployment, { onLoad: head, preload });
     await panel.refresh();
   };
   const reload = debounce(() => panel?.refresh().catch(() => undefined), 150);

@@ -43,8 +43,10 @@ describe("journal window reader (shared NATS)", function () {
 
   it("finds the sequence of any event by its number, and reads exactly a range of numbers", async () => {
     const r = (await JournalWindowReader.open(jetstream(nc), subject))!;
-    for (const n of [1, 2, 150, 299, 300]) {
+    for (const n of [1, 2, 3, 77, 150, 151, 298, 299, 300]) {
+      const gets = r.gets;
       const seq = await r.seqOf(n);
+      expect(r.gets - gets, `direct gets to find n=${n}`).to.be.at.most(12);
       expect((await r.at(seq))!.event.n, `n=${n}`).to.equal(n);
       expect((await r.at(seq))!.seq).to.equal(seq);
     }
