@@ -374,23 +374,28 @@ function timelinePanel(el, device, deployment, opts = {}) {
     if (e.key === "ArrowLeft") { e.preventDefault(); go(idx - 1); }
     if (e.key === "ArrowRight") { e.preventDefault(); go(idx + 1); }
   });
+  // Only what the last step lit is unlit: re-marking every edge restyles the whole chart.
+  let lit = [];
   const highlight = (s) => {
     const svg = $("svg.statechart");
-    svg.querySelectorAll(".state").forEach((g) => g.classList.remove("current", "previous"));
-    svg.querySelectorAll(".edge").forEach((g) => { g.classList.remove("taken"); g.querySelector("path").setAttribute("marker-end", "url(#arrow)"); });
+    for (const g of lit) {
+      g.classList.remove("current", "previous", "taken");
+      if (g.classList.contains("edge")) g.querySelector("path").setAttribute("marker-end", "url(#arrow)");
+    }
+    lit = [];
+    const mark = (g, cls) => { if (!g) return; g.classList.add(cls); lit.push(g); if (cls === "taken") g.querySelector("path").setAttribute("marker-end", "url(#arrow-taken)"); };
     const current = s ? s.to : state?.state;
-    svg.querySelector(`.state[data-state="${CSS.escape(current || "")}"]`)?.classList.add("current");
-    const take = (g) => { g.classList.add("taken"); g.querySelector("path").setAttribute("marker-end", "url(#arrow-taken)"); };
+    mark(svg.querySelector(`.state[data-state="${CSS.escape(current || "")}"]`), "current");
     if (s) {
-      if (s.from !== s.to) svg.querySelector(`.state[data-state="${CSS.escape(s.from)}"]`)?.classList.add("previous");
+      if (s.from !== s.to) mark(svg.querySelector(`.state[data-state="${CSS.escape(s.from)}"]`), "previous");
       const edge = (a, b) => svg.querySelector(`.edge[data-from="${CSS.escape(a)}"][data-to="${CSS.escape(b)}"]`);
       const direct = s.from !== s.to && edge(s.from, s.to);
-      if (direct) take(direct);
+      if (direct) mark(direct, "taken");
       else {
         // One journaled step through an eventless transition (running → pending → pulling): light both edges.
         for (const g of svg.querySelectorAll(`.edge[data-from="${CSS.escape(s.from)}"]`)) {
           const via = edge(g.dataset.to, s.to);
-          if (via) { take(g); take(via); break; }
+          if (via) { mark(g, "taken"); mark(via, "taken"); break; }
         }
       }
     }
@@ -431,9 +436,12 @@ function timelinePanel(el, device, deployment, opts = {}) {
       .join("");
     known = new Set(steps.map((t) => t.n));
 
-    // Scrolls the list only, never the page (scrollIntoView would move the window too).
-    const sel = ol.querySelector("li.selected");
-    if (sel && (sel.offsetTop < ol.scrollTop || sel.offsetTop + sel.offsetHeight > ol.scrollTop + ol.clientHeight)) ol.scrollTop = sel.offsetTop - ol.clientHeight / 2;
+    // Scrolls the list only, never the page (scrollIntoView would move the window too), once the
+    // frame is laid out anyway rather than forcing a layout now.
+    requestAnimationFrame(() => {
+      const sel = ol.querySelector("li.selected");
+      if (sel && (sel.offsetTop < ol.scrollTop || sel.offsetTop + sel.offsetHeight > ol.scrollTop + ol.clientHeight)) ol.scrollTop = sel.offsetTop - ol.clientHeight / 2;
+    });
   };
   return {
     /** The newest page, or refreshes the page shown; a followed view moves to new steps. */
@@ -455,7 +463,11 @@ function timelinePanel(el, device, deployment, opts = {}) {
 
 function deploymentView(device, deployment) {
   let panel = null;
+  let shown = "";
   const head = (d) => {
+    const key = JSON.stringify([d.state, d.services, d.desired]);
+    if (key === shown) return;
+    shown = key;
     const s = d.state;
     const r = d.row;
     app.querySelector(".page-head").innerHTML = `<div><h2>${esc(deployment)} <span class="muted" style="font-weight:500">on ${devLink(device)}</span></h2>
