@@ -250,14 +250,14 @@ function fleetView(q) {
         ${card("stale", "Stale", s.stale, `devices · ${s.unsigned} unsigned`)}
       </div>
       <div class="toolbar">
-        <input type="search" id="search" placeholder="Search devices, deployments, services, images…" value="${esc(search)}" aria-label="search">
+        <input type="search" id="search" placeholder="Search devices, deployments, images…" value="${esc(search)}" aria-label="search">
         <div class="chips">${FILTERS.map((f) => `<button class="chip${filter === f ? " active" : ""}" data-filter="${f}">${f}</button>`).join("")}</div>
         <span class="spacer"></span>
         <button id="cmp" ${picked.size === 2 ? "" : "disabled"}>Compare 2 deployments</button>
         <button id="cmpd" ${pickedDevices.size === 2 ? "" : "disabled"}>Compare 2 devices</button>
       </div>
-      <div class="table-wrap"><table id="devices"><colgroup><col style="width:22%"><col style="width:9%"><col style="width:10%"><col style="width:24%"><col style="width:20%"><col style="width:15%"></colgroup>
-        <thead><tr><th>device / deployment</th><th>phase</th><th>state</th><th>images</th><th>containers</th><th>last error · heartbeat</th></tr></thead>
+      <div class="table-wrap"><table id="devices"><colgroup><col style="width:22%"><col style="width:9%"><col style="width:10%"><col style="width:22%"><col style="width:19%"><col style="width:18%"></colgroup>
+        <thead><tr><th>device / deployment</th><th>phase</th><th>state</th><th>images</th><th>containers</th><th>heartbeat · last error</th></tr></thead>
         <tbody>${rows.join("") || `<tr><td colspan="6" class="muted">${data.devices.length ? "no device matches" : "no devices known"}</td></tr>`}</tbody></table></div>
       <p class="note">Stale: no heartbeat for ${esc(data.stale_ticks)} ticks of the device (its own tick when it reports one, else ${esc(data.tick_secs)} s).</p>`;
     const input = app.querySelector("#search");

@@ -280,7 +280,10 @@ describe("operator console in Chromium", function () {
     expect(await page.locator(".page-head .live-state").textContent()).to.equal("running");
     for (let i = 0; i < 3; i++) await page.locator("#visualiser button.prev").click();
     await page.locator('#visualiser svg.statechart .state.current[data-state="pulling"]').waitFor();
-    await page.locator("#visualiser").screenshot({ path: `${SHOTS}/visualiser.png` });
+    // The chart and the timeline, below the sticky header (an element screenshot would scroll under it).
+    await page.evaluate(() => window.scrollTo(0, 0));
+    const box = (await page.locator("#visualiser").boundingBox())!;
+    await page.screenshot({ path: `${SHOTS}/visualiser.png`, fullPage: true, clip: { x: box.x - 8, y: box.y - 8, width: box.width + 16, height: box.height + 16 } });
   });
 
   it("exports a timeline as JSON without env values", async () => {
