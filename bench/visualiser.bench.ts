@@ -5,7 +5,7 @@
 // (machines/journal.window.ts); the current state is the agent's own report in device-state.
 // Measured through the HTTP API and, where Debian's Chromium is installed, end to end in a browser.
 // The events are real: one deployment's journal recorded by the supervisor on FakeRuntime over two
-// upgrades, repeated (desired.updated, pull.done, stop.done, start.done), with another deployment's
+// upgrades, repeated (desired.updated, pull.done, stop.done, start.done; journal v2), with another deployment's
 // events interleaved so the stream's sequences are not this subject's alone.
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
@@ -13,14 +13,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { jetstream } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
-import type { AnyEventObject } from "xstate";
 import { DeploymentSupervisor } from "../agent/deployments/supervisor.js";
 import { ScoreStore } from "../agent/deployments/score.store.js";
 import { EventJournal } from "../agent/journal/journal.js";
 import { silentLogger } from "../agent/logger.js";
 import { decodeJson } from "../contracts/decode.js";
 import type { DeploymentState } from "../contracts/deployment-state.codec.js";
-import type { JournalEvent } from "../contracts/journal-event.codec.js";
+import type { JournalEventV2 } from "../contracts/journal-event.codec.js";
 import { ReconcileScore } from "../contracts/score.codec.js";
 import { BUCKET_DESIRED_STATE, BUCKET_DEVICE_STATE, deploymentKey, eventMsgId, eventSubject } from "../contracts/wire-names.js";
 import { Fleet } from "../fleet/fleet.client.js";
@@ -54,23 +53,23 @@ for (const s of [scores[0]!, scores[1]!, scores[0]!]) {
   await sup.idle();
 }
 await journal.settled();
-const recorded = journal.read(deployment);
+const recorded = journal.read(deployment).filter((e): e is JournalEventV2 => e.v === 2);
 await sup.shutdown(1000);
 rmSync(dir, { recursive: true, force: true });
-const firstUpdate = recorded.findIndex((e, i) => i > 0 && e.event.type === "UPDATE");
+const firstUpdate = recorded.findIndex((e, i) => i > 0 && e.event.type === "desired.updated");
 const head = recorded.slice(0, firstUpdate);
 const cycle = recorded.slice(firstUpdate);
 const t0 = Date.parse("2026-06-01T00:00:00Z");
-const events: JournalEvent[] = [...head];
+const events: JournalEventV2[] = [...head];
 for (let k = 0; events.length < N; k++) {
   const e = cycle[k % cycle.length]!;
-  const ev = e.event.type === "UPDATE" ? { ...e.event, revision: events.length + 1 } : e.event;
+  const ev = e.event.type === "desired.updated" ? { ...e.event, revision: events.length + 1 } : e.event;
   events.push({ ...e, n: events.length + 1, event: ev });
 }
 events.splice(N);
 events.forEach((e, i) => (e.at = new Date(t0 + i * 1000).toISOString()));
 // The state after the last event, as the agent would report it (the fold runs once, here, not in the dashboard).
-const last = foldJournal({ device, deployment }, events.map((e) => e.event as AnyEventObject));
+const last = foldJournal({ device, deployment }, events.map((e) => e.event));
 
 const nats = await PrivateNats.start();
 let exitCode = 0;

@@ -5,6 +5,7 @@
 // Every state carries `data-state`, every edge `data-from`/`data-to`; the page highlights by class.
 import dagre, { type EdgeLabel, type GraphLabel, type NodeLabel } from "@dagrejs/dagre";
 import type { AnyStateMachine, AnyStateNode } from "xstate";
+import { domainTypeOf } from "../machines/journal.vocabulary.js";
 import { machineEdges, type Edge } from "../machines/statechart.js";
 
 export interface ChartState {
@@ -40,26 +41,20 @@ const LINE_H = 14;
 /** Average glyph widths of the page's sans-serif at these sizes (the page sets the font). */
 const charW = (px: number, bold: boolean) => px * (bold ? 0.62 : 0.56);
 
-const STEP_WORDS: Record<string, string> = { pull: "pull", stopOld: "stop", startNew: "start", removeAll: "remove" };
-const EVENT_WORDS: Record<string, string> = { UPDATE: "desired.updated", REJECT: "desired.rejected", DELETE: "desired.deleted", TICK: "service.exited" };
-const QUEUED: Record<string, string> = { nextIsUpdate: "desired.updated", nextIsDelete: "desired.deleted", nextIsReject: "desired.rejected" };
+/** The queued-kind guard's params → the desired event that waited for the step to end. */
+const QUEUED: Record<string, string> = { update: "desired.updated", delete: "desired.deleted", reject: "desired.rejected" };
 
 /**
- * One transition in the journal's domain words (docs/design.md, journal events v2): the event an
- * operator sees in the timeline, not XState's actor ids or the machine's guard names. A transition
- * taken because a desired value waited for the step to end says so: `desired.updated (queued)`.
+ * One transition in the journal's words (docs/design.md, journal events v2; the names from the
+ * vocabulary module): the event an operator sees in the timeline, not XState's actor ids or the
+ * machine's guard names. A transition taken because a desired value waited for the step to end says
+ * so: `desired.updated (queued)`; a step that ended with a failed service: `stop.done, a service failed`.
  */
 export function edgeWords(e: Edge): string {
-  if (e.guard && QUEUED[e.guard]) return `${QUEUED[e.guard]} (queued)`;
+  if (e.guard === "queued" && e.params && QUEUED[e.params]) return `${QUEUED[e.params]} (queued)`;
   if (e.event === "always") return e.guard === "hasPlan" ? "plan made" : "then";
-  const m = /^xstate\.(done|error)\.actor\.(.+)$/.exec(e.event);
-  if (m) {
-    if (m[2] === "deadline") return "step.timed_out";
-    const step = STEP_WORDS[m[2]!] ?? m[2]!;
-    if (m[1] === "error") return `${step}.failed`;
-    return e.guard && /Failed$/.test(e.guard) ? `${step}.done, a service failed` : `${step}.done`;
-  }
-  return EVENT_WORDS[e.event] ?? e.event;
+  const name = domainTypeOf(e.event) ?? e.event;
+  return e.guard === "hasFailure" ? `${name}, a service failed` : name;
 }
 
 export function layoutChart(machine: AnyStateMachine): ChartLayout {

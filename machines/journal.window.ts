@@ -97,8 +97,11 @@ function idEffect(e: DomainEvent): IdEffect {
   return out;
 }
 
-/** The last error after the event, as the machine records it; undefined: the event leaves it as it was. */
-function errorAfter(e: DomainEvent): string | null | undefined {
+/**
+ * The last error after the event, as the machine records it; undefined: the event leaves it as it
+ * was. `from` is the state the event left (the machine names a timed-out step by its state).
+ */
+function errorAfter(e: DomainEvent, from: string): string | null | undefined {
   const p = e.payload;
   const f = failure(p);
   switch (e.name) {
@@ -114,7 +117,7 @@ function errorAfter(e: DomainEvent): string | null | undefined {
     case "remove.done":
       return f ? `remove ${f.service}: ${f.message}` : null;
     case "step.timed_out":
-      return `${String(p["step"] ?? "step")} timed out`;
+      return `${from} timed out`;
     case "verify.failed":
       return `verify ${String(p["service"] ?? "")}: ${String(p["reason"] ?? "")}`;
     default:
@@ -143,7 +146,7 @@ export function foldWindow(input: WindowInput): JournalWindow {
       for (const s of fx.cleared) (ids.delete(s), absent.add(s));
       for (const id of fx.removedIds) for (const [s, v] of ids) if (v === id) (ids.delete(s), absent.add(s));
       for (const [s, id] of fx.set) (ids.set(s, id), absent.delete(s));
-      const err = errorAfter(domain[i]!);
+      const err = errorAfter(domain[i]!, events[i]!.from);
       if (err !== undefined) error = err;
       fwd.push({ ids: new Map(ids), absent: new Set(absent), complete, error });
     }

@@ -1,36 +1,37 @@
-// A journaled event in the domain's words (docs/design.md, "Journal events, version 2"): its name
-// (`pull.done`, `desired.updated`, …) and the payload fields that name carries, read the same way
-// from a v1 event (XState's own names: `xstate.done.actor.pull` with its `output`) and a v2 one.
-// Until the v2 vocabulary module of machines/ lands this is the dashboard's reading of v1; v2 names
-// pass through unchanged.
+// A journaled event in the domain's words (docs/design.md, "Journal events, version 2") as the
+// visualiser reads a page of them: its name (`pull.done`, `desired.updated`, …) and its payload.
+// A v2 event is that already; a v1 one (XState's own names) is translated by the vocabulary module
+// (machines/journal.vocabulary.ts) without the snapshot it was taken in, which a page does not
+// fold: what v1 did not record (a pull's images, the services a tick repaired) reads as empty.
+import { initialTransition } from "xstate";
+import type { JournalCause } from "../contracts/journal-event.codec.js";
+import { deploymentMachine, type DeploymentContext } from "./deployment.machine.js";
+import { fromV1, isDomainCause } from "./journal.vocabulary.js";
 
-/** A journaled event as a domain name and a flat payload (v1's `output` / `error` unwrapped). */
+/** A journaled event as a domain name and a flat payload. */
 export interface DomainEvent {
   name: string;
   payload: Record<string, unknown>;
 }
 
-const V1_STEP: Record<string, string> = { pull: "pull", stopOld: "stop", startNew: "start", removeAll: "remove" };
-const V1_DESIRED: Record<string, string> = { UPDATE: "desired.updated", REJECT: "desired.rejected", DELETE: "desired.deleted", TICK: "service.exited" };
-
 const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u);
 
-/** `from` is the state the event left: a v1 deadline names no step, the state it timed out in does. */
-export function domainEvent(event: Record<string, unknown>, from: string): DomainEvent {
-  const type = typeof event["type"] === "string" ? event["type"] : "";
-  const { type: _type, ...rest } = event;
-  const m = /^xstate\.(done|error)\.actor\.(.+)$/.exec(type);
-  if (m) {
-    const [, outcome, actor] = m as unknown as [string, string, string];
-    if (actor === "deadline") return { name: "step.timed_out", payload: { step: from } };
-    const step = V1_STEP[actor] ?? actor;
-    if (outcome === "done") return { name: `${step}.done`, payload: isRecord(event["output"]) ? event["output"] : {} };
-    const error = isRecord(event["error"]) && typeof event["error"]["message"] === "string" ? event["error"]["message"] : "failed";
-    return { name: `${step}.failed`, payload: { error } };
+let blank: DeploymentContext | null = null;
+/** A context with nothing recorded: what a v1 event is translated against when no fold ran before it. */
+const blankContext = () => (blank ??= initialTransition(deploymentMachine, { device: "-", deployment: "-" })[0].context);
+
+/** `from` is the state the event left (a v1 deadline names no step: the state it timed out in does). */
+export function domainEvent(cause: JournalCause, from: string): DomainEvent {
+  let e: Record<string, unknown> = cause;
+  if (!isDomainCause(cause)) {
+    try {
+      e = fromV1(cause, { value: from, context: blankContext() });
+    } catch {
+      // A v1 event the vocabulary cannot read is shown under its own name, as it was journaled.
+    }
   }
-  const v1 = V1_DESIRED[type];
-  if (v1) return { name: v1, payload: rest };
-  return { name: type, payload: rest };
+  const { type, ...payload } = e;
+  return { name: String(type), payload };
 }
 
 const str = (u: unknown) => (typeof u === "string" ? u : u === undefined || u === null ? "" : JSON.stringify(u));
@@ -51,7 +52,7 @@ export function eventSummary(e: DomainEvent): string {
     case "desired.deleted":
       return `revision ${str(p["revision"])}`;
     case "pull.done":
-      return Array.isArray(p["images"]) ? names(p["images"]) : "";
+      return names(p["images"]);
     case "stop.done":
       return failure ? `failed ${failure}` : names(p["stopped"]) ? `stopped ${names(p["stopped"])}` : "nothing to stop";
     case "start.done":
@@ -61,13 +62,13 @@ export function eventSummary(e: DomainEvent): string {
     case "step.timed_out":
       return `${str(p["step"])} ran past its deadline`;
     case "service.exited":
-      if (typeof p["service"] === "string") return `${p["service"]}${p["exit_code"] !== undefined && p["exit_code"] !== null ? ` exit ${str(p["exit_code"])}` : ""}`;
-      // v1: the liveness tick's view of the deployment's containers.
-      if (Array.isArray(p["containers"])) {
-        const down = p["containers"].filter((c) => isRecord(c) && c["state"] !== "running").map((c) => (isRecord(c) ? str(c["service"]) : ""));
-        return down.length ? `seen not running: ${down.join(", ")}` : "a recorded container is missing";
-      }
-      return "";
+      return `${str(p["service"])}${p["exit_code"] !== undefined && p["exit_code"] !== null ? ` exit ${str(p["exit_code"])}` : ""}`;
+    case "liveness.repair": {
+      if (names(p["services"])) return `restarting ${names(p["services"])}`;
+      // Translated from v1, which did not record the services: the containers the tick saw down.
+      const down = Array.isArray(p["observed"]) ? p["observed"].filter((c) => isRecord(c) && c["state"] !== "running").map((c) => (isRecord(c) ? str(c["service"]) : "")) : [];
+      return down.length ? `seen not running: ${down.join(", ")}` : "a recorded container is missing";
+    }
     case "service.restarted":
       return `${str(p["service"])} → ${str(p["id"]).slice(0, 12)}${p["by"] === "operator" ? " (by an operator)" : ""}`;
     case "service.unhealthy":
@@ -77,6 +78,8 @@ export function eventSummary(e: DomainEvent): string {
       return `${str(p["service"])}: ${str(p["reason"])}`;
     case "agent.resumed":
       return `in ${str(p["state"])}`;
+    case "verify.done":
+      return names(p["ready"]) ? `ready: ${names(p["ready"])}` : "";
     default:
       return typeof p["error"] === "string" ? p["error"] : "";
   }

@@ -1,12 +1,16 @@
 // The visualiser's page fold against the machine's own fold: every container id and error a page
 // claims to know must be the machine's at that step, and from the origin it knows them all.
 import { expect } from "chai";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { decodeJson } from "../../contracts/decode.js";
+import { JournalEvent as JournalEventCodec } from "../../contracts/journal-event.codec.js";
 import type { JournalEvent } from "../../contracts/journal-event.codec.js";
-import type { MachineState } from "../../contracts/deployment-state.codec.js";
 import type { PodmanV0Score } from "../../contracts/score.codec.js";
 import type { DeploymentSnapshot } from "../../machines/deployment.machine.js";
 import { foldWindow } from "../../machines/journal.window.js";
 import { domainEvent } from "../../machines/journal.words.js";
+import { buildTimeline } from "../../machines/timeline.js";
 import { FakeRuntime } from "../../runtime/fake.runtime.js";
 import { DeploymentHarness } from "../support/deployment.harness.js";
 
@@ -35,9 +39,9 @@ async function history(): Promise<{ events: JournalEvent[]; snapshots: Deploymen
   h.delete();
   await h.settled();
   h.stop();
-  const events = h.journal.map((t, i) => ({
-    v: 1 as const, device: "dev1", deployment: "app", n: i + 1, at: new Date(Date.parse("2026-12-01T10:00:00Z") + i * 1000).toISOString(),
-    event: t.event as Record<string, unknown>, from: t.from as MachineState, to: t.to as MachineState,
+  const events: JournalEvent[] = h.journal.map((t, i) => ({
+    v: 2, device: "dev1", deployment: "app", n: i + 1, at: new Date(Date.parse("2026-12-01T10:00:00Z") + i * 1000).toISOString(),
+    event: t.event, from: t.from, to: t.to,
   }));
   return { events, snapshots: h.journal.map((t) => t.snapshot) };
 }
@@ -47,9 +51,9 @@ describe("journal window (the visualiser's page fold)", () => {
   let snapshots: DeploymentSnapshot[];
   before(async () => ({ events, snapshots } = await history()));
 
-  it("reads v1 events in domain words", () => {
+  it("reads events in domain words", () => {
     const names = events.map((e) => domainEvent(e.event, e.from).name);
-    expect(names).to.include.members(["desired.updated", "pull.done", "stop.done", "start.done", "service.exited", "desired.deleted", "remove.done"]);
+    expect(names).to.include.members(["desired.updated", "pull.done", "stop.done", "start.done", "liveness.repair", "desired.deleted", "remove.done"]);
     expect(names.some((n) => n.startsWith("xstate.") || /[A-Z]/.test(n))).to.equal(false);
   });
 
@@ -93,13 +97,32 @@ describe("journal window (the visualiser's page fold)", () => {
     const again = { ...events[0]!, n: events.length + 1, at: new Date(Date.parse(events.at(-1)!.at) + 1000).toISOString() };
     const redeployed = foldWindow({ events: [...events, again], fromOrigin: true }).steps.at(-1)!;
     expect(redeployed.changes!.map((c) => c.action)).to.deep.equal(["add", "add"]);
-    const i = events.findIndex((e, k) => k > 0 && e.event["type"] === "UPDATE");
+    const i = events.findIndex((e, k) => k > 0 && e.event.type === "desired.updated");
     const later = foldWindow({ events: events.slice(i), fromOrigin: false });
     expect(later.steps[0]!.changes).to.equal(null);
     expect(later.steps[0]!.changes_note).to.match(/older than the history read/);
     const known = foldWindow({ events: events.slice(i), fromOrigin: false, previousScore: score("img/web:1") });
     expect(known.steps[0]!.changes).to.deep.include({ service: "web", action: "replace", details: ["image img/web:1 → img/web:2"] });
   });
+
+  for (const deployment of ["app", "gone", "slow"]) {
+    it(`a v1 journal of the previous release (${deployment}): the same names and, from its origin, the same container ids and errors as the machine's fold`, () => {
+      const lines = readFileSync(join(import.meta.dirname, "..", "fixtures", "journal-v1", `${deployment}.jsonl`), "utf8").trim().split("\n");
+      const v1 = lines.map((l) => {
+        const r = decodeJson(JournalEventCodec, l);
+        if (!r.ok) throw new Error(r.errors.join("; "));
+        return r.value;
+      });
+      const truth = buildTimeline("dev1", deployment, v1);
+      const w = foldWindow({ events: v1, fromOrigin: true });
+      w.steps.forEach((s, i) => {
+        const t = truth.steps[i]!;
+        expect(s.name, `n=${s.n}`).to.equal(t.event.type);
+        expect(s.container_ids, `ids at n=${s.n}`).to.deep.equal(sorted(t.container_ids));
+        expect(s.last_error, `error at n=${s.n}`).to.equal(t.last_error);
+      });
+    });
+  }
 
   it("each step's stay is the time to the next event; the last is still there unless a newer page follows", () => {
     const w = foldWindow({ events: events.slice(0, 3), fromOrigin: true });

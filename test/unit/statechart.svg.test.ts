@@ -25,12 +25,12 @@ describe("statechart SVG (dagre layout)", () => {
     const drawn = l.edges.flatMap((e) => e.lines);
     const all = l.edges.flatMap((e) => e.words);
     for (const w of [...drawn, ...all]) {
-      expect(w).to.not.match(/xstate|actor|UPDATE|REJECT|DELETE|TICK|always|isNewHash|nextIs|needsRepair|hasPlan|Failed\b/);
+      expect(w).to.not.match(/xstate|actor|UPDATE|REJECT|DELETE|TICK|always|isNewHash|queued update|nextIs|needsRepair|hasPlan|hasFailure/);
     }
     const edge = (from: string, to: string) => l.edges.find((e) => e.from === from && e.to === to)!;
     expect(edge("stoppingOld", "startingNew").lines).to.deep.equal(["stop.done"]);
     expect(edge("running", "pending").lines).to.deep.equal(["desired.updated"]);
-    expect(edge("running", "startingNew").lines).to.deep.equal(["service.exited"]);
+    expect(edge("running", "startingNew").lines).to.deep.equal(["liveness.repair"]);
     expect(edge("pulling", "failed").lines).to.deep.equal(["pull.failed", "step.timed_out"]);
     // Taken only for a desired value that waited for the step: drawn without words, listed in the tooltip.
     expect(edge("pulling", "pending").lines).to.deep.equal([]);

@@ -2,17 +2,18 @@
 // (agent/deployment.actors.ts) bound to a FakeRuntime, each step held behind a deferred the test
 // releases, the deadline actor a deferred the test fires, every runtime call attributed to the
 // machine state it was made in, and the invariants of docs/design.md (1–7) checked against all of it.
-import { createActor, fromPromise, initialTransition, toPromise, transition, type Actor, type AnyActorLogic, type AnyEventObject, type InspectionEvent } from "xstate";
+import { createActor, fromPromise, initialTransition, toPromise, transition, type Actor, type AnyActorLogic, type InspectionEvent } from "xstate";
 import { canonicalHash } from "../../../contracts/canonical-json.js";
 import { resolveLifecycle, type PodmanService, type PodmanV0Score } from "../../../contracts/score.codec.js";
 import { deploymentActors } from "../../../agent/deployments/executor.js";
 import { deploymentMachine, type DeploymentInput, type DeploymentSnapshot } from "../../../machines/deployment.machine.js";
 import type { StepDone } from "../../../machines/deployment.steps.js";
 import { foldJournal } from "../../../machines/journal.fold.js";
+import { machineEventOf } from "../../../machines/journal.vocabulary.js";
 import { machineEdges, type Edge } from "../../../machines/statechart.js";
 import { snapshotView, transitionRecorder, type Transition } from "../../../machines/transition.recorder.js";
 import { specHash } from "../../../machines/upgrade.plan.js";
-import type { ContainerRuntime, ManagedContainer, ServiceSpec } from "../../../runtime/container-runtime.js";
+import type { ContainerRuntime, ContainerWatcher, LogQuery, ManagedContainer, ServiceSpec, StopAndRemoveOptions } from "../../../runtime/container-runtime.js";
 import { FakeRuntime } from "../../../runtime/fake.runtime.js";
 
 // ---- scores ---------------------------------------------------------------------------------
@@ -93,7 +94,7 @@ export async function flush(turns = 4): Promise<void> {
 // ---- runtime with attribution ---------------------------------------------------------------
 
 export interface ObservedCall {
-  op: "ensureImage" | "startService" | "status" | "stop" | "remove" | "list";
+  op: "ensureImage" | "startService" | "status" | "stop" | "remove" | "list" | "stopAndRemove" | "healthcheck" | "restart" | "logs";
   arg: string;
   /** startService: the spec asked for. */
   spec?: ServiceSpec;
@@ -154,8 +155,23 @@ export class ObservedRuntime implements ContainerRuntime {
       return this.fake.list();
     });
   }
+  stopAndRemove(id: string, graceSecs: number, opts?: StopAndRemoveOptions) {
+    return this.run({ op: "stopAndRemove", arg: id }, () => this.fake.stopAndRemove(id, graceSecs, opts));
+  }
+  healthcheck(id: string) {
+    return this.run({ op: "healthcheck", arg: id }, () => this.fake.healthcheck(id));
+  }
+  restart(id: string) {
+    return this.run({ op: "restart", arg: id }, () => this.fake.restart(id));
+  }
+  logs(id: string, query: LogQuery) {
+    return this.run({ op: "logs", arg: id }, () => this.fake.logs(id, query));
+  }
+  watchContainers(watcher: ContainerWatcher, signal: AbortSignal) {
+    return this.fake.watchContainers(watcher, signal);
+  }
   mutations(from = 0) {
-    return this.calls.slice(from).filter((c) => c.op === "startService" || c.op === "stop" || c.op === "remove");
+    return this.calls.slice(from).filter((c) => c.op === "startService" || c.op === "stop" || c.op === "remove" || c.op === "stopAndRemove" || c.op === "restart");
   }
 }
 
@@ -178,7 +194,7 @@ function edgesOfMicrostep(ev: InspectionEvent): string[] {
   for (const t of ts) {
     const event = t.source.always?.includes(t) ? "always" : t.eventType;
     const guard = typeof t.guard === "string" ? t.guard : ((t.guard as { type?: string } | undefined)?.type ?? null);
-    for (const to of t.target ?? []) out.push(edgeKey({ from: t.source.key, to: to.key, event, guard }));
+    for (const to of t.target ?? []) out.push(edgeKey({ from: t.source.key, to: to.key, event, guard, params: null }));
   }
   return out;
 }
@@ -433,13 +449,15 @@ export class World {
   checkInvariants(where: string, full = false, converged = true): void {
     const problems = [...this.violations];
     const live = this.snapshot;
-    const events = this.journal.map((t) => t.event as AnyEventObject);
+    const events = this.journal.map((t) => t.event);
     let replayed: DeploymentSnapshot;
     if (full) replayed = foldJournal(this.input, events);
     else {
       for (; this.replayedUpTo < events.length; this.replayedUpTo++) {
         if (this.replayed.status === "done") this.replayed = initialTransition(deploymentMachine, this.input)[0];
-        [this.replayed] = transition(deploymentMachine, this.replayed, events[this.replayedUpTo] as never);
+        // The journaled cause (the vocabulary's) back into the machine event it replays as.
+        const event = machineEventOf(events[this.replayedUpTo]!);
+        if (event) [this.replayed] = transition(deploymentMachine, this.replayed, event as never);
       }
       replayed = this.replayed;
     }
