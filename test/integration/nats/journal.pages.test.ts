@@ -65,7 +65,7 @@ describe("visualiser pages of a long journal (shared NATS)", function () {
       { service: "db", action: "unchanged", details: [] },
     ]);
     expect(p.steps.find((s) => s.n === 251)!.name).to.equal("pull.done");
-    expect(p.steps.find((s) => s.n === 201)!.name).to.equal("service.exited");
+    expect(p.steps.find((s) => s.n === 201)!.name).to.equal("liveness.repair");
   });
 
   it("an older page by number, not anchored, its last step's stay ending at the next event", async () => {
