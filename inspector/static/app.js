@@ -578,7 +578,7 @@ function compareDevicesView(a, b) {
       ["agent", x.info?.agent_version, y.info?.agent_version, "agent"],
       ["podman", x.info?.podman_version, y.info?.podman_version, "podman"],
       ["signing", x.signing, y.signing, "signing"],
-      ["tick", x.tick_secs, y.tick_secs, "tick"],
+      ["tick (s)", `${x.tick_secs ?? "–"}${x.tick_from_device === false ? " (assumed)" : ""}`, `${y.tick_secs ?? "–"}${y.tick_from_device === false ? " (assumed)" : ""}`, "tick"],
       ["stale", x.stale ? "stale" : "online", y.stale ? "stale" : "online", "stale"],
       ...deps.flatMap((n) => {
         const [p, q] = [pick(x, n), pick(y, n)];
