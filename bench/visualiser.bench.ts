@@ -21,7 +21,7 @@ import { decodeJson } from "../contracts/decode.js";
 import type { DeploymentState } from "../contracts/deployment-state.codec.js";
 import type { JournalEventV2 } from "../contracts/journal-event.codec.js";
 import { ReconcileScore } from "../contracts/score.codec.js";
-import { BUCKET_DESIRED_STATE, BUCKET_DEVICE_STATE, deploymentKey, eventMsgId, eventSubject } from "../contracts/wire-names.js";
+import { BUCKET_DESIRED_STATE, BUCKET_DEVICE_STATE, deploymentKey, eventSubject } from "../contracts/wire-names.js";
 import { Fleet } from "../fleet/fleet.client.js";
 import { ensureFleetResources } from "../fleet/resources.js";
 import { startInspector } from "../inspector/server.js";
@@ -83,10 +83,10 @@ try {
   for (let i = 0; i < events.length; i += 1000) {
     await Promise.all(
       events.slice(i, i + 1000).flatMap((e) => {
-        const pubs = [js.publish(subject, JSON.stringify(e), { msgID: eventMsgId(device, deployment, e.n) })];
+        const pubs = [js.publish(subject, JSON.stringify(e))];
         if (e.n % OTHER_EVERY === 0) {
           const o = { ...e, deployment: "other", n: e.n / OTHER_EVERY };
-          pubs.push(js.publish(other, JSON.stringify(o), { msgID: eventMsgId(device, "other", o.n) }));
+          pubs.push(js.publish(other, JSON.stringify(o)));
         }
         return pubs;
       }),

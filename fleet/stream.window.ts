@@ -6,8 +6,10 @@
 // or after a sequence), a few requests, and the page itself is read with one ordered consumer from
 // that sequence.
 import { DeliverPolicy, type JetStreamClient, type JetStreamManager, type StoredMsg } from "@nats-io/jetstream";
+import type { MsgHdrs } from "@nats-io/transport-node";
 import { DecodeError, decodeJson } from "../contracts/decode.js";
 import { JournalEvent } from "../contracts/journal-event.codec.js";
+import { signatureFromHeaders } from "../contracts/report-signature.js";
 import { STREAM_FLEET_EVENTS } from "../contracts/wire-names.js";
 import { lastMessageOnSubject } from "./stream.reader.js";
 
@@ -15,6 +17,8 @@ import { lastMessageOnSubject } from "./stream.reader.js";
 export interface StoredEvent {
   seq: number;
   event: JournalEvent;
+  /** The event as published with `signed` from its headers (when it has them), for `checkReport`. */
+  signedValue: Record<string, unknown>;
 }
 
 export class JournalWindowReader {
@@ -90,9 +94,7 @@ export class JournalWindowReader {
     const out: StoredEvent[] = [];
     try {
       for await (const m of messages) {
-        const r = decodeJson(JournalEvent, m.string());
-        if (!r.ok) throw new DecodeError(`journal event at ${STREAM_FLEET_EVENTS} seq ${m.seq}`, r.errors);
-        out.push({ seq: m.seq, event: r.value });
+        out.push(storedEvent(m.seq, m.string(), m.headers));
         if (out.length >= count || m.seq >= untilSeq) break;
       }
     } finally {
@@ -119,8 +121,12 @@ function nextOnSubject(jsm: JetStreamManager, subject: string, seq: number): Pro
   return jsm.direct.getMessage(STREAM_FLEET_EVENTS, { seq, next_by_subj: subject });
 }
 
-function stored(m: StoredMsg): StoredEvent {
-  const r = decodeJson(JournalEvent, m.string());
-  if (!r.ok) throw new DecodeError(`journal event at ${STREAM_FLEET_EVENTS} seq ${m.seq}`, r.errors);
-  return { seq: m.seq, event: r.value };
+const stored = (m: StoredMsg): StoredEvent => storedEvent(m.seq, m.string(), m.header);
+
+function storedEvent(seq: number, text: string, headers: MsgHdrs | undefined): StoredEvent {
+  const r = decodeJson(JournalEvent, text);
+  if (!r.ok) throw new DecodeError(`journal event at ${STREAM_FLEET_EVENTS} seq ${seq}`, r.errors);
+  const signed = signatureFromHeaders((name) => (headers?.has(name) ? headers.get(name) : undefined));
+  // The codec is exact, so its encoding is the event as the device signed it.
+  return { seq, event: r.value, signedValue: { ...JournalEvent.encode(r.value), ...(signed === undefined ? {} : { signed }) } };
 }

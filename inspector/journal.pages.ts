@@ -5,7 +5,9 @@ import type { JetStreamClient } from "@nats-io/jetstream";
 import { decode } from "../contracts/decode.js";
 import type { DeploymentState } from "../contracts/deployment-state.codec.js";
 import { PodmanV0Score } from "../contracts/score.codec.js";
+import { checkReport } from "../contracts/report-signature.js";
 import { eventSubject } from "../contracts/wire-names.js";
+import { signatureSummary, type SignatureSummary } from "../fleet/fleet.client.js";
 import { foldWindow, type WindowStep } from "../machines/journal.window.js";
 import { domainEvent } from "../machines/journal.words.js";
 import { JournalWindowReader, type StoredEvent } from "../fleet/stream.window.js";
@@ -21,8 +23,13 @@ export const SCORE_LOOKBACK = 2000;
 const MARGIN = 24;
 const LOOKBACK_CHUNKS = [200, 800];
 
+/** A step with the check of the device's signature on its event (docs/design.md, "Report signatures"). */
+export type PageStep = WindowStep & { signature: "verified" | "unverified" | "forged"; signature_why?: string };
+
 export interface JournalPage {
-  steps: WindowStep[];
+  steps: PageStep[];
+  /** How many of the page's events the device signed, and which it did not. */
+  signatures: SignatureSummary;
   time_in_state: Record<string, number>;
   /** The page's first and last event numbers (null: no events). */
   first_n: number | null;
@@ -44,10 +51,13 @@ export interface PageRequest {
   size?: number;
   /** The deployment's device-state, to anchor the newest page (read while the page is). */
   state: DeploymentState | null | Promise<DeploymentState | null>;
+  /** The device's recorded public key, to check each event's signature (null or absent: none recorded). */
+  deviceKey?: string | null | Promise<string | null>;
 }
 
 const EMPTY: JournalPage = {
   steps: [],
+  signatures: { verified: 0, unverified: 0, forged: [] },
   time_in_state: {},
   first_n: null,
   last_n: null,
@@ -78,6 +88,8 @@ export async function journalPage(js: JetStreamClient, device: string, deploymen
   const previousScore = !fromOrigin && hasUpdate ? await scoreBefore(reader, page[0]!, margin) : undefined;
   const state = await req.state;
   const anchored = state !== null && state.last_event_seq === endN;
+  const key = (await req.deviceKey) ?? null;
+  const checks = page.map((e) => ({ event: e.event, check: checkReport("event", device, e.signedValue, key) }));
   const w = foldWindow({
     events: page.map((e) => e.event),
     fromOrigin,
@@ -86,7 +98,11 @@ export async function journalPage(js: JetStreamClient, device: string, deploymen
     nextAt: after?.event.at ?? null,
   });
   return {
-    steps: w.steps,
+    steps: w.steps.map((s, i) => {
+      const c = checks[i]!.check;
+      return { ...s, signature: c.verdict, ...(c.verdict === "verified" ? {} : { signature_why: c.why }) };
+    }),
+    signatures: signatureSummary(checks),
     time_in_state: w.time_in_state,
     first_n: page[0]!.event.n,
     last_n: endN,

@@ -5,13 +5,14 @@ import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { fileURLToPath } from "node:url";
+import { DeliverPolicy } from "@nats-io/jetstream";
 import { KvWatchInclude } from "@nats-io/kv";
 import { decodeJson } from "../contracts/decode.js";
 import { deviceOrDeploymentNameProblem } from "../contracts/names.js";
-import { FLEET_EVENTS_SUBJECTS } from "../contracts/wire-names.js";
+import { STREAM_FLEET_EVENTS } from "../contracts/wire-names.js";
 import { deploymentMachine } from "../machines/deployment.machine.js";
 import { buildTimeline } from "../machines/timeline.js";
-import { Fleet, STALE_TICKS, scoreWithoutEnvValues } from "../fleet/fleet.client.js";
+import { Fleet, STALE_TICKS, scoreWithoutEnvValues, signatureSummary } from "../fleet/fleet.client.js";
 import { ActionError, ActionRequest, remove, restartService, retry } from "./actions.js";
 import { MAX_PAGE_SIZE } from "./journal.pages.js";
 import { renderChartSvg } from "./statechart.svg.js";
@@ -76,10 +77,12 @@ export async function startInspector(o: InspectorOptions): Promise<Inspector> {
       for await (const e of w) broadcast(type, { key: e.key, operation: e.operation, revision: e.revision });
     })().catch(() => undefined);
   }
-  const sub = fleet.nc.subscribe(FLEET_EVENTS_SUBJECTS);
-  stops.push(() => sub.unsubscribe());
+  // A consumer, not a core subscription: in a secured fleet devices publish into the journal's own
+  // account, whose messages reach the operator's account through its JetStream imports only.
+  const live = await (await fleet.js.consumers.getPushConsumer(STREAM_FLEET_EVENTS, { deliver_policy: DeliverPolicy.New })).consume();
+  stops.push(() => void live.stop());
   void (async () => {
-    for await (const m of sub) {
+    for await (const m of live) {
       const [, , device, deployment] = m.subject.split(".");
       broadcast("journal", { device, deployment });
     }
@@ -127,7 +130,8 @@ export async function startInspector(o: InspectorOptions): Promise<Inspector> {
       case "/api/export": {
         // The whole journal, folded through the machine, for a bug report: an explicit download, not a page view.
         const [device, deployment] = [name(u, "device"), name(u, "deployment")];
-        const [state, desired, events] = await Promise.all([fleet.deploymentState(device, deployment), fleet.desiredEntry(device, deployment), fleet.journal(device, deployment)]);
+        const [state, desired, checked] = await Promise.all([fleet.deploymentState(device, deployment), fleet.desiredEntry(device, deployment), fleet.checkedJournal(device, deployment)]);
+        const events = checked.map((c) => c.event);
         if (!state && !desired && events.length === 0) throw new HttpError(404, `no deployment ${device}/${deployment}`);
         res.writeHead(200, {
           "content-type": "application/json; charset=utf-8",
@@ -140,8 +144,16 @@ export async function startInspector(o: InspectorOptions): Promise<Inspector> {
               device,
               deployment,
               state,
-              desired: desired && { revision: desired.revision, hash: desired.hash, errors: desired.errors, score: desired.score ? scoreWithoutEnvValues(desired.score) : null },
+              desired: desired && {
+                revision: desired.revision,
+                hash: desired.hash,
+                errors: desired.errors,
+                score: desired.score ? scoreWithoutEnvValues(desired.score) : null,
+                signed: desired.signed && { by: desired.signed.by, at: desired.signed.at },
+              },
               timeline: buildTimeline(device, deployment, events),
+              // Which events the device itself signed (docs/design.md, "Report signatures").
+              signatures: signatureSummary(checked),
             },
             null,
             2,

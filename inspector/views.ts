@@ -6,7 +6,7 @@ import type { DeploymentState, Phase } from "../contracts/deployment-state.codec
 import type { DeviceInfo } from "../contracts/device-info.codec.js";
 import type { Heartbeat } from "../contracts/heartbeat.codec.js";
 import type { PodmanService } from "../contracts/score.codec.js";
-import { Fleet, STALE_TICKS, type DesiredEntry } from "../fleet/fleet.client.js";
+import type { Fleet, DesiredEntry, ReportChecks } from "../fleet/fleet.client.js";
 import { journalPage, type JournalPage } from "./journal.pages.js";
 
 export const PHASES: readonly Phase[] = ["Pending", "Running", "Degraded", "Failed"];
@@ -50,8 +50,12 @@ export interface DeviceRow {
   tick_secs: number;
   tick_from_device: boolean;
   stale: boolean;
-  /** on / off as device-info says; an agent from before signing applies unsigned values: off. */
-  signing: "on" | "off" | null;
+  /** on / off as device-info says (an agent from before signing: off); unknown without device-info. */
+  signing: "on" | "off" | "unknown";
+  /** The device's recorded public key (`fleetctl device add`), or null. */
+  device_key: string | null;
+  /** The checks of its reports' signatures: info, heartbeat, each deployment's state. */
+  checks: ReportChecks;
   deployments: DeploymentRow[];
 }
 
@@ -105,30 +109,24 @@ export function deploymentRow(state: DeploymentState, desired: DesiredEntry | nu
 }
 
 export async function deviceRows(fleet: Fleet, tickSecs: number, only?: string): Promise<DeviceRow[]> {
-  const now = Date.now();
-  const devices = only ? [only] : await fleet.knownDevices();
-  const states = await fleet.deploymentStates(only);
+  const summary = await fleet.summary({ tickSecs, ...(only ? { device: only } : {}) });
+  const states = summary.flatMap((d) => d.deployments);
   const desired = new Map(
     await Promise.all(states.map(async (s) => [`${s.device}/${s.deployment}`, await fleet.desiredEntry(s.device, s.deployment)] as const)),
   );
-  return Promise.all(
-    devices.map(async (device) => {
-      const [info, heartbeat] = await Promise.all([fleet.info(device), fleet.heartbeat(device)]);
-      const age = heartbeat ? now - Date.parse(heartbeat.at) : null;
-      const tick = heartbeat?.tick_secs ?? tickSecs;
-      return {
-        device,
-        info,
-        heartbeat,
-        heartbeat_age_ms: age,
-        tick_secs: tick,
-        tick_from_device: heartbeat?.tick_secs !== undefined,
-        stale: age === null || age > STALE_TICKS * tick * 1000,
-        signing: info ? info.signing ?? "off" : null,
-        deployments: states.filter((s) => s.device === device).map((s) => deploymentRow(s, desired.get(`${s.device}/${s.deployment}`) ?? null)),
-      };
-    }),
-  );
+  return summary.map((d) => ({
+    device: d.device,
+    info: d.info,
+    heartbeat: d.heartbeat,
+    heartbeat_age_ms: d.heartbeatAgeMs,
+    tick_secs: d.tickSecs,
+    tick_from_device: d.heartbeat?.tick_secs !== undefined,
+    stale: d.stale,
+    signing: d.signing,
+    device_key: d.deviceKey,
+    checks: d.checks,
+    deployments: d.deployments.map((s) => deploymentRow(s, desired.get(`${s.device}/${s.deployment}`) ?? null)),
+  }));
 }
 
 export function summarise(devices: readonly DeviceRow[]): FleetSummary {
@@ -149,6 +147,8 @@ export interface DesiredView {
   revision: number;
   hash: string | null;
   errors: string[];
+  /** The operator key that signed it, and when; null when unsigned. */
+  signed: { by: string; at: string } | null;
   /** Each service as operators may see it: env variable names, never values. */
   services: Array<{ name: string; image: string; env: string[]; ports: string[]; volumes: string[]; health: boolean }>;
 }
@@ -159,6 +159,7 @@ export function desiredView(d: DesiredEntry | null): DesiredView | null {
     revision: d.revision,
     hash: d.hash,
     errors: d.errors,
+    signed: d.signed && { by: d.signed.by, at: d.signed.at },
     services: (d.score?.data.services ?? []).map((s) => ({
       name: s.name,
       image: s.image,
@@ -182,7 +183,7 @@ export interface DeploymentView {
 
 export async function deploymentView(fleet: Fleet, device: string, deployment: string, page: { before?: number; size?: number }): Promise<DeploymentView | null> {
   const reading = fleet.deploymentState(device, deployment);
-  const [state, desired, p] = await Promise.all([reading, fleet.desiredEntry(device, deployment), journalPage(fleet.js, device, deployment, { ...page, state: reading })]);
+  const [state, desired, p] = await Promise.all([reading, fleet.desiredEntry(device, deployment), journalPage(fleet.js, device, deployment, { ...page, state: reading, deviceKey: fleet.deviceKey(device) })]);
   if (!state && !desired && p.newest_n === null) return null;
   return {
     device,

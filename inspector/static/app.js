@@ -29,6 +29,25 @@ function dur(ms) {
 const ago = (iso) => (iso ? dur(Date.now() - Date.parse(iso)) : "–");
 const until = (iso) => (iso ? (Date.parse(iso) > Date.now() ? `in ${dur(Date.parse(iso) - Date.now())}` : "due now") : "–");
 const phase = (p) => `<span class="badge phase-${esc(p)}">${esc(p)}</span>`;
+// What a device's reports can be trusted for: it applies unsigned desired states (UNSIGNED), a report
+// it did not sign (FORGED), no key recorded to check against (UNVERIFIED). docs/design.md, "Report signatures".
+const badge = (cls, text, title) => `<span class="badge ${cls}" title="${esc(title)}">${esc(text)}</span>`;
+function deviceTrust(d) {
+  const out = [];
+  if (d.signing === "off") out.push(badge("unsigned", "UNSIGNED", "applies desired states without an operator's signature (no --operator-keys)"));
+  if (d.signing === "unknown") out.push(badge("unverified", "signing unknown", "no device-info"));
+  for (const [what, c] of [["info", d.checks?.info], ["heartbeat", d.checks?.heartbeat]]) {
+    if (c?.verdict === "forged") out.push(badge("forged", `FORGED ${what}`, c.why));
+  }
+  const checks = [d.checks?.info, d.checks?.heartbeat, ...Object.values(d.checks?.deployments || {})];
+  const unverified = checks.find((c) => c?.verdict === "unverified");
+  if (unverified) out.push(badge("unverified", "UNVERIFIED", unverified.why));
+  return out.join(" ");
+}
+const stateTrust = (d, deployment) => {
+  const c = d.checks?.deployments?.[deployment];
+  return c?.verdict === "forged" ? badge("forged", "FORGED", c.why) : "";
+};
 const devLink = (d) => `<a href="#/device/${enc(d)}" class="device-link">${esc(d)}</a>`;
 const depHref = (d, dep) => `#/d/${enc(d)}/${enc(dep)}`;
 const containers = (ids, unknown = [], partial = false) => {
@@ -229,12 +248,12 @@ function fleetView(q) {
       const hb = d.heartbeat_age_ms === null ? "never" : dur(Date.now() - Date.parse(d.heartbeat.at));
       const head = `<tr class="device-row" data-device="${esc(d.device)}">
         <td><input type="checkbox" class="pick-device" data-device="${esc(d.device)}" ${pickedDevices.has(d.device) ? "checked" : ""} title="pick to compare devices" aria-label="compare ${esc(d.device)}">
-          <span class="device-name">${devLink(d.device)}</span> ${d.stale ? '<span class="badge stale">STALE</span>' : ""} ${d.signing === "off" ? '<span class="badge unsigned" title="this agent applies unsigned desired state">unsigned</span>' : ""}</td>
+          <span class="device-name">${devLink(d.device)}</span> ${d.stale ? '<span class="badge stale">STALE</span>' : ""} <span class="trust">${deviceTrust(d)}</span></td>
         <td colspan="4" class="muted">${esc(d.info ? `${d.info.hostname} · ${d.info.arch} · agent ${d.info.agent_version}${d.info.podman_version ? ` · podman ${d.info.podman_version}` : ""}` : "no device info")}</td>
         <td class="heartbeat" title="tick ${esc(d.tick_secs)} s${d.tick_from_device ? " (the device's own)" : ""}">${esc(hb)}</td></tr>`;
       const body = deps.map((r) => `<tr class="deployment-row" data-device="${esc(r.device)}" data-deployment="${esc(r.deployment)}" data-phase="${esc(r.phase)}">
           <td><input type="checkbox" class="pick" data-key="${esc(`${r.device}/${r.deployment}`)}" ${picked.has(`${r.device}/${r.deployment}`) ? "checked" : ""} title="pick to compare deployments" aria-label="compare ${esc(r.deployment)}">
-            <a class="open" href="${depHref(r.device, r.deployment)}">${esc(r.deployment)}</a></td>
+            <a class="open" href="${depHref(r.device, r.deployment)}">${esc(r.deployment)}</a> ${stateTrust(d, r.deployment)}</td>
           <td>${phase(r.phase)}</td><td class="state mono">${esc(r.state)}</td><td>${imagesOf(r.services)}</td>
           <td class="containers">${containers(Object.fromEntries(r.services.filter((x) => x.container_id).map((x) => [x.service, x.container_id])))}</td>
           <td class="error">${esc(r.last_error ?? "")}${r.retry_at ? `<div class="note">retry ${esc(until(r.retry_at))}</div>` : ""}</td></tr>`);
@@ -292,18 +311,19 @@ function deviceView(device) {
     const i = d.info;
     const hb = d.heartbeat ? ago(d.heartbeat.at) : "never";
     const deps = d.deployments.map((r) => `<div class="card deployment-card" data-deployment="${esc(r.deployment)}">
-      <div class="card-head"><h3><a href="${depHref(device, r.deployment)}">${esc(r.deployment)}</a> ${phase(r.phase)} <span class="mono muted">${esc(r.state)}</span></h3>${actionButtons(r)}</div>
+      <div class="card-head"><h3><a href="${depHref(device, r.deployment)}">${esc(r.deployment)}</a> ${phase(r.phase)} <span class="mono muted">${esc(r.state)}</span> ${stateTrust(d, r.deployment)}</h3>${actionButtons(r)}</div>
       <dl class="kv"><dt>score</dt><dd class="mono">${esc((r.score_hash ?? "–").slice(0, 19))} · revision ${esc(r.desired_revision ?? "–")}${r.desired_hash && r.desired_hash !== r.score_hash ? ` <span class="badge phase-Pending">desired ${esc(r.desired_hash.slice(7, 19))} not applied</span>` : ""}</dd>
         <dt>last event</dt><dd>${r.last_event_at ? `#${esc(r.last_event_seq)} · ${esc(ago(r.last_event_at))} ago` : '<span class="faint">none journaled</span>'}</dd>
         ${r.last_error ? `<dt>last error</dt><dd class="error">${esc(r.last_error)}</dd>` : ""}
         ${r.retry_at ? `<dt>next retry</dt><dd>${esc(until(r.retry_at))} <span class="muted">(${esc(new Date(r.retry_at).toLocaleString())})</span></dd>` : ""}</dl>
       <div style="margin-top:12px">${servicesTable(device, r.deployment, r.services)}</div></div>`);
-    app.innerHTML = `<div class="page-head"><div><h2>${esc(device)} ${d.stale ? '<span class="badge stale">STALE</span>' : '<span class="badge phase-Running">online</span>'} ${d.signing === "off" ? '<span class="badge unsigned">unsigned</span>' : d.signing === "on" ? '<span class="badge neutral">signed only</span>' : ""}</h2>
+    app.innerHTML = `<div class="page-head"><div><h2>${esc(device)} ${d.stale ? '<span class="badge stale">STALE</span>' : '<span class="badge phase-Running">online</span>'} <span class="trust">${deviceTrust(d)}</span>${d.signing === "on" ? ' <span class="badge neutral">signed only</span>' : ""}</h2>
         <div class="sub"><span>heartbeat ${esc(hb)} ago</span><span>tick ${esc(d.tick_secs)} s${d.tick_from_device ? "" : " (assumed)"}</span><span>stale after ${esc(stale_ticks)} ticks</span></div></div>
         <a class="button" href="#/?q=${enc(device)}">in the fleet list</a></div>
       <div class="card"><dl class="device-facts" id="device-info"><div><dt>hostname</dt><dd>${esc(i?.hostname ?? "–")}</dd></div><div><dt>arch</dt><dd>${esc(i?.arch ?? "–")}</dd></div>
         <div><dt>agent</dt><dd>${esc(i?.agent_version ?? "–")}</dd></div><div><dt>podman</dt><dd>${esc(i?.podman_version ?? "–")}</dd></div>
-        <div><dt>signing</dt><dd>${d.signing === "on" ? "applies only operator-signed desired state" : d.signing === "off" ? '<span class="error">off: applies unsigned desired state</span>' : "–"}</dd></div></dl></div>
+        <div><dt>signing</dt><dd>${d.signing === "on" ? "applies only operator-signed desired state" : d.signing === "off" ? '<span class="error">off: applies unsigned desired state</span>' : "–"}</dd></div>
+        <div><dt>device key</dt><dd class="mono">${d.device_key ? `${esc(d.device_key.slice(0, 16))}…` : '<span class="muted">none recorded: reports unverified</span>'}</dd></div></dl></div>
       ${deps.join("") || '<div class="card muted">no deployments reported</div>'}`;
   };
   const reload = debounce(() => load().catch(() => undefined), 250);
@@ -332,7 +352,7 @@ function timelinePanel(el, device, deployment, opts = {}) {
           <input type="range" class="slider" min="0" max="0" value="0" aria-label="step">
           <button class="icon next" title="next step (→)" aria-label="next"><svg viewBox="0 0 16 16" aria-hidden="true"><path d="M4 2v12l9-6z"/></svg></button><button class="icon last" title="latest step (follow live)" aria-label="latest"><svg viewBox="0 0 16 16" aria-hidden="true"><path d="M11 2h2v12h-2zM2 2v12l8-6z"/></svg></button>
         </div>
-        <div class="pager"><span class="stepno mono"></span><span class="spacer"></span><button class="small older">older page</button><button class="small newer">newer page</button></div>
+        <div class="pager"><span class="stepno mono"></span><span class="page-signatures"></span><span class="spacer"></span><button class="small older">older page</button><button class="small newer">newer page</button></div>
         <div class="step-detail"></div>
         <ol class="timeline"></ol>
       </div></div>`;
@@ -409,6 +429,14 @@ function timelinePanel(el, device, deployment, opts = {}) {
     const slider = $(".slider");
     slider.max = String(Math.max(0, steps.length - 1));
     slider.value = String(Math.max(0, idx));
+    const sig = page.signatures;
+    $(".page-signatures").innerHTML = steps.length
+      ? sig.forged.length
+        ? badge("forged", `FORGED ${sig.forged.length} of ${steps.length} events`, sig.forged.map((f) => `#${f.n}: ${f.why}`).join("; "))
+        : sig.unverified
+          ? badge("unverified", "UNVERIFIED events", "no key recorded for the device")
+          : `<span class="muted">all ${steps.length} events signed by the device</span>`
+      : "";
     $(".stepno").textContent = steps.length
       ? `event ${s.n} · ${idx + 1} of ${steps.length} on this page (${page.first_n}–${page.last_n} of ${page.oldest_n}–${page.newest_n})${follow ? " · live" : ""}`
       : "no events yet";
@@ -420,6 +448,7 @@ function timelinePanel(el, device, deployment, opts = {}) {
     $(".step-detail").innerHTML = s
       ? `<dl class="kv"><dt>event</dt><dd><span class="ev-name step-name">${esc(s.name)}</span> <span class="ev-summary">${esc(s.summary)}</span></dd>
          <dt>transition</dt><dd><b>${esc(s.from)}</b> → <b class="step-to">${esc(s.to)}</b></dd>
+         <dt>signature</dt><dd class="step-signature">${s.signature === "verified" ? "signed by the device" : s.signature === "forged" ? badge("forged", "FORGED", s.signature_why) + ` <span class="error">${esc(s.signature_why)}</span>` : `<span class="muted">${esc(s.signature_why ?? "unverified")}</span>`}</dd>
          <dt>at</dt><dd class="mono">${esc(s.at)} <span class="muted">· stayed ${s.spent_ms === null ? "(still there)" : esc(dur(s.spent_ms))}</span></dd>
          <dt>containers</dt><dd class="step-containers">${containers(s.container_ids, s.unknown_services, s.containers_partial)}</dd>
          ${s.last_error_known && s.last_error ? `<dt>last error</dt><dd class="error">${esc(s.last_error)}</dd>` : ""}
@@ -430,7 +459,7 @@ function timelinePanel(el, device, deployment, opts = {}) {
     ol.innerHTML = steps
       .map((t, i) => `<li class="step${i === idx ? " selected" : ""}${!known || known.has(t.n) ? "" : " fresh"}" data-i="${i}" data-n="${esc(t.n)}">
         <span class="mono muted">#${esc(t.n)}</span>
-        <span><span class="ev-name">${esc(t.name)}</span> <span class="ev-summary">${esc(t.summary)}</span><div class="ev-move">${esc(t.from)} → ${esc(t.to)}</div>${changes(t.changes)}</span>
+        <span><span class="ev-name">${esc(t.name)}</span> <span class="ev-summary">${esc(t.summary)}</span>${t.signature === "forged" ? ` ${badge("forged", "FORGED", t.signature_why)}` : ""}<div class="ev-move">${esc(t.from)} → ${esc(t.to)}</div>${changes(t.changes)}</span>
         <span class="mono muted" title="${esc(t.at)}">${t.spent_ms === null ? "now" : esc(dur(t.spent_ms))}</span></li>`)
       .reverse()
       .join("");
@@ -476,7 +505,7 @@ function deploymentView(device, deployment) {
       <div class="actions">${r ? actionButtons(r) : ""}<a class="button" id="export" href="/api/export?device=${enc(device)}&deployment=${enc(deployment)}" download>Export timeline</a></div>`;
     app.querySelector("#services").innerHTML = servicesTable(device, deployment, d.services);
     app.querySelector(".desired").innerHTML = d.desired
-      ? `<p class="muted" style="margin-top:0">revision ${esc(d.desired.revision)} · ${esc((d.desired.hash || "").slice(0, 19))} · env values are never shown</p>${d.desired.errors.length ? `<div class="error">${esc(d.desired.errors.join("; "))}</div>` : ""}
+      ? `<p class="muted desired-meta" style="margin-top:0">revision ${esc(d.desired.revision)} · ${esc((d.desired.hash || "").slice(0, 19))} · ${d.desired.signed ? `signed by <span class="mono">${esc(d.desired.signed.by.slice(0, 12))}…</span> at ${esc(d.desired.signed.at)}` : "unsigned"} · env values are never shown</p>${d.desired.errors.length ? `<div class="error">${esc(d.desired.errors.join("; "))}</div>` : ""}
          <div class="table-wrap"><table><thead><tr><th>service</th><th>image</th><th>env (names)</th><th>ports · volumes</th></tr></thead><tbody>${d.desired.services.map((svc) => `<tr><td><b>${esc(svc.name)}</b></td><td class="mono">${esc(svc.image)}</td><td class="mono muted">${esc(svc.env.join(", ") || "–")}</td><td class="mono muted">${esc([...svc.ports, ...svc.volumes].join(" ") || "–")}${svc.health ? " · health check" : ""}</td></tr>`).join("")}</tbody></table></div>`
       : '<span class="muted">no desired state (deleted?)</span>';
   };
@@ -578,6 +607,7 @@ function compareDevicesView(a, b) {
       ["agent", x.info?.agent_version, y.info?.agent_version, "agent"],
       ["podman", x.info?.podman_version, y.info?.podman_version, "podman"],
       ["signing", x.signing, y.signing, "signing"],
+      ["device key", x.device_key ? `${x.device_key.slice(0, 16)}…` : "none recorded", y.device_key ? `${y.device_key.slice(0, 16)}…` : "none recorded", "device_key", true],
       ["tick (s)", `${x.tick_secs ?? "–"}${x.tick_from_device === false ? " (assumed)" : ""}`, `${y.tick_secs ?? "–"}${y.tick_from_device === false ? " (assumed)" : ""}`, "tick"],
       ["stale", x.stale ? "stale" : "online", y.stale ? "stale" : "online", "stale"],
       ...deps.flatMap((n) => {

@@ -173,7 +173,8 @@ describe("operator console in Chromium", function () {
     expect(await page.locator('.summary-card[data-key="stale"] .value').textContent()).to.equal("1");
     expect(await page.locator(`tr.device-row[data-device="${c}"] .badge.stale`).count()).to.equal(1);
     expect(await page.locator(`tr.device-row[data-device="${a}"] .badge.stale`).count()).to.equal(0);
-    expect(await page.locator(`tr.device-row[data-device="${c}"] .badge.unsigned`).count()).to.equal(1);
+    // Agents without operator keys and without a recorded device key: both marked on the device's row.
+    for (const d of [a, c]) expect(await page.locator(`tr.device-row[data-device="${d}"] .trust .badge`).allTextContents()).to.deep.equal(["UNSIGNED", "UNVERIFIED"]);
     // The row shows what device-state says: container ids, and the images per service.
     const s = (await stateOf(a, "app"))!;
     const row = page.locator(`tr.deployment-row[data-device="${a}"][data-deployment="app"]`);

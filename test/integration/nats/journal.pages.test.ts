@@ -5,7 +5,7 @@ import { expect } from "chai";
 import { jetstream } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { DeploymentState } from "../../../contracts/deployment-state.codec.js";
-import { eventMsgId, eventSubject } from "../../../contracts/wire-names.js";
+import { eventSubject } from "../../../contracts/wire-names.js";
 import { ensureFleetResources } from "../../../fleet/resources.js";
 import { journalPage } from "../../../inspector/journal.pages.js";
 import { cleanupDevice, connectTest, uniqueDevice } from "../../support/nats.js";
@@ -43,7 +43,7 @@ describe("visualiser pages of a long journal (shared NATS)", function () {
     nc = await connectTest();
     await ensureFleetResources(nc);
     const js = jetstream(nc);
-    for (let n = 1; n <= 300; n++) await js.publish(eventSubject(device, "app"), JSON.stringify(event(device, n)), { msgID: eventMsgId(device, "app", n) });
+    for (let n = 1; n <= 300; n++) await js.publish(eventSubject(device, "app"), JSON.stringify(event(device, n)));
   });
   after(async () => {
     await cleanupDevice(nc, device);

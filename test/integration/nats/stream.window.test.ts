@@ -5,7 +5,7 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { JournalWindowReader } from "../../../fleet/stream.window.js";
 import { ensureFleetResources } from "../../../fleet/resources.js";
-import { eventMsgId, eventSubject, STREAM_FLEET_EVENTS } from "../../../contracts/wire-names.js";
+import { eventSubject, STREAM_FLEET_EVENTS } from "../../../contracts/wire-names.js";
 import { cleanupDevice, connectTest, uniqueDevice } from "../../support/nats.js";
 
 describe("journal window reader (shared NATS)", function () {
@@ -21,10 +21,10 @@ describe("journal window reader (shared NATS)", function () {
     // 300 events of app, with 1–3 events of another deployment between each.
     for (let n = 1; n <= 300; n++) {
       const e = { v: 1, device, deployment: "app", n, at: new Date(Date.UTC(2026, 11, 1, 0, 0, n)).toISOString(), event: { type: "UPDATE", revision: n }, from: "running", to: "pending" };
-      await js.publish(subject, JSON.stringify(e), { msgID: eventMsgId(device, "app", n) });
+      await js.publish(subject, JSON.stringify(e));
       for (let k = 0; k < 1 + (n % 3); k++) {
         const o = { ...e, deployment: "other", n: n * 3 + k };
-        await js.publish(eventSubject(device, "other"), JSON.stringify(o), { msgID: eventMsgId(device, "other", o.n) });
+        await js.publish(eventSubject(device, "other"), JSON.stringify(o));
       }
     }
   });
