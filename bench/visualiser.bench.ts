@@ -1,6 +1,6 @@
 // (6) The visualiser on a long history: a deployment with 100,000 journal events opened in the
 // dashboard (its current state and the newest page of its timeline), and stepping back a page. The
-// dashboard reads one page of the stream by event number (fleet/stream.window.ts: a binary search
+// dashboard reads one page of the stream by event number (fleet/stream.window.ts: an interpolation search
 // of direct gets, then one consumer for the page) and folds only that page
 // (machines/journal.window.ts); the current state is the agent's own report in device-state.
 // Measured through the HTTP API and, where Debian's Chromium is installed, end to end in a browser.
@@ -12,6 +12,7 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { jetstream } from "@nats-io/jetstream";
+import { headers } from "@nats-io/transport-node";
 import { Kvm } from "@nats-io/kv";
 import { DeploymentSupervisor } from "../agent/deployments/supervisor.js";
 import { ScoreStore } from "../agent/deployments/score.store.js";
@@ -19,7 +20,9 @@ import { EventJournal } from "../agent/journal/journal.js";
 import { silentLogger } from "../agent/logger.js";
 import { decodeJson } from "../contracts/decode.js";
 import type { DeploymentState } from "../contracts/deployment-state.codec.js";
-import type { JournalEventV2 } from "../contracts/journal-event.codec.js";
+import { JournalEvent, type JournalEventV2 } from "../contracts/journal-event.codec.js";
+import { newUserKey, signingKeyFromText } from "../contracts/nkey.js";
+import { HEADER_SIG, HEADER_SIGNED_BY, signReport } from "../contracts/report-signature.js";
 import { ReconcileScore } from "../contracts/score.codec.js";
 import { BUCKET_DESIRED_STATE, BUCKET_DEVICE_STATE, deploymentKey, eventSubject } from "../contracts/wire-names.js";
 import { Fleet } from "../fleet/fleet.client.js";
@@ -71,6 +74,11 @@ events.forEach((e, i) => (e.at = new Date(t0 + i * 1000).toISOString()));
 // The state after the last event, as the agent would report it (the fold runs once, here, not in the dashboard).
 const last = foldJournal({ device, deployment }, events.map((e) => e.event));
 
+const pair = newUserKey();
+const parsed = signingKeyFromText(pair.seed);
+if (!parsed.ok) throw new Error(parsed.error);
+const deviceKey = parsed.key;
+
 const nats = await PrivateNats.start();
 let exitCode = 0;
 try {
@@ -83,7 +91,12 @@ try {
   for (let i = 0; i < events.length; i += 1000) {
     await Promise.all(
       events.slice(i, i + 1000).flatMap((e) => {
-        const pubs = [js.publish(subject, JSON.stringify(e))];
+        // Signed by the device, as an agent with its nkey publishes them: every page checks them.
+        const sig = signReport("event", JournalEvent.encode(e), deviceKey);
+        const h = headers();
+        h.set(HEADER_SIGNED_BY, sig.by);
+        h.set(HEADER_SIG, sig.sig);
+        const pubs = [js.publish(subject, JSON.stringify(e), { headers: h })];
         if (e.n % OTHER_EVERY === 0) {
           const o = { ...e, deployment: "other", n: e.n / OTHER_EVERY };
           pubs.push(js.publish(other, JSON.stringify(o)));
@@ -110,9 +123,10 @@ try {
   await (await kvm.open(BUCKET_DESIRED_STATE)).put(deploymentKey(device, deployment), scores[0]!);
 
   const fleet = await Fleet.open(nc);
+  await fleet.recordDeviceKey(device, deviceKey.publicKey);
   const inspector = await startInspector({ fleet, port: 0 });
   try {
-    type PageBody = { state: DeploymentState | null; page: { first_n: number; last_n: number; steps: Array<{ n: number; container_ids: Record<string, string> }> } };
+    type PageBody = { state: DeploymentState | null; page: { first_n: number; last_n: number; signatures: { verified: number }; steps: Array<{ n: number; container_ids: Record<string, string> }> } };
     const get = async (before?: number): Promise<{ ms: number; body: PageBody }> => {
       const t = performance.now();
       const r = await fetch(`${inspector.url}api/deployment?device=${device}&deployment=${deployment}${before ? `&before=${before}` : ""}`);
@@ -130,6 +144,7 @@ try {
       newest = body;
     }
     const np = newest!.page;
+    if (np.signatures.verified !== PAGE_SIZE) throw new Error(`the newest page verified ${np.signatures.verified} of ${PAGE_SIZE} signatures`);
     if (np.last_n !== N || np.steps.length !== PAGE_SIZE || newest!.state?.state !== "running") throw new Error(`newest page ${np.first_n}–${np.last_n} (${np.steps.length} steps)`);
     if (JSON.stringify(np.steps.at(-1)!.container_ids) !== JSON.stringify(Object.fromEntries(Object.entries(state.container_ids).sort()))) {
       throw new Error("the newest page's last step does not show the reported container ids");
@@ -192,8 +207,8 @@ try {
     report.target("viz-back", "stepping back a page < 200 ms", measured(back, sb, browserBack ? "Chromium" : "API"), back.median < STEP_TARGET_MS, [browserBack ? "viz.browser.back" : "viz.api.back"]);
     report.note(`Load average during the run: ${loadavg().map((l) => l.toFixed(1)).join(", ")} (1, 5, 15 min) on ${cpus().length} cores.`);
     report.note(
-      `Stream: ${N} events of one deployment and ${N / OTHER_EVERY} of another, interleaved, on a private nats-server. A page is ${PAGE_SIZE} events; finding where it starts is a binary search of ` +
-        `direct gets by stream sequence (about log2 of the stream's length: ~17 requests here), then one ordered consumer reads it. The page's first desired.updated is diffed against the ` +
+      `Stream: ${N} events of one deployment, each signed by the device (its key recorded, so every page checks ${PAGE_SIZE} signatures), and ${N / OTHER_EVERY} of another, interleaved, on a private nats-server. A page is ${PAGE_SIZE} events; finding where it starts is an interpolation search of ` +
+        `direct gets by stream sequence (a few requests), then one ordered consumer reads it with a margin of events before it. The page's first desired.updated is diffed against the ` +
         `score before it (read back at most ${2000} events). No figure folds the whole history: for that, see the replay bench (a full read of 100,000 events and their fold take seconds).`,
     );
   } finally {

@@ -3,8 +3,12 @@
 // agent's report.
 import { expect } from "chai";
 import { jetstream } from "@nats-io/jetstream";
+import { headers } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { DeploymentState } from "../../../contracts/deployment-state.codec.js";
+import { JournalEvent } from "../../../contracts/journal-event.codec.js";
+import { newUserKey, signingKeyFromText } from "../../../contracts/nkey.js";
+import { HEADER_SIG, HEADER_SIGNED_BY, signReport } from "../../../contracts/report-signature.js";
 import { eventSubject } from "../../../contracts/wire-names.js";
 import { ensureFleetResources } from "../../../fleet/resources.js";
 import { journalPage } from "../../../inspector/journal.pages.js";
@@ -85,6 +89,30 @@ describe("visualiser pages of a long journal (shared NATS)", function () {
     expect(p.steps[3]!.container_ids).to.deep.equal({ db: ID.db, web: ID.web1 });
     expect(p.steps.every((s) => !s.containers_partial && s.unknown_services.length === 0)).to.equal(true);
     expect(p.steps[0]!.changes!.map((c) => c.action)).to.deep.equal(["add", "add"]);
+  });
+
+  it("checks each event's signature against the device's key: signed ones verified, an unsigned or altered one forged", async () => {
+    const pair = newUserKey();
+    const k = signingKeyFromText(pair.seed);
+    if (!k.ok) throw new Error(k.error);
+    const js = jetstream(nc);
+    for (let n = 1; n <= 5; n++) {
+      const e = { ...event(device, n), deployment: "signed" };
+      const decoded = JournalEvent.decode(e);
+      if (decoded._tag === "Left") throw new Error("test event does not decode");
+      const sig = signReport("event", JournalEvent.encode(decoded.right), k.key);
+      const h = headers();
+      h.set(HEADER_SIGNED_BY, sig.by);
+      h.set(HEADER_SIG, sig.sig);
+      // n=4 goes unsigned; n=5 is published with a signature of other content.
+      const body = n === 5 ? { ...e, to: "failed" } : e;
+      await js.publish(eventSubject(device, "signed"), JSON.stringify(body), n === 4 ? {} : { headers: h });
+    }
+    const p = await journalPage(js, device, "signed", { state: null, deviceKey: pair.publicKey });
+    expect(p.steps.map((s) => s.signature)).to.deep.equal(["verified", "verified", "verified", "forged", "forged"]);
+    expect(p.signatures).to.deep.equal({ verified: 3, unverified: 0, forged: [{ n: 4, why: "unsigned" }, { n: 5, why: "the signature does not match the content" }] });
+    const none = await journalPage(js, device, "signed", { state: null });
+    expect(none.signatures.unverified).to.equal(5);
   });
 
   it("a deployment with no events is an empty page", async () => {
