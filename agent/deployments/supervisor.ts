@@ -222,9 +222,8 @@ export class DeploymentSupervisor {
       if (e !== journalFault) this.recorder.fault(deployment, "desired", `${e.message}; desired revision ${w.change.revision} waits, retried in ${Math.round(wait / 1000)} s`);
       this.recorder.pending(deployment, { revision: w.change.revision, since: new Date(w.since).toISOString() });
       this.log.warn({ deployment, revision: w.change.revision, attempt: w.attempt, retryMs: wait, err: e.message }, "desired change waits for the state dir");
-      // A journal that writes again wakes it sooner (see the constructor).
+      // A journal fault clears itself (the journal retries its write) and wakes this (see the constructor).
       if (!journalFault) w.timer = setTimeout(() => void this.lane(deployment, () => this.tryWaiting(deployment)), wait);
-      else if (w.attempt === 1) w.timer = null;
       return;
     }
     if (this.waiting.get(deployment) === w) {
@@ -239,10 +238,6 @@ export class DeploymentSupervisor {
   private async applyNow(change: DesiredChange): Promise<void> {
     const at = this.now();
     const current = change.kind === "update" ? change.score : undefined;
-    if (change.kind === "update") {
-      // The full score is kept before the machine sees it: the journal keeps only its redacted form.
-      await this.o.scores.put(change.hash, change.score);
-    }
     let actor = this.actors.get(change.deployment) ?? this.spawnRestored(change.deployment, await this.recovery.fromStream(change.deployment, current));
     if (!actor) {
       // A delete for a deployment this device doesn't run: nothing to do.
@@ -254,6 +249,8 @@ export class DeploymentSupervisor {
       this.log.warn({ deployment: change.deployment, revision: change.revision, error: replayed }, "desired state refused: a replayed old value");
       actor.send({ type: "REJECT", error: replayed, revision: change.revision, at });
     } else if (change.kind === "update") {
+      // The full score is kept before the machine sees it: the journal keeps only its redacted form.
+      await this.o.scores.put(change.hash, change.score);
       // A deployment recovered without some of its env values gets them back from this one.
       actor = await this.refreshed(change.deployment, actor, change.score);
       const signed = change.signedAt ? { signedAt: change.signedAt } : {};

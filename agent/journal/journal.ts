@@ -281,7 +281,12 @@ export class EventJournal {
       const list = this.load(deployment);
       // Only what is on disk: appends issued after this call are in memory already but write after it.
       const kept = linesOf(list.slice(through - base, this.durableN(deployment) - base));
-      await writeFileDurably(this.fileOf(deployment), kept, "compacting");
+      try {
+        await writeFileDurably(this.fileOf(deployment), kept, "compacting");
+      } catch (e) {
+        this.o.health?.note({ kind: "write_failures", path: this.fileOf(deployment), fault: (e as Error).message, action: "not compacted: the journal keeps its older events until the next checkpoint" });
+        throw e;
+      }
       this.sizes.set(deployment, Buffer.byteLength(kept));
       list.splice(0, through - base);
       this.bases.set(deployment, through);

@@ -86,13 +86,6 @@ export class TransitionRecorder {
       .catch((e: Error) => this.log.error({ deployment, err: e.message }, "journal append abandoned: the agent stopped before the disk took it; the deployment resumes from the last event on disk"));
   }
 
-  /** A deployment gone (removed): nothing more to report for it. */
-  forget(deployment: string): void {
-    this.machineStates.delete(deployment);
-    this.faults.delete(deployment);
-    this.pendings.delete(deployment);
-  }
-
   /** Sets or clears (null) a state-dir fault of `deployment`, and reports it. */
   fault(deployment: string, source: FaultSource, error: string | null): void {
     const current = this.faults.get(deployment) ?? new Map<FaultSource, string>();
