@@ -37,6 +37,7 @@ describe("agent on a state dir that fills up or loses files (real tmpfs, real NA
   let disk: SmallDisk;
   let agent: RunningAgent | null = null;
   let fake: RecordingRuntime;
+  let inner: FakeRuntime;
   let logs: ReturnType<typeof memoryLogger>;
 
   before(async () => {
@@ -52,7 +53,8 @@ describe("agent on a state dir that fills up or loses files (real tmpfs, real NA
   beforeEach(async () => {
     device = uniqueDevice();
     disk = await mountSmallDisk(1024);
-    fake = new RecordingRuntime(new FakeRuntime({ device }));
+    inner = new FakeRuntime({ device });
+    fake = new RecordingRuntime(inner);
     logs = memoryLogger();
   });
   afterEach(async () => {
@@ -174,7 +176,7 @@ describe("agent on a state dir that fills up or loses files (real tmpfs, real NA
     // Five values that fail to pull push v1 out of the key's KV history (5 revisions are kept).
     for (let i = 0; i < 5; i++) {
       const bad = score(`img/absent:${i}`, { TOKEN: `other-${i}` });
-      fake.inner instanceof FakeRuntime && fake.inner.failPull(`img/absent:${i}`);
+      inner.failPull(`img/absent:${i}`);
       await put(bad);
       await waitForState(states, device, "app", (x) => x.phase === "Failed" && x.score_hash === hashOf(bad), `bad ${i} Failed`);
     }
@@ -188,7 +190,7 @@ describe("agent on a state dir that fills up or loses files (real tmpfs, real NA
     const hb = await heartbeat();
     expect(hb.storage!.missing_scores).to.be.greaterThan(0);
     expect(hb.storage!.last_fault!.action).to.equal("kept redacted: the running containers are left alone, but they can't be recreated until the desired value is written again");
-    (fake.inner as FakeRuntime).vanish(r1.container_ids["db"]!);
+    inner.vanish(r1.container_ids["db"]!);
     fake.clear();
     await put(v1);
     await waitForState(states, device, "app", (x) => x.phase === "Running" && x.score_hash === hashOf(v1), "v1 Running again");
