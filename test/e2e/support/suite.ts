@@ -36,7 +36,21 @@ export interface SummaryRow {
   notes: string;
 }
 
-const rows: SummaryRow[] = [];
+/**
+ * One world per mocha process, whatever loads this module: mocha require()s a test file when it
+ * can and import()s it when it can't, so two instances of this module can exist (one CommonJS,
+ * one ESM) and must not set up two registries and restart the Podman service under each other.
+ */
+interface SharedSuite {
+  world: Promise<SuiteWorld> | null;
+  rows: SummaryRow[];
+  hooked: boolean;
+}
+declare global {
+  var fleetAgentE2eSuite: SharedSuite | undefined;
+}
+const shared: SharedSuite = (globalThis.fleetAgentE2eSuite ??= { world: null, rows: [], hooked: false });
+const rows = shared.rows;
 export const recordRow = (r: SummaryRow) => {
   rows.push(r);
   const f = (n: number | null) => (n === null ? "-" : String(n));
@@ -53,11 +67,9 @@ function sh(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env, t
   );
 }
 
-let world: Promise<SuiteWorld> | null = null;
-
 export function suiteWorld(): Promise<SuiteWorld> {
-  world ??= setUp();
-  return world;
+  shared.world ??= setUp();
+  return shared.world;
 }
 
 async function setUp(): Promise<SuiteWorld> {
@@ -111,8 +123,15 @@ function summaryMarkdown(): string {
   return `${lines.join("\n")}\n`;
 }
 
-after(async function () {
+// The teardown and summary, once per process (see SharedSuite).
+if (!shared.hooked) {
+  shared.hooked = true;
+  after(teardown);
+}
+
+async function teardown(this: Mocha.Context) {
   this.timeout(180_000);
+  const world = shared.world;
   if (!world) return;
   const md = summaryMarkdown();
   console.log(`\n${md}`);
@@ -125,7 +144,7 @@ after(async function () {
   await w.registry.stop().catch(() => undefined);
   await w.nats.destroy().catch(() => undefined);
   await w.podman.cleanup().catch((e: Error) => console.log(`      [e2e] podman cleanup: ${e.message}`));
-});
+}
 
 /** Stops the suite's Podman service (containers keep running under conmon). */
 export async function stopPodmanService(w: SuiteWorld): Promise<void> {
