@@ -57,6 +57,11 @@ export interface DeploymentContext {
   lastError: string | null;
   /** When the current step began (from the event that began it), for its deadline. */
   stepStartedAt: number | null;
+  /**
+   * Restarts of each recorded container (by id) since it was created. Absent until the first
+   * restart (and in snapshots from before it existed): absent is none.
+   */
+  restarts?: Record<string, number>;
 }
 
 export type DeploymentEvent =
@@ -65,7 +70,25 @@ export type DeploymentEvent =
   | { type: "REJECT"; error: string; revision: number; at: number }
   | { type: "DELETE"; revision: number; at: number }
   /** This deployment's containers as one device-wide list call saw them. */
-  | { type: "TICK"; containers: ObservedContainer[]; at: number };
+  | { type: "TICK"; containers: ObservedContainer[]; at: number }
+  /**
+   * A recorded container was started anew, the same container (an operator's `restart` command):
+   * journaled, and counted. Sent once it is done: the machine never waits on it.
+   */
+  | ServiceRestarted;
+
+export interface ServiceRestarted {
+  type: "SERVICE_RESTARTED";
+  service: string;
+  id: string;
+  /** The container's restarts with this one. */
+  restarts: number;
+  by: "operator";
+  at: number;
+}
+
+/** A recorded container's restarts so far. */
+export const restartsOf = (ctx: DeploymentContext, id: string) => ctx.restarts?.[id] ?? 0;
 
 const notProvided = (name: string) =>
   fromPromise<never, unknown>(async () => {
@@ -85,7 +108,7 @@ function eventTime(event: { type: string }, fallback: number | null): number {
   return fallback ?? 0;
 }
 
-const fromQueued = (q: Queued): Exclude<DeploymentEvent, { type: "TICK" }> =>
+const fromQueued = (q: Queued): Exclude<DeploymentEvent, { type: "TICK" | "SERVICE_RESTARTED" }> =>
   q.kind === "update"
     ? { type: "UPDATE", score: q.score, hash: q.hash, revision: q.revision, at: q.at }
     : q.kind === "reject"
@@ -146,6 +169,8 @@ export const deploymentMachine = setup({
     isNewHash: ({ context, event }) => event.type === "UPDATE" && event.hash !== context.desiredHash,
     /** Mid-step, an update equal to the target in flight cancels whatever was queued. */
     isTargetHash: ({ context, event }) => event.type === "UPDATE" && event.hash === context.desiredHash,
+    /** The restarted container is the one recorded for its service (not one replaced since). */
+    isRecordedContainer: ({ context, event }) => event.type === "SERVICE_RESTARTED" && context.containerIds[event.service] === event.id,
     needsRepair: ({ context, event }) =>
       event.type === "TICK" && servicesNeedingRepair(context.applied, context.containerIds, event.containers).length > 0,
     nextIsUpdate: nextIs("update"),
@@ -221,6 +246,13 @@ export const deploymentMachine = setup({
         }
       }
       return { applied, containerIds, lastError: `remove ${out.failure.service}: ${out.failure.message}` };
+    }),
+    recordRestart: assign(({ context, event }) => {
+      if (event.type !== "SERVICE_RESTARTED") return {};
+      // Only the recorded containers keep a count: a replaced one's is dropped here.
+      const live = new Set(Object.values(context.containerIds));
+      const restarts = Object.fromEntries(Object.entries(context.restarts ?? {}).filter(([id]) => live.has(id)));
+      return { restarts: { ...restarts, [event.id]: event.restarts } };
     }),
     recordError: assign(({ event }) => ({ lastError: errorOf((event as { error?: unknown }).error).message })),
     recordTimeout: assign((_, params: { step: string }) => ({ lastError: `${params.step} timed out` })),
@@ -340,6 +372,7 @@ export const deploymentMachine = setup({
         REJECT: { target: "failed", actions: "reject" },
         DELETE: { target: "removing", actions: "acceptDelete" },
         TICK: { guard: "needsRepair", target: "startingNew", actions: "planRepair" },
+        SERVICE_RESTARTED: { guard: "isRecordedContainer", actions: "recordRestart" },
       },
     },
     failed: {
@@ -354,6 +387,7 @@ export const deploymentMachine = setup({
         UPDATE: { guard: "isNewHash", target: "pending", actions: "acceptUpdate" },
         REJECT: { actions: "reject" },
         DELETE: { target: "removing", actions: "acceptDelete" },
+        SERVICE_RESTARTED: { guard: "isRecordedContainer", actions: "recordRestart" },
       },
     },
     removing: {

@@ -46,6 +46,7 @@ export function eventLabel(e: Record<string, unknown>): string {
   if (type === "UPDATE") return `UPDATE ${String(e["hash"]).slice(0, 15)}… (rev ${String(e["revision"])})`;
   if (type === "REJECT") return `REJECT (rev ${String(e["revision"])}): ${String(e["error"])}`;
   if (type === "DELETE") return `DELETE (rev ${String(e["revision"])})`;
+  if (type === "SERVICE_RESTARTED") return `${String(e["service"])} restarted by ${String(e["by"])} (restart ${String(e["restarts"])})`;
   return type;
 }
 

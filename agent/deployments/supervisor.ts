@@ -5,7 +5,7 @@ import { createActor, waitFor, type Actor } from "xstate";
 import type { Phase } from "../../contracts/deployment-state.codec.js";
 import type { JournalEvent } from "../../contracts/journal-event.codec.js";
 import { deviceOrDeploymentNameProblem } from "../../contracts/names.js";
-import type { DeploymentInput, DeploymentSnapshot, StepBudgets } from "../../machines/deployment.machine.js";
+import { restartsOf, type DeploymentInput, type DeploymentSnapshot, type StepBudgets } from "../../machines/deployment.machine.js";
 import { deploymentState } from "../../machines/deployment.report.js";
 import { transitionRecorder } from "../../machines/transition.recorder.js";
 import type { ContainerRuntime, ManagedContainer } from "../../runtime/container-runtime.js";
@@ -138,6 +138,20 @@ export class DeploymentSupervisor {
     } else {
       actor.send({ type: "DELETE", revision: change.revision, at });
     }
+  }
+
+  /**
+   * Journals a restart of a recorded container, done outside the machine (an operator's command):
+   * the machine counts it and it goes on record, once written. Returns the container's restarts,
+   * or null when the deployment or its record moved on meanwhile (nothing is journaled then).
+   */
+  async serviceRestarted(deployment: string, r: { service: string; id: string; by: "operator" }): Promise<number | null> {
+    const actor = this.actors.get(deployment);
+    if (!actor) return null;
+    const restarts = restartsOf(actor.getSnapshot().context, r.id) + 1;
+    actor.send({ type: "SERVICE_RESTARTED", service: r.service, id: r.id, restarts, by: r.by, at: this.now() });
+    await this.recorder.recorded();
+    return restartsOf(actor.getSnapshot().context, r.id) === restarts ? restarts : null;
   }
 
   /** Deployments this device runs that have no desired entry any more (deleted while offline). */
