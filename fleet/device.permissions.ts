@@ -10,6 +10,7 @@ import {
   BUCKET_DEVICE_INFO,
   BUCKET_DEVICE_STATE,
   STREAM_FLEET_EVENTS,
+  deviceCommandSubjects,
   deviceEventSubjects,
 } from "../contracts/wire-names.js";
 
@@ -54,10 +55,14 @@ export function devicePermissions(id: string): DevicePermissions {
     ],
     subscribe: [
       { subject: `${deviceInboxPrefix(id)}.>`, why: "its own inbox: replies to its requests (JetStream API, publish acks, direct gets) and the watch's push deliveries" },
+      {
+        subject: deviceCommandSubjects(id),
+        why: "receive the operator's commands to it (ping, logs, restart on fleet.cmd.<id>.<verb>); it can't publish any command, to itself or another device",
+      },
     ],
     allowResponses: {
       subject: "allow_responses: true",
-      why: "answer the watch consumer's flow-control requests ($JS.FC.KV_desired-state.…, sent to its inbox with a reply subject); without it a large desired state stalls the watch. Only reply subjects of messages it received, once each",
+      why: "answer the operator's commands (the reply goes to the request's reply subject) and the watch consumer's flow-control requests ($JS.FC.KV_desired-state.…, sent to its inbox with a reply subject; without it a large desired state stalls the watch). Only reply subjects of messages it received, once each",
     },
   };
 }

@@ -178,7 +178,8 @@ describe("device permissions (fleetctl device add)", () => {
       "$JS.API.CONSUMER.CREATE.FLEET_EVENTS.*.fleet.events.pi-7.>",
       "$JS.API.DIRECT.GET.FLEET_EVENTS.fleet.events.pi-7.>",
     ]);
-    expect(p.subscribe.map((x) => x.subject)).to.deep.equal(["_INBOX_pi-7.>"]);
+    expect(p.subscribe.map((x) => x.subject)).to.deep.equal(["_INBOX_pi-7.>", "fleet.cmd.pi-7.>"]);
+    expect(entry).to.include('"fleet.cmd.pi-7.>"').and.include("receive the operator's commands to it");
     expect(() => devicePermissions("a.b")).to.throw(/invalid device id/);
     expect(authorizationBlock({ user: "op", password: "pw" }, [{ id: "pi-7", publicKey }])).to.match(/^authorization \{\n {2}users = \[\n {4}\{ user: "op", password: "pw" \}/);
   });
