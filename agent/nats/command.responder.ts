@@ -46,7 +46,7 @@ export interface VerbLimit {
  */
 export const DEFAULT_LIMITS: Record<CommandVerb, VerbLimit> = {
   ping: { concurrent: 8, timeoutMs: 2_000 },
-  logs: { concurrent: 2, timeoutMs: 30_000 },
+  logs: { concurrent: 2, timeoutMs: 10_000 },
   restart: { concurrent: 2, timeoutMs: 3_700_000 },
 };
 
