@@ -154,8 +154,6 @@ export class CommandResponder {
     }
     this.running.set(verb, busy + 1);
     const abort = new AbortController();
-    const onStop = () => abort.abort();
-    this.stopping.signal.addEventListener("abort", onStop, { once: true });
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<unknown>((resolve) => {
       timer = setTimeout(() => {
@@ -163,9 +161,14 @@ export class CommandResponder {
         resolve(fail(`${verb} did not finish within ${limit.timeoutMs / 1000} s on ${this.o.device}`));
       }, limit.timeoutMs);
     });
+    let onStop = () => {};
     const stopped = new Promise<unknown>((resolve) => {
-      if (this.stopping.signal.aborted) resolve(fail(`${this.o.device}'s agent is stopping`));
-      this.stopping.signal.addEventListener("abort", () => resolve(fail(`${this.o.device}'s agent is stopping`)), { once: true });
+      onStop = () => {
+        abort.abort();
+        resolve(fail(`${this.o.device}'s agent is stopping`));
+      };
+      if (this.stopping.signal.aborted) onStop();
+      else this.stopping.signal.addEventListener("abort", onStop, { once: true });
     });
     const started = Date.now();
     const handled = handler(decoded.value, { maxBytes: this.maxPayload() - REPLY_ENVELOPE_BYTES, signal: abort.signal }).then(
