@@ -1,8 +1,6 @@
 // fleetctl history <device> <deployment> [-o wide] [--json]
 import { canonicalHash } from "../contracts/canonical-json.js";
-import { decode } from "../contracts/decode.js";
-import { ScoreHash } from "../contracts/deployment-state.codec.js";
-import { PodmanV0Score, ReconcileScore } from "../contracts/score.codec.js";
+import type { PodmanV0Score } from "../contracts/score.codec.js";
 import { Fleet } from "../fleet/fleet.client.js";
 import { buildTimeline, type TimelineStep } from "../machines/timeline.js";
 import { COMMON_HELP, COMMON_OPTIONS, EXIT, JSON_OPTION, OperationError, deviceAndDeployment, duration, natsTarget, parse, shortId, type CliIo } from "./common.js";
@@ -27,22 +25,14 @@ ${COMMON_HELP}
 Exit: 0 ok, 1 no events or NATS unreachable, 2 usage error.
 `;
 
-/** An accepted update's score, as journaled (env values redacted): v1 `UPDATE`, v2 `desired.updated`. */
-const UPDATE_EVENTS = new Set(["UPDATE", "desired.updated"]);
-
 interface UpdateRecord {
   hash: string;
   score: PodmanV0Score;
 }
 
+/** An accepted update's score, as journaled (env values redacted); a v1 journal's UPDATE reads as desired.updated. */
 function updateOf(step: TimelineStep): UpdateRecord | null {
-  if (!UPDATE_EVENTS.has(String(step.event["type"]))) return null;
-  const hash = decode(ScoreHash, step.event["hash"]);
-  // v1 journals the score's data; a whole score is read too, should an event carry one.
-  const data = decode(PodmanV0Score, step.event["score"]);
-  const whole = data.ok ? null : decode(ReconcileScore, step.event["score"]);
-  const score = data.ok ? data.value : whole?.ok ? whole.value.data : null;
-  return hash.ok && score ? { hash: hash.value, score } : null;
+  return step.event.type === "desired.updated" ? { hash: step.event.hash, score: step.event.score } : null;
 }
 
 export interface HistoryChanges {

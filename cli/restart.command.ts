@@ -9,7 +9,7 @@ Asks the device's agent (fleet.cmd.<device>.restart) to start the service's cont
 container, stopped gracefully first (its stop signal and grace period, then SIGKILL) if it runs.
 Only a container the agent itself created and recorded for the service, and only while the
 deployment is running or failed (not mid-upgrade). The restart is journaled (fleetctl history shows
-"<service> restarted by operator").
+"service.restarted <service> (N restarts, by operator)").
 
 Options:
   --timeout S   seconds to wait for the device's answer (default ${COMMAND_TIMEOUT_MS.restart / 1000}; a long grace period takes longer)

@@ -1,7 +1,7 @@
 // Collects a container's log lines under a byte budget, keeping the newest: the reply to a `logs`
 // command must stay under the server's max payload however much the service printed, and the agent
 // must not hold more than that budget while reading (docs/design.md, device commands).
-import type { LogLine, ServiceLogs } from "./container-runtime.js";
+import type { LogLine, LogQuery, ServiceLogs } from "./container-runtime.js";
 
 type Stream = LogLine["stream"];
 
@@ -9,6 +9,14 @@ interface Entry {
   line: LogLine;
   /** Bytes this line adds to `JSON.stringify(lines)`: its own JSON and one separator. */
   cost: number;
+}
+
+/** What is wrong with a log query, in words, or null: the same answer from every runtime. */
+export function logQueryProblem(q: LogQuery): string | null {
+  if (q.tail !== undefined && (!Number.isInteger(q.tail) || q.tail < 0)) return `tail must be a whole number, got ${q.tail}`;
+  if (q.since !== undefined && !Number.isFinite(q.since.getTime())) return "since is not a valid time";
+  if (!Number.isInteger(q.maxBytes) || q.maxBytes < 2) return `maxBytes must be a whole number of at least 2, got ${q.maxBytes}`;
+  return null;
 }
 
 /** Bytes `text` takes inside a JSON string (escapes included, quotes not). */

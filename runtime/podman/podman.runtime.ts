@@ -21,7 +21,7 @@ import {
   type ServiceSpec,
   type StopAndRemoveOptions,
 } from "../container-runtime.js";
-import { LogWindow } from "../log-window.js";
+import { LogWindow, logQueryProblem } from "../log-window.js";
 import {
   LibpodClient,
   LibpodError,
@@ -321,11 +321,8 @@ export class PodmanRuntime implements ContainerRuntime {
    * at once, conmon may take all of one stream's waiting output before the other's.
    */
   async logs(id: string, query: LogQuery): Promise<ServiceLogs> {
-    if (query.tail !== undefined && (!Number.isInteger(query.tail) || query.tail < 0)) {
-      throw new RuntimeError(`logs: tail must be a whole number, got ${query.tail}`, id);
-    }
-    if (query.since !== undefined && !Number.isFinite(query.since.getTime())) throw new RuntimeError("logs: since is not a valid time", id);
-    if (!Number.isInteger(query.maxBytes) || query.maxBytes < 2) throw new RuntimeError(`logs: maxBytes must be a whole number of at least 2, got ${query.maxBytes}`, id);
+    const problem = logQueryProblem(query);
+    if (problem) throw new RuntimeError(`logs: ${problem}`, id);
     const c = await this.mustOwn(id, "read the logs of");
     if (query.tail === 0) return { lines: [], truncated: false };
     const since = query.since?.toISOString();
@@ -383,8 +380,8 @@ export class PodmanRuntime implements ContainerRuntime {
    * Podman's event stream, filtered by Podman on this device's label (and again here, on both of
    * our labels). A death reaches the watcher as the `died` event Podman writes when conmon reports
    * the exit. After the stream breaks (the Podman service restarted, a malformed event) it
-   * reconnects, from 100 ms after up to every 2 s, and says so through `connected`; events from
-   * before a (re)subscription are not replayed (LibpodClient.events drops them).
+   * reconnects, retrying after 100 ms, then doubling up to every 2 s, and says so through
+   * `connected`; events from before a (re)subscription are not replayed (LibpodClient.events drops them).
    */
   async watchContainers(watcher: ContainerWatcher, signal: AbortSignal): Promise<void> {
     let connectedBefore = false;

@@ -155,7 +155,7 @@ describe("device commands on real NATS (agent on FakeRuntime)", function () {
     await waitFor("the slots freed", () => commands.logs(device, { deployment: "app", service: "web" }).then((r) => r.truncated === false, () => false));
   });
 
-  it("restart: the same container started anew, journaled as SERVICE_RESTARTED by operator and counted; not while upgrading", async () => {
+  it("restart: the same container started anew, journaled as service.restarted by operator and counted; not while upgrading", async () => {
     const id = agent!.supervisor.snapshot("app")!.context.containerIds["web"]!;
     fake.clearCalls();
     const r = await fleetctl(["restart", device, "app", "web", "--json"]);
@@ -165,14 +165,14 @@ describe("device commands on real NATS (agent on FakeRuntime)", function () {
     await commands.restart(device, { deployment: "app", service: "web" });
     await agent!.publisher.idle(10_000);
     const events = await readStreamEvents(jetstream(nc), device, "app");
-    const restarts = events.filter((e) => e.event["type"] === "SERVICE_RESTARTED");
+    const restarts = events.filter((e) => e.event.type === "service.restarted");
     expect(restarts.map((e) => ({ ...e.event, at: 0 }))).to.deep.equal([
-      { type: "SERVICE_RESTARTED", service: "web", id, restarts: 1, by: "operator", at: 0 },
-      { type: "SERVICE_RESTARTED", service: "web", id, restarts: 2, by: "operator", at: 0 },
+      { type: "service.restarted", service: "web", id, restarts: 1, by: "operator", at: 0 },
+      { type: "service.restarted", service: "web", id, restarts: 2, by: "operator", at: 0 },
     ]);
     expect(restarts.map((e) => `${e.from}→${e.to}`)).to.deep.equal(["running→running", "running→running"]);
     const history = await fleetctl(["history", device, "app"]);
-    expect(history.out).to.include("web restarted by operator (restart 2)");
+    expect(history.out).to.include("service.restarted web (2 restarts, by operator)");
     // Mid-upgrade the deployment's containers are its machine's: refused, naming the state.
     fake.latency("ensureImage", 2000);
     await desired.put(deploymentKey(device, "app"), score("img/web:2"));

@@ -160,10 +160,10 @@ describe("device commands on real NATS and real Podman", function () {
     await waitFor("the second start's first line", async () => (await logsOf("talk")).lines.filter((l) => l.text === "out-1").length === 2, 15_000);
     await agent!.publisher.idle(10_000);
     const events = await readStreamEvents(jetstream(nc), device, deployment);
-    const restarted = events.filter((e) => e.event["type"] === "SERVICE_RESTARTED");
+    const restarted = events.filter((e) => e.event.type === "service.restarted");
     expect(restarted).to.have.length(1);
     expect(restarted[0]!.event).to.deep.include({ service: "talk", id, restarts: 1, by: "operator" });
-    expect((await fleetctl(["history", device, deployment])).out).to.include("talk restarted by operator (restart 1)");
+    expect((await fleetctl(["history", device, deployment])).out).to.include("service.restarted talk (1 restarts, by operator)");
   });
 
   it("ping answers while the agent runs; once it is stopped, ping says offline within 3 s, exit 1", async () => {
