@@ -342,9 +342,9 @@ export class PodmanRuntime implements ContainerRuntime {
   private async oldestOfTail(c: KnownContainer, tail: number, since: string | undefined): Promise<string | null> {
     let oldest: number | null = null;
     try {
+      // Podman answers oldest first: the first frame's time is the one wanted.
       await this.client.logFrames(c.id, { timestamps: true, tail, ...(since ? { since } : {}) }, (f) => {
-        const t = Date.parse(timestamped(f.payload).at);
-        if (oldest === null || t < oldest) oldest = t;
+        if (oldest === null) oldest = Date.parse(timestamped(f.payload).at);
       });
     } catch (e) {
       if (isNotFound(e)) throw this.gone(c);
