@@ -22,7 +22,7 @@ import { OperationError, UsageError } from "./errors.js";
 /** How long a device has to answer a ping before it counts as offline. */
 export const OFFLINE_MS = 2_000;
 /** What the operator waits for by default: the agent's own bounds plus the trip (agent/nats/command.responder.ts). */
-export const COMMAND_TIMEOUT_MS: Record<CommandVerb, number> = { ping: OFFLINE_MS, logs: 12_000, restart: 120_000 };
+export const COMMAND_TIMEOUT_MS: Record<CommandVerb, number> = { ping: OFFLINE_MS, logs: 25_000, restart: 120_000 };
 
 /** The device's agent did not answer: no responder, or no answer to a ping in time. */
 export class DeviceOffline extends OperationError {

@@ -41,12 +41,13 @@ export interface VerbLimit {
 }
 
 /**
- * Ping answers from memory; logs hold up to a reply's worth of lines each, so few run at once;
+ * Ping answers from memory; logs hold up to a reply's worth of lines each, so few run at once, and
+ * reading a long log (Podman sends all of it from the time asked) takes seconds on a small device;
  * a restart waits out the container's grace period (at most 3600 s by the score's codec), then Podman's kill.
  */
 export const DEFAULT_LIMITS: Record<CommandVerb, VerbLimit> = {
   ping: { concurrent: 8, timeoutMs: 2_000 },
-  logs: { concurrent: 2, timeoutMs: 10_000 },
+  logs: { concurrent: 2, timeoutMs: 20_000 },
   restart: { concurrent: 2, timeoutMs: 3_700_000 },
 };
 
