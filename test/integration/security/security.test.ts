@@ -1,6 +1,7 @@
 // Issue 8 on a real nats-server with a real authorization config: two devices' generated
 // least-privilege permissions plus an operator; TLS with a test CA; the device's container policy;
-// and a grep of everything the agent wrote for the test score's env values.
+// a grep of everything the agent wrote for the test score's env values; and the device commands
+// (issue 15): answered under those permissions, never sent or overheard by a device.
 import { fleetctl } from "../cli/cli.helpers.js";
 import { expect } from "chai";
 import { execFileSync } from "node:child_process";
@@ -17,7 +18,8 @@ import { natsConnectOptions } from "../../../fleet/auth.js";
 import { ensureFleetResources } from "../../../fleet/resources.js";
 import { authorizationBlock, deviceInboxPrefix, newDeviceKey } from "../../../fleet/device.permissions.js";
 import type { DeploymentState } from "../../../contracts/deployment-state.codec.js";
-import { BUCKET_DESIRED_STATE, BUCKET_DEVICE_STATE, deploymentKey } from "../../../contracts/wire-names.js";
+import { BUCKET_DESIRED_STATE, BUCKET_DEVICE_STATE, COMMAND_SUBJECTS, commandSubject, deploymentKey, deviceCommandSubjects } from "../../../contracts/wire-names.js";
+import { DeviceCommands } from "../../../fleet/device.commands.js";
 import { FakeRuntime } from "../../../runtime/fake.runtime.js";
 import { tempDir, waitFor, deploymentStateOf, waitForState } from "../../support/nats.js";
 import { ConfiguredNats } from "./secure-nats.js";
@@ -248,6 +250,71 @@ describe("security: two devices' least-privilege permissions on a real nats-serv
     // B's data is as the operator left it.
     expect(await deploymentStateOf(states, B, "app")).to.equal(null);
     expect((await desired.get(deploymentKey(B, "app")))!.string()).to.equal(score("img/b:1"));
+  });
+
+  it("commands: the operator's requests reach A and A's replies reach the operator, under exactly the printed permissions", async () => {
+    const a = agent ?? (await start());
+    await desired.put(deploymentKey(A, "cmd"), score("img/web:1"));
+    await waitState("cmd", (s) => s.phase === "Running", "cmd Running");
+    await a.supervisor.idle(10_000);
+    const logFrom = server.log.length;
+    fake.writeLog(agent!.supervisor.snapshot("cmd")!.context.containerIds["web"]!, `db password is ${SECRETS[0]}`);
+    const commands = new DeviceCommands(op);
+    expect((await commands.ping(A)).deployments).to.include({ cmd: "Running" });
+    expect((await commands.logs(A, { deployment: "cmd", service: "web" })).lines.map((l) => l.text)).to.deep.equal(["db password is <redacted>"]);
+    const id = (await commands.restart(A, { deployment: "cmd", service: "web" })).id;
+    expect(id).to.equal(agent!.supervisor.snapshot("cmd")!.context.containerIds["web"]);
+    // B has no agent: offline, at once.
+    expect(await commands.ping(B).then(() => null, (e: Error) => e.message)).to.equal(`${B} is offline: no agent answers its commands (no responders)`);
+    // Answering took no permission A lacks (its subscription and replies were all allowed): a
+    // refusal made on purpose last, once in the log, is the only one since.
+    await a.publisher.idle(10_000);
+    const marker = await connectAs(server.url, A, seedFile(A));
+    marker.publish("fleet.cmd.marker", "{}");
+    await marker.flush().finally(() => marker.close());
+    await waitFor("the marker's refusal in the server's log", () => server.violations(logFrom).some((l) => l.includes('Subject "fleet.cmd.marker"')), 5_000);
+    expect(server.violations(logFrom)).to.have.length(1);
+    await desired.delete(deploymentKey(A, "cmd"));
+    await waitState("cmd", (s) => s.state === "removed", "cmd removed");
+  });
+
+  it("commands: A can't publish any command (to itself or B), forge a reply into the operator's inbox, or subscribe to B's commands", async () => {
+    agent ?? (await start());
+    const logFrom = server.log.length;
+    // The operator watches every command subject: nothing A publishes may arrive there.
+    const seen: string[] = [];
+    const watch = op.subscribe(COMMAND_SUBJECTS, { callback: (_, m) => void seen.push(m.subject) });
+    await op.flush();
+    const nc = await connectAs(server.url, A, seedFile(A));
+    try {
+      const refusals: string[] = [];
+      void (async () => {
+        for await (const st of nc.status()) if (st.type === "error") refusals.push(st.error.message);
+      })();
+      for (const subject of [commandSubject(A, "restart"), commandSubject(B, "ping"), commandSubject(B, "logs"), "_INBOX.forged-reply"]) nc.publish(subject, "{}");
+      const asked = await nc.request(commandSubject(B, "ping"), "{}", { timeout: 1000 }).then(() => "answered", (e: Error) => e.message);
+      expect(asked).to.not.equal("answered");
+      for (const subject of [deviceCommandSubjects(B), COMMAND_SUBJECTS, "fleet.cmd.*.ping"]) nc.subscribe(subject);
+      await nc.flush();
+      const refused = [commandSubject(A, "restart"), commandSubject(B, "ping"), commandSubject(B, "logs"), "_INBOX.forged-reply"];
+      const subRefused = [deviceCommandSubjects(B), COMMAND_SUBJECTS, "fleet.cmd.*.ping"];
+      // The server writes its log after it answers the client: wait for every refusal's line.
+      await waitFor("every refusal in the server's log", () => {
+        const text = server.violations(logFrom).join("\n");
+        return [...refused, ...subRefused].every((x) => text.includes(`Subject "${x}"`));
+      }, 5_000);
+      const log = server.violations(logFrom).join("\n");
+      for (const x of refused) expect(log, x).to.match(new RegExp(`Publish Violation - Nkey "U[A-Z2-7]+", Subject "${x.replace(/[.*>$]/g, "\\$&")}"`));
+      for (const x of subRefused) expect(log, x).to.match(new RegExp(`Subscription Violation - Nkey "U[A-Z2-7]+", Subject "${x.replace(/[.*>$]/g, "\\$&")}"`));
+      expect(refusals.join("\n")).to.include(`Permissions Violation for Subscription to "${deviceCommandSubjects(B)}"`);
+      // A marker from the operator arrives; nothing of A's came before it.
+      op.publish(commandSubject(B, "marker"), "{}");
+      await waitFor("the operator's marker", () => seen.includes(commandSubject(B, "marker")));
+      expect(seen).to.deep.equal([commandSubject(B, "marker")]);
+    } finally {
+      watch.unsubscribe();
+      await nc.close();
+    }
   });
 
   it("the device's policy: host port 80 and a bind mount of /etc → Failed naming rule and service, nothing changes; privileged is refused by the decoder; an allowed mount passes", async () => {
