@@ -127,7 +127,7 @@ export async function logsCommand(argv: string[], io: CliIo): Promise<number> {
     while (!io.signal?.aborted) {
       await sleep(intervalMs, io.signal);
       if (io.signal?.aborted) break;
-      const next = await Promise.race([commands.logs(device, { deployment, service, tail: LOGS_MAX_TAIL, ...(from !== null ? { since: from } : {}) }), interrupted]);
+      const next = await Promise.race([commands.logs(device, { deployment, service, tail: LOGS_MAX_TAIL, ...(from !== null ? { since: from } : {}) }, { answered: true }), interrupted]);
       if (next === null) break;
       print(cursor.fresh(next.lines));
       noteCut(next.truncated);

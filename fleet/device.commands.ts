@@ -1,7 +1,9 @@
 // The operator's side of the device commands (docs/design.md, "Device commands"), shared by fleetctl
 // and the dashboard: a NATS request to `fleet.cmd.<device>.<verb>`, the reply decoded exactly. A
 // device whose agent does not answer is offline, said as such: at once when the server knows no
-// responder, after OFFLINE_MS when a ping gets no answer.
+// responder, after OFFLINE_MS when a ping gets no answer. A server tells no responder only within
+// one account: across the import of a device's commands (a secured fleet) silence is all there is,
+// so logs and restart ping first and are told offline in OFFLINE_MS, not after their own wait.
 import { errors, type NatsConnection } from "@nats-io/transport-node";
 import type * as t from "io-ts";
 import {
@@ -50,6 +52,8 @@ export class CommandFailed extends OperationError {
 export interface CommandOptions {
   /** How long to wait for the reply (default COMMAND_TIMEOUT_MS of the verb). */
   timeoutMs?: number;
+  /** The device answered just now (a follow asking again): no ping first. */
+  answered?: boolean;
 }
 
 export class DeviceCommands {
@@ -59,11 +63,13 @@ export class DeviceCommands {
     return this.send(device, "ping", COMMANDS.ping, {}, o);
   }
 
-  logs(device: string, request: LogsRequest, o: CommandOptions = {}): Promise<LogsReply> {
+  async logs(device: string, request: LogsRequest, o: CommandOptions = {}): Promise<LogsReply> {
+    if (!o.answered) await this.ping(device);
     return this.send(device, "logs", COMMANDS.logs, request, o);
   }
 
-  restart(device: string, request: RestartRequest, o: CommandOptions = {}): Promise<RestartReply> {
+  async restart(device: string, request: RestartRequest, o: CommandOptions = {}): Promise<RestartReply> {
+    if (!o.answered) await this.ping(device);
     return this.send(device, "restart", COMMANDS.restart, request, o);
   }
 

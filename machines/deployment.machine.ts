@@ -6,6 +6,7 @@
 // actions they name, then the pure helpers those use.
 import { assign, fromPromise, setup, type DoneActorEvent, type ErrorActorEvent, type SnapshotFrom } from "xstate";
 import { resolveLifecycle, type PodmanV0Score } from "../contracts/score.codec.js";
+import { laterSignedAt } from "../contracts/signed-score.js";
 import type {
   DeadlineInput,
   PullInput,
@@ -37,7 +38,8 @@ export interface StepBudgets {
 const DEFAULT_BUDGETS: StepBudgets = { pullSecs: 600, stopSlackSecs: 15, startSecs: 120 };
 
 export type DeploymentEvent =
-  | { type: "UPDATE"; score: PodmanV0Score; hash: string; revision: number; at: number }
+  /** `signedAt`: when the operator signed it, for a device that checks signatures. */
+  | { type: "UPDATE"; score: PodmanV0Score; hash: string; revision: number; at: number; signedAt?: string }
   /** A desired value that failed to decode or broke the device's policy. */
   | { type: "REJECT"; error: string; revision: number; at: number }
   | { type: "DELETE"; revision: number; at: number }
@@ -64,7 +66,7 @@ type DesiredEvent = Exclude<DeploymentEvent, { type: "TICK" | "SERVICE_RESTARTED
 
 /** A desired value that has not been acted on yet, by kind: the newest that arrived mid-step. */
 export type Queued =
-  | { kind: "update"; score: PodmanV0Score; hash: string; revision: number; at: number }
+  | { kind: "update"; score: PodmanV0Score; hash: string; revision: number; at: number; signedAt?: string }
   | { kind: "reject"; error: string; revision: number; at: number }
   | { kind: "delete"; revision: number; at: number };
 
@@ -78,6 +80,11 @@ export interface DeploymentContext {
   desiredHash: string | null;
   /** KV revision of the desired-state entry acted on. */
   revision: number | null;
+  /**
+   * The newest operator signature time of a score this deployment accepted: a different score
+   * signed before it is a replay (docs/design.md, "Signed desired state"). Null until a signed one.
+   */
+  signedAt: string | null;
   /** Coalesced: only the newest value that arrived mid-step (invariant 7). */
   next: Queued | null;
   plan: Plan | null;
@@ -119,6 +126,7 @@ export const deploymentMachine = machineSetup().createMachine({
     target: null,
     desiredHash: null,
     revision: null,
+    signedAt: null,
     next: null,
     plan: null,
     applied: {},
@@ -412,7 +420,7 @@ function isDesired(e: DeploymentEvent): e is DesiredEvent {
 function queued(e: DesiredEvent): Queued {
   switch (e.type) {
     case "UPDATE":
-      return { kind: "update", score: e.score, hash: e.hash, revision: e.revision, at: e.at };
+      return { kind: "update", score: e.score, hash: e.hash, revision: e.revision, at: e.at, ...(e.signedAt ? { signedAt: e.signedAt } : {}) };
     case "REJECT":
       return { kind: "reject", error: e.error, revision: e.revision, at: e.at };
     case "DELETE":
@@ -429,6 +437,7 @@ function desiredEffect(ctx: DeploymentContext, d: Queued): Partial<DeploymentCon
         target: { score: d.score, hash: d.hash },
         desiredHash: d.hash,
         revision: d.revision,
+        signedAt: laterSignedAt(ctx.signedAt, d.signedAt ?? null),
         plan: planUpgrade(ctx.applied, d.score, d.hash),
         lastError: null,
         stepStartedAt: d.at,

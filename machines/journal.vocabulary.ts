@@ -73,7 +73,7 @@ export interface Before {
 export function journalEventOf(event: MachineEvent, before: Before): DomainEvent {
   switch (event.type) {
     case "UPDATE":
-      return { type: "desired.updated", at: event.at, hash: event.hash, revision: event.revision, score: event.score };
+      return { type: "desired.updated", at: event.at, hash: event.hash, revision: event.revision, score: event.score, ...(event.signedAt ? { signed_at: event.signedAt } : {}) };
     case "REJECT":
       return { type: "desired.rejected", at: event.at, revision: event.revision, error: event.error };
     case "DELETE":
@@ -122,7 +122,7 @@ export function journalEventOf(event: MachineEvent, before: Before): DomainEvent
 export function machineEventOf(e: DomainEvent): MachineEvent | null {
   switch (e.type) {
     case "desired.updated":
-      return { type: "UPDATE", score: e.score, hash: e.hash, revision: e.revision, at: e.at };
+      return { type: "UPDATE", score: e.score, hash: e.hash, revision: e.revision, at: e.at, ...(e.signed_at ? { signedAt: e.signed_at } : {}) };
     case "desired.rejected":
       return { type: "REJECT", error: e.error, revision: e.revision, at: e.at };
     case "desired.deleted":

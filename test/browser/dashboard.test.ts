@@ -97,6 +97,9 @@ describe("dashboard and visualiser in Chromium", function () {
     expect(await row.locator(".state").textContent()).to.equal("running");
     const hb = await page.locator(`tr.device-row[data-device="${device}"] .heartbeat`).textContent();
     expect(hb).to.not.include("never");
+    // An agent without operator keys and without a recorded key: both marked on the device's row.
+    const trust = page.locator(`tr.device-row[data-device="${device}"] .trust .badge`);
+    expect(await trust.allTextContents()).to.deep.equal(["UNSIGNED", "UNVERIFIED"]);
     await shot("01-devices");
   });
 
