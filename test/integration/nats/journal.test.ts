@@ -98,8 +98,8 @@ describe("journal publication (shared NATS)", function () {
       expect((await jsm.streams.info("KV_desired-state")).config.max_msgs_per_subject).to.equal(5);
       const rollups: Record<string, boolean | undefined> = {};
       for (const n of names) rollups[n] = (await jsm.streams.info(n)).config.allow_rollup_hdrs;
-      // The operator's bucket keeps them (kv.purge); devices can't write it.
-      expect(rollups).to.deep.equal({ FLEET_EVENTS: false, "KV_desired-state": true, "KV_device-heartbeat": false, "KV_device-info": false, "KV_device-state": false });
+      // The operator's buckets keep them (kv.purge); devices can't write those.
+      expect(rollups).to.deep.equal({ FLEET_EVENTS: false, "KV_desired-state": true, "KV_device-heartbeat": false, "KV_device-info": false, "KV_device-keys": true, "KV_device-state": false });
       await Promise.all(cs.map((c) => c.close()));
     } finally {
       await srv.destroy();
