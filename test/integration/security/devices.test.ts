@@ -163,13 +163,18 @@ describe("security: a device in its own account converges, and the operator work
     await waitA("cmd", (s) => s.state === "removed", "cmd removed");
   });
 
-  it("the dashboard as the operator: the fleet view lists A's deployment and the live feed carries A's journal events", async () => {
+  it("the dashboard as the operator: the fleet view lists A's deployment, its page of the journal reads, and the live feed carries A's journal events", async () => {
     await agentA();
     const inspector = await startInspector({ fleet: await Fleet.open(fleet.op), tickSecs: 3600 });
     const abort = new AbortController();
     try {
       const view = (await (await fetch(new URL("api/fleet", inspector.url))).json()) as unknown;
       expect(JSON.stringify(view)).to.include(`"deployment":"app"`).and.include(`"device":"${A}"`);
+      // The visualiser's windowed read of A's journal (direct gets by sequence, a consumer for the page) works through the operator's account.
+      const page = await fetch(new URL(`api/deployment?device=${A}&deployment=app`, inspector.url));
+      const body = (await page.json()) as { page?: { steps: Array<{ n: number }>; newest_n: number | null } };
+      expect(page.status, JSON.stringify(body)).to.equal(200);
+      expect(body.page!.steps.length).to.be.greaterThan(3).and.equal(body.page!.newest_n);
       const res = await fetch(new URL("api/events", inspector.url), { signal: abort.signal });
       const reader = res.body!.getReader();
       let text = "";
