@@ -5,7 +5,7 @@
 // and nothing here waits on a deployment's machine: commands run beside it, never in its way.
 import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
 import type { Logger } from "pino";
-import { COMMANDS, COMMAND_VERBS, isCommandVerb, type CommandFailure, type CommandRequest, type CommandSuccess, type CommandVerb } from "../../contracts/command.codec.js";
+import { CommandFailure, COMMANDS, COMMAND_VERBS, isCommandVerb, type CommandRequest, type CommandSuccess, type CommandVerb } from "../../contracts/command.codec.js";
 import type * as t from "io-ts";
 import { decode, decodeJson } from "../../contracts/decode.js";
 import { commandVerbOf, deviceCommandSubjects } from "../../contracts/wire-names.js";
@@ -17,8 +17,6 @@ export interface CommandContext {
    * payload less REPLY_ENVELOPE_BYTES for the rest of the reply.
    */
   maxBytes: number;
-  /** Aborted when the verb's time is up or the agent stops: stop working, the reply is already sent. */
-  signal: AbortSignal;
 }
 
 /** A refusal a handler means the operator to read as it is (no such deployment, not running, …). */
@@ -96,7 +94,7 @@ export class CommandResponder {
   }
 
   /**
-   * No new requests; those in flight are answered as stopping and their handlers aborted. Resolves
+   * No new requests; those in flight are answered as stopping. Resolves
    * once the handlers are done, or after `timeoutMs` (a restart in Podman's hands can't be called off;
    * it finishes without its journal event, and the next tick finds the container running).
    */
@@ -154,25 +152,20 @@ export class CommandResponder {
       return;
     }
     this.running.set(verb, busy + 1);
-    const abort = new AbortController();
+    // A handler's runtime call can't be cut short: past its time the request is answered, and the
+    // handler's slot stays taken until the call returns.
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<unknown>((resolve) => {
-      timer = setTimeout(() => {
-        abort.abort();
-        resolve(fail(`${verb} did not finish within ${limit.timeoutMs / 1000} s on ${this.o.device}`));
-      }, limit.timeoutMs);
+      timer = setTimeout(() => resolve(fail(`${verb} did not finish within ${limit.timeoutMs / 1000} s on ${this.o.device}`)), limit.timeoutMs);
     });
     let onStop = () => {};
     const stopped = new Promise<unknown>((resolve) => {
-      onStop = () => {
-        abort.abort();
-        resolve(fail(`${this.o.device}'s agent is stopping`));
-      };
+      onStop = () => resolve(fail(`${this.o.device}'s agent is stopping`));
       if (this.stopping.signal.aborted) onStop();
       else this.stopping.signal.addEventListener("abort", onStop, { once: true });
     });
     const started = Date.now();
-    const handled = handler(decoded.value, { maxBytes: this.maxPayload() - REPLY_ENVELOPE_BYTES, signal: abort.signal }).then(
+    const handled = handler(decoded.value, { maxBytes: this.maxPayload() - REPLY_ENVELOPE_BYTES }).then(
       (r): unknown => ({ ok: true, ...r }),
       (e: unknown): unknown => {
         if (!(e instanceof CommandRefused)) this.log.warn({ verb, err: (e as Error).message }, "a command failed");
@@ -188,7 +181,7 @@ export class CommandResponder {
       if (!checked.ok) this.log.error({ verb, errors: checked.errors.slice(0, 5) }, "a command handler made a reply that does not decode");
       const out = checked.ok ? checked.value : fail(`${this.o.device} made an invalid ${verb} reply: ${checked.errors.slice(0, 3).join("; ")}`);
       this.send(msg, out);
-      this.log.info({ verb, ok: checked.ok && (reply as { ok?: unknown }).ok === true, ms: Date.now() - started }, "answered a command");
+      this.log.info({ verb, ok: checked.ok && !CommandFailure.is(reply), ms: Date.now() - started }, "answered a command");
     } finally {
       clearTimeout(timer);
       this.stopping.signal.removeEventListener("abort", onStop);

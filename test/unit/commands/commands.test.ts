@@ -113,7 +113,7 @@ describe("device command handlers", () => {
     await h.settled();
   });
   afterEach(() => h.stop());
-  const ctx = { maxBytes: 100_000, signal: new AbortController().signal };
+  const ctx = { maxBytes: 100_000 };
   const refusal = (p: Promise<unknown>) => p.then(() => null, (e: unknown) => (e instanceof CommandRefused ? e.message : `not a refusal: ${String(e)}`));
 
   it("ping answers from memory: version, uptime in seconds, the time, the phases", async () => {
