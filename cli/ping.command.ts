@@ -28,15 +28,14 @@ export async function pingCommand(argv: string[], io: CliIo): Promise<number> {
   const fleet = await Fleet.connect(natsTarget(values, io.env));
   try {
     const t0 = performance.now();
-    let reply;
-    try {
-      reply = await new DeviceCommands(fleet.nc).ping(device!);
-    } catch (e) {
-      if (values.json && e instanceof DeviceOffline) {
-        io.out(JSON.stringify({ device, online: false, error: e.message }) + "\n");
-        return EXIT.FAILED;
-      }
+    const reply = await new DeviceCommands(fleet.nc).ping(device!).catch((e: unknown) => {
+      // With --json an offline device is an answer too (exit 1 all the same).
+      if (values.json && e instanceof DeviceOffline) return e;
       throw e;
+    });
+    if (reply instanceof DeviceOffline) {
+      io.out(JSON.stringify({ device, online: false, error: reply.message }) + "\n");
+      return EXIT.FAILED;
     }
     const rtt = Math.round(performance.now() - t0);
     if (values.json) {
