@@ -31,6 +31,9 @@ import { sleep } from "../fleet/sleep.js";
 import { ScoreStore } from "./deployments/score.store.js";
 import { lockStateDir } from "./state-dir.lock.js";
 import { StateReporter } from "./nats/state.reporter.js";
+import { CommandResponder, type VerbLimit } from "./nats/command.responder.js";
+import { deviceCommandHandlers } from "./deployments/commands.js";
+import type { CommandVerb } from "../contracts/command.codec.js";
 import { AGENT_VERSION } from "./version.js";
 
 export interface AgentDeps {
@@ -49,6 +52,8 @@ export interface AgentDeps {
   containerEnv?: SupervisorOptions["containerEnv"];
   /** Backoff of failed state-dir writes (ms); tests make it short. */
   storageRetry?: { firstMs: number; maxMs: number };
+  /** Per-verb bounds of the device commands (tests tighten them). */
+  commandLimits?: Partial<Record<CommandVerb, VerbLimit>>;
 }
 
 export interface RunningAgent {
@@ -67,6 +72,7 @@ export interface RunningAgent {
 export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<RunningAgent> {
   const log = deps.logger;
   const device = config.deviceId;
+  const startedAt = Date.now();
   // Both throw (before anything starts) on a bad policy or an unreadable key file; messages name files only.
   const policy = loadContainerPolicy(config);
   const deviceKey = deviceSigningKey(config.auth);
@@ -134,10 +140,20 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     applying = applying.then(() => supervisor.apply(c)).catch((e: Error) => log.error({ deployment: c.deployment, err: e.message }, "applying a desired change failed"));
   };
   let watch: DesiredStateWatch | null = null;
+  let commands: CommandResponder | null = null;
   let stopping = false;
   const online = (async () => {
     const conn = await connecting;
     nc = conn;
+    if (stopping) return;
+    // Commands first: an operator can ping a device while it is still catching up.
+    commands = CommandResponder.start({
+      device,
+      nc: conn,
+      logger: log,
+      handlers: deviceCommandHandlers({ device, agentVersion: AGENT_VERSION, supervisor, runtime: deps.runtime, scores, startedAt }),
+      ...(deps.commandLimits ? { limits: deps.commandLimits } : {}),
+    });
     for (let attempt = 1; !stopping; attempt++) {
       try {
         const r = await ensureFleetResources(conn, deps.replicas ? { replicas: deps.replicas } : {});
@@ -189,6 +205,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
       offline.abort(); // a first connection still being tried is given up; an open one is drained below
       clearInterval(timer);
       await (watch as DesiredStateWatch | null)?.stop();
+      await (commands as CommandResponder | null)?.stop();
       await applying;
       await ticking;
       await supervisor.shutdown(timeoutMs);

@@ -4,13 +4,14 @@
 // - retry: the same desired value written again. The agent treats the same score at a newer
 //   revision, while the deployment is failed, as a retry (docs/design.md, service health);
 // - delete: the desired key deleted; the agent removes the deployment's containers;
-// - restart a service: a device command (`fleet.cmd.<device>.restart`), not yet in this build.
+// - restart a service: the device command `fleet.cmd.<device>.restart` (its container started anew, journaled).
 // Every write is a compare-and-set on the revision read, as fleetctl's are.
 import * as t from "io-ts";
 import { struct } from "../contracts/decode.js";
 import { DeploymentName, DeviceId, ServiceName } from "../contracts/names.js";
 import { deploymentKey } from "../contracts/wire-names.js";
 import type { Fleet } from "../fleet/fleet.client.js";
+import { CommandHttpError, restartOf } from "./device-commands.js";
 
 export const ActionRequest = struct("ActionRequest", { device: DeviceId, deployment: DeploymentName, confirm: t.string }, { service: ServiceName });
 export type ActionRequest = t.TypeOf<typeof ActionRequest>;
@@ -63,9 +64,12 @@ export async function remove(fleet: Fleet, r: ActionRequest): Promise<{ deleted_
   return { deleted_revision: entry.revision };
 }
 
-export async function restartService(_fleet: Fleet, r: ActionRequest): Promise<never> {
+export async function restartService(fleet: Fleet, r: ActionRequest): Promise<{ id: string }> {
   if (!r.service) throw new ActionError(400, "service: expected a service name, got nothing");
   checkConfirmation(r);
-  // The device command client (fleet.cmd.<device>.restart) is not part of this build yet.
-  throw new ActionError(501, "device commands not available");
+  try {
+    return await restartOf(fleet.nc, r.device, r.deployment, r.service);
+  } catch (e) {
+    throw e instanceof CommandHttpError ? new ActionError(e.status, e.message) : e;
+  }
 }

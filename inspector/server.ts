@@ -14,6 +14,7 @@ import { deploymentMachine } from "../machines/deployment.machine.js";
 import { buildTimeline } from "../machines/timeline.js";
 import { Fleet, STALE_TICKS, scoreWithoutEnvValues, signatureSummary } from "../fleet/fleet.client.js";
 import { ActionError, ActionRequest, remove, restartService, retry } from "./actions.js";
+import { answerCommandRoute } from "./device-commands.js";
 import { MAX_PAGE_SIZE } from "./journal.pages.js";
 import { renderChartSvg } from "./statechart.svg.js";
 import { deploymentView, deviceRows, summarise } from "./views.js";
@@ -36,6 +37,8 @@ const STATIC_FILES: Record<string, string> = {
   "/": "index.html",
   "/app.js": "app.js",
   "/app.css": "app.css",
+  "/commands.js": "commands.js",
+  "/commands.css": "commands.css",
   "/favicon.svg": "favicon.svg",
   "/favicon.ico": "favicon.svg",
 };
@@ -204,6 +207,7 @@ export async function startInspector(o: InspectorOptions): Promise<Inspector> {
       req.on("close", () => clients.delete(res));
       return;
     }
+    if (await answerCommandRoute(fleet.nc, u, res, req)) return;
     return get(u, res);
   };
 

@@ -44,10 +44,25 @@ export type DeploymentEvent =
   | { type: "REJECT"; error: string; revision: number; at: number }
   | { type: "DELETE"; revision: number; at: number }
   /** This deployment's containers as one device-wide list call saw them. */
-  | { type: "TICK"; containers: ObservedContainer[]; at: number };
+  | { type: "TICK"; containers: ObservedContainer[]; at: number }
+  /**
+   * A recorded container was started anew, the same container (an operator's `restart` command):
+   * counted and journaled. Sent once the restart is done: the machine never waits on it.
+   */
+  | ServiceRestarted;
+
+export interface ServiceRestarted {
+  type: "SERVICE_RESTARTED";
+  service: string;
+  id: string;
+  /** The container's restarts with this one. */
+  restarts: number;
+  by: "operator";
+  at: number;
+}
 
 /** A desired-state event: one that may have to wait for the step in flight. */
-type DesiredEvent = Exclude<DeploymentEvent, { type: "TICK" }>;
+type DesiredEvent = Exclude<DeploymentEvent, { type: "TICK" | "SERVICE_RESTARTED" }>;
 
 /** A desired value that has not been acted on yet, by kind: the newest that arrived mid-step. */
 export type Queued =
@@ -79,7 +94,15 @@ export interface DeploymentContext {
   lastError: string | null;
   /** When the current step began (from the event that began it), for its deadline. */
   stepStartedAt: number | null;
+  /**
+   * Restarts of each recorded container (by id) since it was created. Absent until the first
+   * restart (and in snapshots from before it existed): absent is none.
+   */
+  restarts?: Record<string, number>;
 }
+
+/** A recorded container's restarts so far. */
+export const restartsOf = (ctx: DeploymentContext, id: string) => ctx.restarts?.[id] ?? 0;
 
 /**
  * The machine's version: bumped whenever its context or a transition changes, so that a
@@ -209,6 +232,7 @@ export const deploymentMachine = machineSetup().createMachine({
         REJECT: { target: "failed", actions: "apply" },
         DELETE: { target: "removing", actions: "apply" },
         TICK: { guard: "needsRepair", target: "startingNew", actions: "planRepair" },
+        SERVICE_RESTARTED: { guard: "isRecordedContainer", actions: "recordRestart" },
       },
     },
     failed: {
@@ -219,6 +243,7 @@ export const deploymentMachine = machineSetup().createMachine({
         UPDATE: { guard: "isNewHash", target: "pending", actions: "apply" },
         REJECT: { actions: "apply" },
         DELETE: { target: "removing", actions: "apply" },
+        SERVICE_RESTARTED: { guard: "isRecordedContainer", actions: "recordRestart" },
       },
     },
     removing: {
@@ -294,6 +319,8 @@ function machineSetup() {
       isNewHash: ({ context, event }) => event.type === "UPDATE" && event.hash !== context.desiredHash,
       /** Mid-step, an update equal to the target in flight cancels whatever was queued. */
       isTargetHash: ({ context, event }) => event.type === "UPDATE" && event.hash === context.desiredHash,
+      /** The restarted container is the one recorded for its service (not one replaced since). */
+      isRecordedContainer: ({ context, event }) => event.type === "SERVICE_RESTARTED" && context.containerIds[event.service] === event.id,
       needsRepair: ({ context, event }) =>
         event.type === "TICK" && servicesNeedingRepair(context.applied, context.containerIds, event.containers).length > 0,
       queued: ({ context }, params: { kind: Queued["kind"] }) => context.next?.kind === params.kind,
@@ -353,6 +380,13 @@ function machineSetup() {
         }
         return { applied, containerIds, lastError: `remove ${out.failure.service}: ${out.failure.message}` };
       }),
+      recordRestart: assign(({ context, event }) => {
+        if (event.type !== "SERVICE_RESTARTED") return {};
+        // Only the recorded containers keep a count: a replaced one's is dropped here.
+        const live = new Set(Object.values(context.containerIds));
+        const restarts = Object.fromEntries(Object.entries(context.restarts ?? {}).filter(([id]) => live.has(id)));
+        return { restarts: { ...restarts, [event.id]: event.restarts } };
+      }),
       recordError: assign((_, p: { error: unknown }) => ({ lastError: errorOf(p.error).message })),
       recordTimeout: assign((_, p: { step: string }) => ({ lastError: `${p.step} timed out` })),
       stepDone: assign({ plan: null }),
@@ -379,7 +413,7 @@ function notProvided<Out, In>(name: string) {
 }
 
 function isDesired(e: DeploymentEvent): e is DesiredEvent {
-  return e.type !== "TICK";
+  return e.type === "UPDATE" || e.type === "REJECT" || e.type === "DELETE";
 }
 
 /** A desired event as a value that can wait: the one conversion between the two. */

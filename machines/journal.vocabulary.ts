@@ -41,6 +41,7 @@ const DOMAIN_TYPE = {
   "xstate.done.actor.removeAll": "remove.done",
   "xstate.error.actor.removeAll": "remove.failed",
   "xstate.done.actor.deadline": "step.timed_out",
+  SERVICE_RESTARTED: "service.restarted",
 } as const satisfies Record<MachineEvent["type"], DomainEventType>;
 
 /** The step each state runs. */
@@ -86,6 +87,8 @@ export function journalEventOf(event: MachineEvent, before: Before): DomainEvent
         observed: event.containers.map((c) => ({ service: c.service, id: c.id, state: c.state })),
       };
     }
+    case "SERVICE_RESTARTED":
+      return { type: "service.restarted", at: event.at, service: event.service, id: event.id, restarts: event.restarts, by: event.by };
     case "xstate.done.actor.pull":
       return { type: "pull.done", at: event.output.at, images: [...(before.context.plan?.pull ?? [])] };
     case "xstate.done.actor.stopOld": {
@@ -144,6 +147,9 @@ export function machineEventOf(e: DomainEvent): MachineEvent | null {
       return { type: "xstate.error.actor.startNew", error: { message: e.error, at: e.at } };
     case "remove.failed":
       return { type: "xstate.error.actor.removeAll", error: { message: e.error, at: e.at } };
+    // An operator's restart (fleetctl restart); the agent's own are reserved, as below.
+    case "service.restarted":
+      return e.by === "operator" ? { type: "SERVICE_RESTARTED", service: e.service, id: e.id, restarts: e.restarts, by: "operator", at: e.at } : null;
     // A recovery is not a transition; the rest are reserved for a machine that verifies and watches
     // health, which this one does not.
     case "agent.resumed":
@@ -151,7 +157,6 @@ export function machineEventOf(e: DomainEvent): MachineEvent | null {
     case "verify.done":
     case "verify.failed":
     case "service.exited":
-    case "service.restarted":
     case "service.unhealthy":
     case "service.healthy":
       return null;

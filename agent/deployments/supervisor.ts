@@ -12,7 +12,7 @@ import type { JournalEvent } from "../../contracts/journal-event.codec.js";
 import { deviceOrDeploymentNameProblem } from "../../contracts/names.js";
 import type { ReconcileScore } from "../../contracts/score.codec.js";
 import { laterSignedAt, replayRefusal } from "../../contracts/signed-score.js";
-import type { DeploymentInput, DeploymentSnapshot, StepBudgets } from "../../machines/deployment.machine.js";
+import { restartsOf, type DeploymentInput, type DeploymentSnapshot, type StepBudgets } from "../../machines/deployment.machine.js";
 import { deploymentState } from "../../machines/deployment.report.js";
 import { isStepState } from "../../machines/journal.vocabulary.js";
 import { transitionRecorder } from "../../machines/transition.recorder.js";
@@ -261,6 +261,20 @@ export class DeploymentSupervisor {
     } else {
       actor.send({ type: "DELETE", revision: change.revision, at });
     }
+  }
+
+  /**
+   * Journals a restart of a recorded container, done outside the machine (an operator's command):
+   * the machine counts it and it goes on record, once written. Returns the container's restarts,
+   * or null when the deployment or its record moved on meanwhile (nothing is journaled then).
+   */
+  async serviceRestarted(deployment: string, r: { service: string; id: string; by: "operator" }): Promise<number | null> {
+    const actor = this.actors.get(deployment);
+    if (!actor) return null;
+    const restarts = restartsOf(actor.getSnapshot().context, r.id) + 1;
+    actor.send({ type: "SERVICE_RESTARTED", service: r.service, id: r.id, restarts, by: r.by, at: this.now() });
+    await this.recorder.recorded();
+    return restartsOf(actor.getSnapshot().context, r.id) === restarts ? restarts : null;
   }
 
   /** Deployments this device runs that have no desired entry any more (deleted while offline). */

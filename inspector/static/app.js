@@ -317,14 +317,27 @@ function deviceView(device) {
         ${r.last_error ? `<dt>last error</dt><dd class="error">${esc(r.last_error)}</dd>` : ""}
         ${r.retry_at ? `<dt>next retry</dt><dd>${esc(until(r.retry_at))} <span class="muted">(${esc(new Date(r.retry_at).toLocaleString())})</span></dd>` : ""}</dl>
       <div style="margin-top:12px">${servicesTable(device, r.deployment, r.services)}</div></div>`);
+    // The page is drawn again on every report: an open logs panel (and its follow) is kept as it is.
+    const openLogs = [...app.querySelectorAll("tr.logs-row:not([hidden])")].map((r) => [r.dataset.key, r.querySelector(".service-logs")]);
     app.innerHTML = `<div class="page-head"><div><h2>${esc(device)} ${d.stale ? '<span class="badge stale">STALE</span>' : '<span class="badge phase-Running">online</span>'} <span class="trust">${deviceTrust(d)}</span>${d.signing === "on" ? ' <span class="badge neutral">signed only</span>' : ""}</h2>
-        <div class="sub"><span>heartbeat ${esc(hb)} ago</span><span>tick ${esc(d.tick_secs)} s${d.tick_from_device ? "" : " (assumed)"}</span><span>stale after ${esc(stale_ticks)} ticks</span></div></div>
+        <div class="sub"><span>heartbeat ${esc(hb)} ago</span><span>tick ${esc(d.tick_secs)} s${d.tick_from_device ? "" : " (assumed)"}</span><span>stale after ${esc(stale_ticks)} ticks</span>
+          <span class="ping-wrap"><span class="ping" id="device-ping"></span> <button class="small ping-again" type="button">ping</button></span></div></div>
         <a class="button" href="#/?q=${enc(device)}">in the fleet list</a></div>
       <div class="card"><dl class="device-facts" id="device-info"><div><dt>hostname</dt><dd>${esc(i?.hostname ?? "–")}</dd></div><div><dt>arch</dt><dd>${esc(i?.arch ?? "–")}</dd></div>
         <div><dt>agent</dt><dd>${esc(i?.agent_version ?? "–")}</dd></div><div><dt>podman</dt><dd>${esc(i?.podman_version ?? "–")}</dd></div>
         <div><dt>signing</dt><dd>${d.signing === "on" ? "applies only operator-signed desired state" : d.signing === "off" ? '<span class="error">off: applies unsigned desired state</span>' : "–"}</dd></div>
         <div><dt>device key</dt><dd class="mono">${d.device_key ? `${esc(d.device_key.slice(0, 16))}…` : '<span class="muted">none recorded: reports unverified</span>'}</dd></div></dl></div>
       ${deps.join("") || '<div class="card muted">no deployments reported</div>'}`;
+    for (const [key, el] of openLogs) {
+      const row = app.querySelector(`tr.logs-row[data-key="${CSS.escape(key)}"]`);
+      if (!row || !el) continue;
+      row.querySelector(".service-logs").replaceWith(el);
+      row.hidden = false;
+    }
+    // The agent's own answer, beside what it last reported (commands.js: a device command).
+    const ping = app.querySelector("#device-ping");
+    window.fleetConsole.pingInto?.(ping, device);
+    app.querySelector("button.ping-again").onclick = () => window.fleetConsole.pingInto?.(ping, device, { again: true });
   };
   const reload = debounce(() => load().catch(() => undefined), 250);
   return { render: load, onEvent: (type, e) => String(keyOf(e) ?? "").split(".")[0] === device && reload() };

@@ -1,7 +1,8 @@
 // The operator console in Debian's Chromium (playwright-core, headless) against `fleetctl serve` run
 // in process, on a nats-server of this suite's own (so the fleet summary counts only what the suite
-// wrote). Two live in-process agents on FakeRuntime feed it; a third device is written by hand as a
-// newer agent reports (per-service status, its own tick, signing off), stale and degraded.
+// wrote). Two live in-process agents on FakeRuntime feed it (and answer its device commands: ping,
+// logs, restart); a third device is written by hand as a newer agent reports (per-service status,
+// its own tick, signing off), stale and degraded, with no agent to answer.
 import { expect } from "chai";
 import { mkdirSync, rmSync } from "node:fs";
 import { chromium, type Browser, type Page } from "playwright-core";
@@ -34,7 +35,7 @@ describe("operator console in Chromium", function () {
   let url: string;
   let served: Promise<number>;
   const stopServe = new AbortController();
-  const agents: Array<{ agent: RunningAgent; dir: string }> = [];
+  const agents: Array<{ agent: RunningAgent; dir: string; runtime: FakeRuntime }> = [];
   const [a, b, c] = [uniqueDevice(), uniqueDevice(), uniqueDevice()];
   const pageErrors: string[] = [];
   const offSite: string[] = [];
@@ -81,11 +82,12 @@ describe("operator console in Chromium", function () {
     files = new ScoreFiles();
     for (const device of [a, b]) {
       const dir = tempDir("console-agent-");
+      const runtime = new FakeRuntime({ device });
       const agent = await startAgent(
         { deviceId: device, natsServers: [nats.url], stateDir: dir, tickSecs: 3600, logLevel: "silent", containerHost: undefined },
-        { runtime: new FakeRuntime({ device }), logger: silentLogger() },
+        { runtime, logger: silentLogger() },
       );
-      agents.push({ agent, dir });
+      agents.push({ agent, dir, runtime });
       await agent.online;
     }
     await deploy(a, "app", scoreJson("img/web:1"));
@@ -131,7 +133,7 @@ describe("operator console in Chromium", function () {
     page.on("pageerror", (e) => pageErrors.push(e.message));
     page.on("response", (r) => {
       // The actions' refusals are asserted where they are provoked.
-      if (r.status() >= 400 && !r.url().includes("/api/actions/")) failedRequests.push(`${r.status()} ${r.url()}`);
+      if (r.status() >= 400 && !r.url().includes("/api/actions/") && !r.url().includes("/api/commands/")) failedRequests.push(`${r.status()} ${r.url()}`);
     });
     // Every asset must come from the package itself: note any request that leaves the server.
     await page.route("**/*", (route) => {
@@ -221,9 +223,10 @@ describe("operator console in Chromium", function () {
     expect(await web.locator(".container-id").getAttribute("title")).to.equal("a".repeat(64));
     expect(await page.locator('.deployment-card[data-deployment="web"] tr.service-row[data-service="db"] .health').textContent()).to.equal("healthy");
     expect(await page.locator("#device-info").textContent()).to.include("pi-kitchen").and.include("applies unsigned desired state");
-    // The slot a per-service logs panel fills.
+    // No agent answers for this device (its reports were written by hand): offline, said beside them; its logs likewise.
+    await page.locator("#device-ping.offline").filter({ hasText: "offline: its agent does not answer a ping" }).waitFor();
     await web.locator("button.logs-toggle").click();
-    expect(await page.locator('.deployment-card[data-deployment="web"] .service-logs[data-service="web"]').textContent()).to.include("device commands");
+    await page.locator('.deployment-card[data-deployment="web"] .service-logs[data-service="web"] .logs-status.bad').filter({ hasText: `${c} is offline` }).waitFor();
     await noOverflow("device");
     await shot("03-device");
     // An agent that does not report per-service status yet: the image is the desired one, said so.
@@ -346,13 +349,76 @@ describe("operator console in Chromium", function () {
     await waitFor("cache removed", async () => (await stateOf(a, "cache"))?.state === "removed");
   });
 
-  it("restart asks first, then says device commands are not available in this build", async () => {
+  it("the device page shows the agent's own answer to a ping", async () => {
+    await page.goto(`${url}#/device/${a}`);
+    const ping = page.locator("#device-ping.online");
+    await ping.waitFor();
+    expect(await ping.textContent()).to.match(/^answers a ping in \d+ ms · agent \S+ · up \d+/);
+  });
+
+  it("the logs panel shows a live service's lines (env values hidden), follows a new line, and downloads them", async () => {
+    const { agent, runtime } = agents[0]!;
+    const id = agent.supervisor.snapshot("app")!.context.containerIds["web"]!;
+    runtime.writeLog(id, "listening on :8080\nsecret is s3cr3t-value");
+    runtime.writeLog(id, "cache cold", { stream: "stderr" });
+    await page.goto(`${url}#/device/${a}`);
+    const row = page.locator('.deployment-card[data-deployment="app"] tr.service-row[data-service="web"]');
+    await row.locator("button.logs-toggle").click();
+    const panel = page.locator('.deployment-card[data-deployment="app"] .service-logs[data-service="web"]');
+    await panel.locator(".logs-status").filter({ hasText: "3 lines" }).waitFor();
+    const texts = () => panel.locator(".log-line").evaluateAll((ls) => ls.map((l) => `${l.querySelector(".log-stream")!.textContent} ${l.querySelector(".log-text")!.textContent}`));
+    expect(await texts()).to.deep.equal(["out listening on :8080", "out secret is <redacted>", "err cache cold"]);
+    expect(await panel.textContent()).to.not.include("s3cr3t-value");
+    // Follow: a line the service prints now appears, once, after the others.
+    await panel.locator("input.logs-follow").check();
+    runtime.writeLog(id, "new request from 10.0.0.7");
+    await panel.locator(".log-line .log-text").filter({ hasText: "new request from 10.0.0.7" }).waitFor();
+    await panel.locator(".logs-status").filter({ hasText: "4 lines · following" }).waitFor();
+    expect(await texts()).to.deep.equal(["out listening on :8080", "out secret is <redacted>", "err cache cold", "out new request from 10.0.0.7"]);
+    // A report redraws the page (a heartbeat here): the panel stays open and goes on following.
+    await page.evaluate(() => document.querySelector("#device-info")!.setAttribute("data-drawn-before", ""));
+    await agent.tick();
+    await page.waitForFunction(() => document.querySelector("#device-info") !== null && !document.querySelector("#device-info[data-drawn-before]"));
+    runtime.writeLog(id, "second request");
+    await panel.locator(".log-line .log-text").filter({ hasText: "second request" }).waitFor();
+    expect(await panel.locator(".log-line").count()).to.equal(5);
+    await noOverflow("logs panel");
+    await shot("10-logs-panel");
+    await panel.locator("input.logs-follow").uncheck();
+    // Download: the same lines as a text file.
+    const [download] = await Promise.all([page.waitForEvent("download"), panel.locator("a.logs-download").click()]);
+    expect(download.suggestedFilename()).to.equal(`${a}-app-web.log`);
+    const text = await download.createReadStream().then(async (s) => {
+      let t = "";
+      for await (const chunk of s) t += String(chunk);
+      return t;
+    });
+    expect(text.split("\n").filter(Boolean).map((l) => l.replace(/^\S+ /, ""))).to.deep.equal(["stdout listening on :8080", "stdout secret is <redacted>", "stderr cache cold", "stdout new request from 10.0.0.7", "stdout second request"]);
+    // A bad query is refused naming the field.
+    const bad = await page.evaluate(async (device) => (await fetch(`/api/commands/logs?device=${device}&deployment=app&service=web&tial=5`)).json(), a);
+    expect(bad).to.deep.equal({ error: "tial: unknown field (did you mean tail?)" });
+  });
+
+  it("restart asks first, then restarts the service's container through its agent, and the journal says so", async () => {
+    const { agent, runtime } = agents[0]!;
+    const id = agent.supervisor.snapshot("app")!.context.containerIds["web"]!;
+    const before = runtime.count("restart");
     await page.goto(`${url}#/device/${a}`);
     await page.locator('.deployment-card[data-deployment="app"] tr.service-row[data-service="web"] button[data-action="restart"]').click();
+    await page.locator("dialog.confirm button.cancel").click();
+    expect(runtime.count("restart"), "cancelled: nothing restarted").to.equal(before);
+    await page.locator('.deployment-card[data-deployment="app"] tr.service-row[data-service="web"] button[data-action="restart"]').click();
     await page.locator("dialog.confirm button.ok").click();
-    await page.locator("#toast.bad").filter({ hasText: "device commands not available" }).waitFor();
-    const r = await page.evaluate(async () => (await fetch("/api/actions/restart", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ device: "x", deployment: "y", service: "web", confirm: "x/y/web" }) })).status);
-    expect(r).to.equal(501);
+    await page.locator("#toast").filter({ hasText: `restarted web: ${id.slice(0, 12)}` }).waitFor();
+    expect(runtime.count("restart")).to.equal(before + 1);
+    await agent.publisher.idle(10_000);
+    await page.goto(`${url}#/d/${a}/app`);
+    const step = page.locator("ol.timeline li.step").filter({ has: page.locator(".ev-name", { hasText: "service.restarted" }) });
+    await step.waitFor();
+    expect(await step.locator(".ev-summary").textContent()).to.equal(`web → ${id.slice(0, 12)} (by an operator)`);
+    expect(await step.locator(".ev-move").textContent()).to.equal("running → running");
+    const r = await page.evaluate(async () => (await fetch("/api/actions/restart", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ device: "x", deployment: "y", service: "web", confirm: "x/y/web" }) })).json());
+    expect(r).to.deep.equal({ error: "x is offline: no agent answers its commands (no responders)" });
     // Nothing acts without naming its target, nor from another origin's form.
     const bad = await page.evaluate(async () => (await fetch("/api/actions/delete", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ device: "x", deployment: "y", confirm: "x/z" }) })).json());
     expect(bad).to.deep.equal({ error: 'confirm: expected "x/y", got "x/z"' });

@@ -106,13 +106,22 @@ describe("journal vocabulary", () => {
       { type: "verify.done", at: 100, ready: ["web"] },
       { type: "verify.failed", at: 100, service: "web", reason: "no answer" },
       { type: "service.exited", at: 100, service: "web", exit_code: 1, restart_at: null },
-      { type: "service.restarted", at: 100, service: "web", id: "abc", restarts: 1, by: "operator" },
+      // The agent's own restarts are the health machine's; an operator's is taken (below).
+      { type: "service.restarted", at: 100, service: "web", id: "abc", restarts: 1, by: "agent" },
       { type: "service.unhealthy", at: 100, service: "web", output: "timeout" },
       { type: "service.healthy", at: 100, service: "web", output: "" },
     ];
     for (const e of events) expect(decode(DomainEvent, e).ok, e.type).to.equal(true);
     for (const e of events.slice(-8)) expect(machineEventOf(e), e.type).to.equal(null);
     expect(snapshotView(foldJournal(input, events))).to.equal(snapshotView(h.snapshot));
+  });
+
+  it("an operator's restart translates both ways: SERVICE_RESTARTED ⇄ service.restarted {service, id, restarts, by}", () => {
+    const restarted = { type: "SERVICE_RESTARTED", service: "web", id: "abc", restarts: 2, by: "operator", at: 100 } as const;
+    const domain = journalEventOf(restarted, { value: "running", context: h.snapshot.context });
+    expect(domain).to.deep.equal({ type: "service.restarted", at: 100, service: "web", id: "abc", restarts: 2, by: "operator" });
+    expect(decode(DomainEvent, domain).ok).to.equal(true);
+    expect(machineEventOf(domain)).to.deep.equal(restarted);
   });
 
   it("every event the machine takes has a domain name, and the translation covers the whole vocabulary", () => {

@@ -1,7 +1,8 @@
 // A device in its own NATS account, configured as fleetctl prints it, does everything it must with
 // nothing more: converges through an upgrade and a restart, takes its history back from the stream
 // when its state dir is lost, writes its reports; the operator works through its own account;
-// nothing the agent writes carries an env value; the device's container policy bounds any score.
+// nothing the agent writes carries an env value; the device's container policy bounds any score; the
+// operator's commands reach the device's agent and its answers come back.
 import { expect } from "chai";
 import { readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
@@ -124,6 +125,42 @@ describe("security: a device in its own account converges, and the operator work
     const noFile = await fleetctl(["status", A, "--nkey", join(fleet.dir, "missing.seed")], { env: { FLEET_NATS_URL: fleet.server.url } });
     expect(noFile.code).to.equal(2);
     expect(noFile.err).to.include("missing.seed");
+  });
+
+  it("fleetctl ping, logs and restart reach A's agent through the operator's import of its commands, answers come back; B, with no agent, is offline; the server refuses nothing", async () => {
+    const a = await agentA();
+    await fleet.desired.put(deploymentKey(A, "cmd"), score("img/web:1"));
+    await waitA("cmd", (s) => s.phase === "Running", "cmd Running");
+    await a.supervisor.idle(10_000);
+    const logFrom = fleet.server.log.length;
+    const web = a.supervisor.snapshot("cmd")!.context.containerIds["web"]!;
+    fleet.device(A).runtime.writeLog(web, `connecting with ${SECRETS[0]}`);
+    const env = { FLEET_NATS_URL: fleet.server.url, FLEET_NATS_PASSWORD: OPERATOR.password };
+    const as = (argv: string[]) => fleetctl([...argv, "--user", OPERATOR.user], { env });
+    const ping = await as(["ping", A, "--json"]);
+    expect(ping.code, ping.err).to.equal(0);
+    expect(JSON.parse(ping.out)).to.deep.include({ device: A, online: true });
+    const logs = await as(["logs", A, "cmd", "web"]);
+    expect(logs.code, logs.err).to.equal(0);
+    expect(logs.out).to.match(/ stdout connecting with <redacted>\n$/).and.not.include(SECRETS[0]);
+    const restart = await as(["restart", A, "cmd", "web", "--json"]);
+    expect(restart.code, restart.err).to.equal(0);
+    expect(JSON.parse(restart.out)).to.deep.equal({ device: A, deployment: "cmd", service: "web", id: web });
+    const offline = await as(["ping", B]);
+    expect(offline.code).to.equal(1);
+    // Across the import the server tells no "no responders": a ping unanswered in 2 s says it.
+    expect(offline.err).to.equal(`fleetctl ping: ${B} is offline: no answer to a ping within 2 s\n`);
+    const t0 = Date.now();
+    const offlineLogs = await as(["logs", B, "app", "web"]);
+    expect(offlineLogs.code).to.equal(1);
+    expect(offlineLogs.err).to.equal(`fleetctl logs: ${B} is offline: no answer to a ping within 2 s\n`);
+    expect(Date.now() - t0).to.be.below(3000);
+    await a.publisher.idle(10_000);
+    const events = await readStreamEvents(jetstream(fleet.op), A, "cmd");
+    expect(events.filter((e) => e.event.type === "service.restarted").map((e) => e.event)).to.have.length(1);
+    expect(fleet.server.violations(logFrom)).to.deep.equal([]);
+    await fleet.desired.delete(deploymentKey(A, "cmd"));
+    await waitA("cmd", (s) => s.state === "removed", "cmd removed");
   });
 
   it("the dashboard as the operator: the fleet view lists A's deployment, its page of the journal reads, and the live feed carries A's journal events", async () => {
