@@ -1,17 +1,25 @@
-// (1) Upgrade latency of one service on real Podman, interleaved rounds:
-//   a1000  the agent as shipped (start settle 1 s): desired-state put → Running in device-state
-//   a0     the same agent with start settle 0 (like for like with b and c)
-//   b      the same libpod calls made directly: stop old by id (same grace), remove, create, start
-//   b+s    b plus the agent's settle check (wait 1 s, inspect): like for like with a1000
-//   c      the Podman CLI: podman stop -t, podman rm, podman run -d
-// Each variant has its own device and container and alternates localhost/fleet-test:v1 ↔ v2, which
-// exits promptly on SIGTERM, so every stop measures Podman, not the grace period.
+// (1) Upgrades of a deployment of 8 services on real Podman, side by side, interleaved rounds. Two
+// changes: one service's image, and all 8 images. Four ways of making each change:
+//   agent    the agent (in this process, on its own libpod client): desired-state put → Running
+//            with the new score hash in device-state
+//   compose  docker-compose 1.29 (Debian's package) over Podman's Docker API: edit the file, `up -d`
+//   seq      direct libpod calls, one service after another: DELETE ?force&timeout, create, start
+//   conc     the same calls, every service at once: all removes, then each service's create + start
+// Each (way, change) has its own device and containers and alternates localhost/fleet-test:v1 ↔ v2,
+// which exits promptly on SIGTERM, so every stop measures Podman, not the grace period.
+// Then: libpod requests per upgrade (per route; compose through a counting proxy), and the time
+// from a service's death to the agent having restarted it.
 import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { LABEL_DEVICE } from "../contracts/wire-names.js";
 import type { DeploymentState } from "../contracts/deployment-state.codec.js";
+import { resolveLifecycle } from "../contracts/score.codec.js";
 import { LibpodClient } from "../runtime/podman/libpod.client.js";
 import { startPodmanEnv, TEST_IMAGES } from "../test/support/podman.env.js";
-import { benchArgs, fmt, interleaved, PODMAN_DIR, Report, SHARED_NATS, sleep, stats } from "./lib.js";
+import { ComposeProject, composeVersion, CountingProxy } from "./compose.js";
+import { benchArgs, fmt, interleaved, PODMAN_DIR, Report, SHARED_NATS, stats, type Stats } from "./lib.js";
 import { profileDuring, summariseProfile, writeProfileSummary } from "./profile.js";
 import {
   cleanupDevice,
@@ -22,215 +30,279 @@ import {
   scoreJson,
   startBenchAgent,
   StateWaiter,
-  traceClient,
   type BenchAgent,
-  type TracedRequest,
+  type ServiceDef,
 } from "./support.js";
 
 const args = benchArgs();
-const QUICK = args.has("--quick"); // profile re-run: agent (settle 0) only, fewer rounds
-const ROUNDS = QUICK ? 6 : Number(process.env.BENCH_UPGRADE_ROUNDS ?? 12);
+const QUICK = args.has("--quick"); // profile re-run: the agent only, fewer rounds
+const ROUNDS = QUICK ? 4 : Number(process.env.BENCH_UPGRADE_ROUNDS ?? 9);
 const GRACE = 10;
-const SERVICE = "web";
+const N_SERVICES = 8;
+/** The agent's `min_ready_secs`: no readiness wait, like compose and the direct calls. */
+const MIN_READY_SECS: number | undefined = undefined;
 const images = [TEST_IMAGES.v1, TEST_IMAGES.v2];
+const SERVICES = Array.from({ length: N_SERVICES }, (_, i) => `s${i}`);
+type Change = "one" | "all";
+const CHANGES: Change[] = ["one", "all"];
+type Way = "agent" | "compose" | "seq" | "conc";
 
-const report = new Report("upgrade", "Upgrade latency, one service, real Podman");
-console.log(`upgrade latency: ${ROUNDS} interleaved rounds (+1 warm-up)${QUICK ? " [quick/profile]" : ""}`);
+const report = new Report("upgrade", `Upgrades of ${N_SERVICES} services, real Podman: the agent, docker-compose, direct libpod calls`);
+const compose = QUICK ? null : await composeVersion();
+const WAYS: Way[] = QUICK ? ["agent"] : compose ? ["agent", "compose", "seq", "conc"] : ["agent", "seq", "conc"];
+console.log(`upgrades: ${ROUNDS} interleaved rounds (+1 warm-up) of ${WAYS.join(", ")} × ${CHANGES.join(", ")}${QUICK ? " [quick/profile]" : ""}`);
 const env = await startPodmanEnv({ dir: PODMAN_DIR, stopService: false });
 const nc = await connectBench(SHARED_NATS);
 const { desired, states } = await openKv(nc);
 const run = randomBytes(3).toString("hex");
+const composeDir = mkdtempSync(join(tmpdir(), "bench-compose-"));
 const devices: string[] = [];
 const agents: BenchAgent[] = [];
 const clients: LibpodClient[] = [];
+const projects: ComposeProject[] = [];
+
+/** Round i's images: `one` flips s0 only, `all` flips every service. */
+const servicesAt = (change: Change, i: number): ServiceDef[] =>
+  SERVICES.map((name, k) => ({ name, image: images[(change === "all" || k === 0 ? i : 0) % 2]! }));
+const changedAt = (change: Change) => (change === "all" ? SERVICES : SERVICES.slice(0, 1));
 
 interface Round {
   ms: number;
-  requests?: number;
-  trace?: TracedRequest[];
+  requests?: Map<string, number>;
   phases?: Record<string, number>;
 }
-const results: Record<string, Round[]> = {};
+const results = new Map<string, Round[]>();
+const key = (w: Way, c: Change) => `${w}.${c}`;
 const record = (k: string, r: Round, counted: boolean) => {
-  if (counted) (results[k] ??= []).push(r);
+  if (counted) (results.get(k) ?? results.set(k, []).get(k)!).push(r);
 };
+const routesSince = (client: LibpodClient, before: Map<string, number>) => {
+  const d = new Map<string, number>();
+  for (const [route, n] of client.requestsByRoute) if (n - (before.get(route) ?? 0) > 0) d.set(route, n - (before.get(route) ?? 0));
+  return d;
+};
+const sumOf = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
 
-async function agentVariant(name: string, settleMs: number) {
-  const device = `bench-${name}-${run}`;
+const agentOf = new Map<Change, { a: BenchAgent; key: string; waiter: StateWaiter; client: LibpodClient }>();
+
+async function agentWay(change: Change) {
+  const device = `bench-up-agent-${change}-${run}`;
   devices.push(device);
   const client = new LibpodClient({ containerHost: env.containerHost });
   clients.push(client);
-  const trace = traceClient(client);
-  const runtime = env.runtime(device, { client, startSettleMs: settleMs });
+  const runtime = env.runtime(device, { client });
   const a = await startBenchAgent(device, runtime, SHARED_NATS);
   agents.push(a);
-  const key = `${device}.${device}`; // deployment named like the device: container names are <deployment>.<service>
-  const waiter = await StateWaiter.start(states, key);
+  const k = `${device}.${device}`; // deployment named like the device: container names are <deployment>.<service>
+  const waiter = await StateWaiter.start(states, k);
+  agentOf.set(change, { a, key: k, waiter, client });
   const transitions: Array<{ to: string; at: number }> = [];
   a.agent.journal.onAppend((ev) => transitions.push({ to: ev.to, at: performance.now() }));
   let i = 0;
   const step = async (counted: boolean) => {
-    const score = scoreJson([{ name: SERVICE, image: images[i++ % 2]! }], GRACE);
+    const score = scoreJson(servicesAt(change, i++), GRACE, MIN_READY_SECS);
     const hash = scoreHashOf(score);
     transitions.length = 0;
-    const req0 = client.requestCount;
-    const tr0 = trace.length;
+    const before = new Map(client.requestsByRoute);
     const t0 = performance.now();
-    const rev = await desired.put(key, score);
-    const { at } = await waiter.wait(key, (s: DeploymentState) => s.desired_revision === rev && (s.phase === "Running" || s.phase === "Failed"));
-    const s = waiter.latest.get(key)!;
-    if (s.phase !== "Running" || s.score_hash !== hash) throw new Error(`${name}: upgrade ended ${s.phase}: ${s.last_error}`);
+    const rev = await desired.put(k, score);
+    const { at, s } = await waiter.wait(k, (s: DeploymentState) => s.desired_revision === rev && (s.phase === "Running" || s.phase === "Failed"));
+    if (s.phase !== "Running" || s.score_hash !== hash) throw new Error(`agent ${change}: upgrade ended ${s.phase}: ${s.last_error}`);
     const phases: Record<string, number> = {};
-    for (const t of transitions) phases[t.to] = t.at - t0;
+    for (const t of transitions) phases[t.to] ??= t.at - t0;
     phases["observed"] = at - t0;
-    record(name, { ms: at - t0, requests: client.requestCount - req0, trace: trace.slice(tr0), phases }, counted);
+    record(key("agent", change), { ms: at - t0, requests: routesSince(client, before), phases }, counted);
   };
   await step(false); // initial deploy
   return step;
 }
 
-function directVariant(name: string, settleMs: number) {
-  const device = `bench-${name}-${run}`;
+function directWay(way: "seq" | "conc", change: Change) {
+  const device = `bench-up-${way}-${change}-${run}`;
   devices.push(device);
   const client = new LibpodClient({ containerHost: env.containerHost });
   clients.push(client);
-  const trace = traceClient(client);
   const rt = env.runtime(device, { client });
-  let id: string | null = null;
+  const lifecycle = resolveLifecycle({ grace_period_secs: GRACE });
+  const ids = new Map<string, string>();
   let i = 0;
-  const specOf = (image: string) =>
-    rt.createSpec({ deployment: device, service: { name: SERVICE, image }, lifecycle: { stop_signal: "SIGTERM", grace_period_secs: GRACE }, scoreHash: scoreHashOf(scoreJson([{ name: SERVICE, image }], GRACE)) });
+  const replace = async (svc: ServiceDef, scoreHash: string) => {
+    const old = ids.get(svc.name);
+    if (old) await client.remove(old, { force: true, timeout: GRACE });
+    ids.set(svc.name, (await client.create(rt.createSpec({ deployment: device, service: svc, lifecycle, scoreHash }))).Id);
+  };
   return async (counted: boolean) => {
-    const spec = specOf(images[i++ % 2]!);
-    const req0 = client.requestCount;
-    const tr0 = trace.length;
+    const first = ids.size === 0;
+    const services = servicesAt(change, i++);
+    const todo = first ? services : services.filter((s) => changedAt(change).includes(s.name));
+    const scoreHash = scoreHashOf(scoreJson(services, GRACE, MIN_READY_SECS));
+    const before = new Map(client.requestsByRoute);
     const t0 = performance.now();
-    if (id) {
-      await client.stop(id, GRACE);
-      await client.remove(id, { force: true, timeout: GRACE });
+    if (way === "seq") {
+      for (const svc of todo) {
+        await replace(svc, scoreHash);
+        await client.start(ids.get(svc.name)!);
+      }
+    } else {
+      // Every old container goes first (as the agent's stop step ends before its start step), then
+      // every new one is created and started.
+      await Promise.all(todo.map((svc) => (ids.has(svc.name) ? client.remove(ids.get(svc.name)!, { force: true, timeout: GRACE }) : undefined)));
+      for (const svc of todo) ids.delete(svc.name);
+      await Promise.all(todo.map(async (svc) => {
+        await replace(svc, scoreHash);
+        await client.start(ids.get(svc.name)!);
+      }));
     }
-    id = (await client.create(spec)).Id;
-    await client.start(id);
-    if (settleMs > 0) {
-      await sleep(settleMs);
-      const c = await client.inspect(id);
-      if (!c.State.Running) throw new Error(`${name}: exited at start`);
-    }
-    record(name, { ms: performance.now() - t0, requests: client.requestCount - req0, trace: trace.slice(tr0) }, counted);
+    record(key(way, change), { ms: performance.now() - t0, requests: routesSince(client, before) }, counted && !first);
   };
 }
 
-function cliVariant(name: string) {
-  const device = `bench-${name}-${run}`;
+function composeWay(change: Change) {
+  const device = `bench-up-compose-${change}-${run}`;
   devices.push(device);
-  const cname = `${device}.${SERVICE}`;
-  let exists = false;
+  const project = new ComposeProject(`fbc${change}${run}`, composeDir, env.socketPath, { [LABEL_DEVICE]: device, ...env.runLabels }, GRACE);
+  projects.push(project);
   let i = 0;
-  return async (counted: boolean) => {
-    const image = images[i++ % 2]!;
+  return async (counted: boolean, socketPath?: string) => {
+    const services = servicesAt(change, i++);
     const t0 = performance.now();
-    if (exists) {
-      await env.podman(["stop", "-t", String(GRACE), cname]);
-      await env.podman(["rm", cname]);
-    }
-    await env.podman(["run", "-d", "--name", cname, "--label", `${LABEL_DEVICE}=${device}`, "--label", `io.fleet.test-run=${env.runId}`, "--stop-timeout", String(GRACE), image]);
-    exists = true;
-    record(name, { ms: performance.now() - t0 }, counted);
+    await project.up(services, socketPath);
+    record(key("compose", change), { ms: performance.now() - t0 }, counted);
   };
 }
+
+const LABELS: Record<Way, string> = {
+  agent: "agent: put → Running in device-state",
+  compose: "docker-compose up -d",
+  seq: "direct libpod, one service after another",
+  conc: "direct libpod, all services at once",
+};
+const CHANGE_LABEL: Record<Change, string> = { one: "one service changed", all: `all ${N_SERVICES} changed` };
 
 try {
-  const variants: Array<[string, (counted: boolean) => Promise<void>]> = [];
-  variants.push(["a0", await agentVariant("a0", 0)]);
-  if (!QUICK) {
-    variants.push(["a1000", await agentVariant("a1000", 1000)]);
-    const b = directVariant("b", 0);
-    const bs = directVariant("bs", 1000);
-    const c = cliVariant("c");
-    await b(false);
-    await bs(false);
-    await c(false);
-    variants.push(["b", b], ["bs", bs], ["c", c]);
-  }
-  // one warm-up round, then ROUNDS counted rounds, the starting variant rotating each round
-  await interleaved(1, variants.map(([, f]) => () => f(false)));
-  await interleaved(ROUNDS, variants.map(([, f]) => () => f(true)));
-
-  const labels: Record<string, string> = {
-    a0: "a  agent, settle 0: put → Running in device-state",
-    a1000: "a' agent as shipped, settle 1000 ms: put → Running",
-    b: "b  direct libpod: stop, remove, create, start",
-    bs: "b' direct libpod + 1 s settle + inspect",
-    c: "c  podman CLI: stop -t, rm, run -d",
-  };
-  const med: Record<string, number> = {};
-  for (const [k] of variants) med[k] = report.samples(`upgrade.${k}`, labels[k]!, "ms", results[k]!.map((r) => r.ms)).median;
-  for (const k of ["a0", "a1000", "b", "bs"]) {
-    if (!results[k]) continue;
-    report.value(`requests.${k}`, `libpod requests per upgrade, ${k}`, "req", stats(results[k]!.map((r) => r.requests ?? 0)).median);
-  }
-  if (!QUICK) {
-    const r = (x: string, y: string) => med[x]! / med[y]!;
-    report.value("ratio.a0_b", "ratio a/b (settle 0 vs direct)", "×", r("a0", "b"));
-    report.value("ratio.a0_c", "ratio a/c (settle 0 vs CLI)", "×", r("a0", "c"));
-    report.value("ratio.a1000_bs", "ratio a'/b' (as shipped vs direct with the same settle)", "×", r("a1000", "bs"));
-    report.value("ratio.a1000_b", "ratio a'/b (as shipped vs direct, no settle)", "×", r("a1000", "b"));
-    report.value("ratio.a1000_c", "ratio a'/c (as shipped vs CLI)", "×", r("a1000", "c"));
-    // per-round paired ratios (same round, adjacent in time) give the spread of the ratio
-    const paired = (x: string, y: string) => results[x]!.map((rx, i) => rx.ms / results[y]![i]!.ms);
-    report.samples("ratio.a0_b.paired", "a/b per round (paired)", "×", paired("a0", "b"));
-    report.samples("ratio.a1000_bs.paired", "a'/b' per round (paired)", "×", paired("a1000", "bs"));
-    const ab = r("a0", "b");
-    if (ab > 1.1) {
-      // Where the agent's time goes, beyond the request table: a CPU profile of more agent rounds.
-      const a0 = variants.find(([k]) => k === "a0")![1];
-      const { profile, file } = await profileDuring("upgrade-agent", async () => {
-        for (let i = 0; i < 6; i++) await a0(false);
-      });
-      writeProfileSummary("upgrade", `CPU profile of this process over 6 more agent (settle 0) upgrades (${file.slice(file.indexOf("bench/"))}); agent and bench share the process.\n\n` + summariseProfile(profile));
+  const fns = new Map<string, (counted: boolean) => Promise<void>>();
+  for (const c of CHANGES) {
+    for (const w of WAYS) {
+      if (w === "agent") fns.set(key(w, c), await agentWay(c));
+      else if (w === "compose") fns.set(key(w, c), composeWay(c));
+      else fns.set(key(w, c), directWay(w, c));
     }
-    report.target("upgrade", "agent upgrade within 1.10× of direct libpod calls (settle 0 both)", `a/b = ${fmt(ab)}× (${fmt(med.a0!)} ms vs ${fmt(med.b!)} ms)`, ab <= 1.1, ["upgrade.a0", "upgrade.b"]);
-    const abs = r("a1000", "bs");
-    report.target("upgrade-shipped", "agent as shipped within 1.10× of direct calls with the same 1 s settle", `a'/b' = ${fmt(abs)}× (${fmt(med.a1000!)} ms vs ${fmt(med.bs!)} ms)`, abs <= 1.1, ["upgrade.a1000", "upgrade.bs"]);
+  }
+  // Initial deploys of the others, one warm-up round, then ROUNDS counted rounds, the starting one rotating.
+  for (const [k, f] of fns) if (!k.startsWith("agent.")) await f(false);
+  const list = [...fns.values()];
+  await interleaved(1, list.map((f) => () => f(false)));
+  await interleaved(ROUNDS, list.map((f) => () => f(true)));
+
+  const med = new Map<string, Stats>();
+  for (const c of CHANGES) for (const w of WAYS) med.set(key(w, c), report.samples(`upgrade.${w}.${c}`, `${CHANGE_LABEL[c]}: ${LABELS[w]}`, "ms", results.get(key(w, c))!.map((r) => r.ms)));
+  const m = (w: Way, c: Change) => med.get(key(w, c))!.median;
+  // Per-round ratios (the same round, adjacent in time) give each ratio's spread.
+  const paired = (x: Way, y: Way, c: Change) => results.get(key(x, c))!.map((r, i) => r.ms / results.get(key(y, c))![i]!.ms);
+  const ratioRows: string[] = [];
+  if (!QUICK) {
+    for (const c of CHANGES) {
+      for (const y of WAYS.filter((w) => w !== "agent")) {
+        const s = report.samples(`ratio.agent_${y}.${c}`, `${CHANGE_LABEL[c]}: agent / ${y}, per round`, "×", paired("agent", y, c));
+        ratioRows.push(`| ${CHANGE_LABEL[c]} | agent / ${y} | ${fmt(m("agent", c) / m(y, c))} | ${fmt(s.median)} (${fmt(s.p25)}–${fmt(s.p75)}, ${fmt(s.min)}–${fmt(s.max)}) |`);
+      }
+    }
+    report.table(["**Ratios** (of the medians; and per round, paired: median (p25–p75, min–max))", "", "| change | ratio | of medians | per round |", "|---|---|---:|---:|", ...ratioRows].join("\n"));
   }
 
-  // Where the agent's time goes: state entered (journal append) after the put, and libpod requests.
-  for (const k of ["a0", "a1000"]) {
-    const rounds = results[k];
-    if (!rounds) continue;
-    const order = ["pending", "pulling", "stoppingOld", "startingNew", "running", "observed"];
+  // Requests per upgrade, per route.
+  const reqs = (w: Way, c: Change) => stats(results.get(key(w, c))!.map((r) => sumOf(r.requests ?? new Map()))).median;
+  for (const c of CHANGES) for (const w of WAYS.filter((w) => w !== "compose")) report.value(`requests.${w}.${c}`, `${CHANGE_LABEL[c]}: libpod requests per upgrade, ${w}`, "req", reqs(w, c));
+  const routeTable = (c: Change, extra: Array<[string, Map<string, number>]>) => {
+    const cols: Array<[string, Map<string, number>]> = WAYS.filter((w) => w !== "compose").map((w) => {
+      const rounds = results.get(key(w, c))!;
+      const mean = new Map<string, number>();
+      for (const r of rounds) for (const [route, n] of r.requests ?? []) mean.set(route, (mean.get(route) ?? 0) + n / rounds.length);
+      return [w, mean];
+    });
+    cols.push(...extra);
+    const routes = [...new Set(cols.flatMap(([, mm]) => [...mm.keys()]))].sort();
+    return [
+      `**Requests per upgrade, ${CHANGE_LABEL[c]}** (mean over the counted rounds; compose: one extra round through a counting proxy, Docker API routes)`,
+      "",
+      `| route | ${cols.map(([w]) => w).join(" | ")} |`,
+      `|---|${cols.map(() => "---:").join("|")}|`,
+      ...routes.map((r) => `| ${r} | ${cols.map(([, mm]) => (mm.get(r) ? fmt(mm.get(r)!) : "")).join(" | ")} |`),
+      `| **total** | ${cols.map(([, mm]) => fmt(sumOf(mm))).join(" | ")} |`,
+    ].join("\n");
+  };
+  const composeRequests = new Map<Change, Map<string, number>>();
+  if (WAYS.includes("compose")) {
+    const proxy = await CountingProxy.start(join(composeDir, "count.sock"), env.socketPath);
+    try {
+      for (const c of CHANGES) {
+        proxy.reset();
+        await (fns.get(key("compose", c)) as (counted: boolean, socketPath?: string) => Promise<void>)(false, proxy.socketPath);
+        composeRequests.set(c, new Map(proxy.byRoute));
+        report.value(`requests.compose.${c}`, `${CHANGE_LABEL[c]}: Docker API requests per upgrade, compose`, "req", proxy.total);
+      }
+    } finally {
+      await proxy.close();
+    }
+  }
+  for (const c of CHANGES) report.table(routeTable(c, composeRequests.has(c) ? [["compose", composeRequests.get(c)!]] : []));
+
+  // Where the agent's time goes: the state entered (journal append) after the put.
+  for (const c of CHANGES) {
+    const rounds = results.get(key("agent", c))!;
+    const order = ["pending", "pulling", "stoppingOld", "startingNew", "verifying", "running", "observed"];
     const rows = order
       .filter((st) => rounds.every((r) => r.phases?.[st] !== undefined))
       .map((st) => {
         const s = stats(rounds.map((r) => r.phases![st]!));
         return `| ${st === "observed" ? "Running seen in device-state" : `journaled → ${st}`} | ${fmt(s.median)} | ${fmt(s.min)}–${fmt(s.max)} |`;
       });
-    report.table([`**${labels[k]}: time after the put (ms)**`, "", "| point | median | min–max |", "|---|---:|---:|", ...rows].join("\n"));
+    report.table([`**agent, ${CHANGE_LABEL[c]}: time after the put (ms)**`, "", "| point | median | min–max |", "|---|---:|---:|", ...rows].join("\n"));
   }
-  const reqTable = (k: string) => {
-    const rounds = results[k];
-    if (!rounds) return;
-    const by = new Map<string, number[]>();
-    for (const r of rounds) for (const t of r.trace ?? []) (by.get(t.method) ?? by.set(t.method, []).get(t.method)!).push(t.ms);
-    const rows = [...by].map(([m, xs]) => {
-      const s = stats(xs);
-      return `| ${m} | ${fmt(xs.length / rounds.length)} | ${fmt(s.median)} | ${fmt((s.mean * xs.length) / rounds.length)} |`;
-    });
-    report.table([`**libpod requests per upgrade, ${labels[k]}**`, "", "| request | per upgrade | median ms | ms per upgrade |", "|---|---:|---:|---:|", ...rows].join("\n"));
-  };
-  for (const k of ["a0", "b", "a1000"]) reqTable(k);
+
+  if (!QUICK) {
+    const oneDirect = m("seq", "one");
+    const oneRatio = m("agent", "one") / oneDirect;
+    const allC = WAYS.includes("compose") ? m("agent", "all") / m("compose", "all") : NaN;
+    const allConc = m("agent", "all") / m("conc", "all");
+    const missed = [allC > 0.8, allConc > 1.15, oneRatio > 1.05, WAYS.includes("compose") && m("agent", "one") >= m("compose", "one")].some(Boolean);
+    if (missed) {
+      // Where the agent's time goes beyond the tables: a CPU profile of more agent rounds.
+      const { profile, file } = await profileDuring("upgrade-agent", async () => {
+        for (let i = 0; i < 3; i++) for (const c of CHANGES) await fns.get(key("agent", c))!(false);
+      });
+      writeProfileSummary("upgrade", `CPU profile of this process over 3 more agent upgrades of each change (${file.slice(file.indexOf("bench/"))}); the agent and the bench share the process.\n\n` + summariseProfile(profile));
+    }
+    if (WAYS.includes("compose")) {
+      report.target("upgrade.all.compose", `all ${N_SERVICES} changed: agent ≤ 0.8 × docker-compose`, `${fmt(allC)}× (${fmt(m("agent", "all"))} ms vs ${fmt(m("compose", "all"))} ms)`, allC <= 0.8, ["upgrade.agent.all", "upgrade.compose.all"]);
+    }
+    report.target("upgrade.all.conc", `all ${N_SERVICES} changed: agent ≤ 1.15 × direct concurrent libpod calls`, `${fmt(allConc)}× (${fmt(m("agent", "all"))} ms vs ${fmt(m("conc", "all"))} ms)`, allConc <= 1.15, ["upgrade.agent.all", "upgrade.conc.all"]);
+    report.target("upgrade.one.direct", "one changed (min_ready_secs 0): agent ≤ 1.05 × direct libpod calls", `${fmt(oneRatio)}× (${fmt(m("agent", "one"))} ms vs ${fmt(oneDirect)} ms)`, oneRatio <= 1.05, ["upgrade.agent.one", "upgrade.seq.one"]);
+    if (WAYS.includes("compose")) {
+      report.target("upgrade.one.compose", "one changed: agent < docker-compose", `${fmt(m("agent", "one") / m("compose", "one"))}× (${fmt(m("agent", "one"))} ms vs ${fmt(m("compose", "one"))} ms)`, m("agent", "one") < m("compose", "one"), ["upgrade.agent.one", "upgrade.compose.one"]);
+    }
+    const ra = reqs("agent", "one");
+    const rd = reqs("seq", "one");
+    report.target("upgrade.requests", "requests per one-service upgrade ≤ direct + 1", `agent ${fmt(ra)}, direct ${fmt(rd)}`, ra <= rd + 1, ["requests.agent.one", "requests.seq.one"]);
+  }
+
   report.note(
-    `Grace ${GRACE} s; the image (localhost/fleet-test) exits at once on SIGTERM. The agent's figure is end to end: the KV put, the watch delivering it, ` +
-      "the machine's steps (pull check, stop, remove, stray sweep, create, start), every transition fsynced to the journal and reported to device-state, " +
-      "and this process seeing the Running value through its own KV watch. The agent as shipped (agent/main.ts) waits START_SETTLE_MS = 1000 after each start " +
-      "and checks the container still runs; a' and b' both include that.",
+    `${N_SERVICES} services, grace ${GRACE} s, ${MIN_READY_SECS === undefined ? "no readiness wait" : `min_ready_secs ${MIN_READY_SECS}`}; the image (localhost/fleet-test) exits at once on SIGTERM. ` +
+      "The agent's figure is end to end: the KV put, the watch delivering it, the machine's steps (image check, stop and remove, create, start), " +
+      "every transition fsynced to the journal and reported to device-state, and this process seeing the Running value through its own KV watch. " +
+      `docker-compose ${compose ?? "(not installed)"} runs as a user would run it (a Python process per \`up -d\`, its start-up included), over Podman's Docker API on the same service, ` +
+      "containers on Podman's default network (`network_mode: bridge`), as the agent's. Direct calls use one LibpodClient (keep-alive) in this process: " +
+      "`DELETE /containers/{id}?force=true&timeout=10` (graceful on 4.3.1: the stop signal, the timeout, then SIGKILL), `POST /containers/create`, `POST /containers/{id}/start`.",
   );
 } finally {
   for (const a of agents) await a.close().catch(() => undefined);
+  for (const w of agentOf.values()) w.waiter.stop();
+  for (const p of projects) await p.down();
   for (const d of devices) {
     await cleanupDevice(nc, d);
-    for (const c of clients.slice(0, 1)) await removeDeviceContainers(c, d).catch(() => undefined);
+    await removeDeviceContainers(env.client, d).catch(() => undefined);
   }
+  rmSync(composeDir, { recursive: true, force: true });
   await env.cleanup();
   for (const c of clients) c.close();
   await nc.close();
