@@ -12,7 +12,7 @@ import { Kvm } from "@nats-io/kv";
 import { ensureFleetResources } from "../fleet/resources.js";
 import type { DeploymentState } from "../contracts/deployment-state.codec.js";
 import { BUCKET_DESIRED_STATE, BUCKET_DEVICE_STATE } from "../contracts/wire-names.js";
-import { BENCH_DIR, fmt, OUT_DIR, procCpuMs, Report, sleep, stats } from "./lib.js";
+import { BENCH_DIR, fmt, OUT_DIR, procCpuMs, procRssMb, Report, sleep, stats } from "./lib.js";
 import { PrivateNats } from "./private-nats.js";
 import { summariseDir, writeProfileSummary } from "./profile.js";
 import { connectBench, scoreHashOf, scoreJson } from "./support.js";
@@ -40,6 +40,22 @@ interface Outcome {
   natsCpuMs: number;
   natsCpuIdleMs: number;
   workerRss: number[];
+  /** What the nats-server holds with no agent connected (the operator and its watch only) and with all N. */
+  server: { before: ServerFigures; idle: ServerFigures; afterRollout: ServerFigures };
+  idleWindowMs: number;
+}
+
+interface ServerFigures {
+  rssMb: number;
+  connections: number;
+  subscriptions: number;
+  consumers: number;
+  storageBytes: number;
+}
+
+async function serverFigures(nats: PrivateNats): Promise<ServerFigures> {
+  const [v, j] = await Promise.all([nats.varz(), nats.jsz()]);
+  return { rssMb: procRssMb(nats.pid), connections: v.connections, subscriptions: v.subscriptions, consumers: j.consumers, storageBytes: j.storage };
 }
 
 /** `until`: a time (epoch ms) the run must not outlast; past it, it stops with an error and cleans up. */
@@ -75,6 +91,8 @@ async function simulate(n: number, profileDir?: string, until = Infinity): Promi
       }
     })();
 
+    await sleep(500);
+    const before = await serverFigures(nats);
     // Workers, each with its share of the agents.
     const per = Math.ceil(n / WORKERS);
     const t0 = performance.now();
@@ -139,6 +157,7 @@ async function simulate(n: number, profileDir?: string, until = Infinity): Promi
     const initial = await converge(scoreV1, h1);
     // Idle window: messages per agent per tick (heartbeat put + its ack, watch consumers' idle heartbeats).
     await sleep(2000);
+    const idle = await serverFigures(nats);
     const v0 = await nats.varz();
     const ci = procCpuMs(nats.pid);
     const windowMs = 2 * TICK_SECS * 1000;
@@ -147,6 +166,7 @@ async function simulate(n: number, profileDir?: string, until = Infinity): Promi
     const natsCpuIdleMs = procCpuMs(nats.pid) - ci;
     const ticks = windowMs / 1000 / TICK_SECS;
     const rollout = await converge(scoreV2, h2);
+    const afterRollout = await serverFigures(nats);
 
     for (const w of workers) w.send({ type: "stop" });
     await Promise.all(workers.map((w) => new Promise<void>((r) => (w.exitCode !== null ? r() : w.once("exit", () => r())))));
@@ -164,6 +184,8 @@ async function simulate(n: number, profileDir?: string, until = Infinity): Promi
       natsCpuMs: rollout.natsCpuMs,
       natsCpuIdleMs,
       workerRss: rss,
+      server: { before, idle, afterRollout },
+      idleWindowMs: windowMs,
     };
   } finally {
     for (const w of workers) if (w.exitCode === null) w.kill("SIGKILL");
@@ -221,6 +243,60 @@ try {
       ...rows,
     ].join("\n"),
   );
+  // What the nats-server spends per connected device: the difference between all N agents online
+  // (after the initial deploy, idle) and the server with only the operator's connection, over N.
+  const perDevice = outcomes
+    .filter((o) => o.n >= 1000)
+    .map((o) => {
+      const { before, idle, afterRollout } = o.server;
+      const pd = {
+        n: o.n,
+        rssKb: ((idle.rssMb - before.rssMb) * 1024) / o.n,
+        rssAfterRolloutKb: ((afterRollout.rssMb - before.rssMb) * 1024) / o.n,
+        connections: (idle.connections - before.connections) / o.n,
+        subscriptions: (idle.subscriptions - before.subscriptions) / o.n,
+        consumers: (idle.consumers - before.consumers) / o.n,
+        storageBytes: (idle.storageBytes - before.storageBytes) / o.n,
+        idleCpuUsPerSec: (o.natsCpuIdleMs * 1000) / (o.idleWindowMs / 1000) / o.n,
+        rolloutCpuMs: o.natsCpuMs / o.n,
+        baseRssMb: before.rssMb,
+      };
+      const k = `fleet.${o.n}.server`;
+      report.value(`${k}.rss`, `N=${o.n}: nats-server RSS per connected device (idle, after the initial deploy)`, "KB", pd.rssKb);
+      report.value(`${k}.rssRollout`, `N=${o.n}: nats-server RSS per device after the rollout`, "KB", pd.rssAfterRolloutKb);
+      report.value(`${k}.consumers`, `N=${o.n}: JetStream consumers per device`, "consumers", pd.consumers);
+      report.value(`${k}.subscriptions`, `N=${o.n}: subscriptions per device`, "subs", pd.subscriptions);
+      report.value(`${k}.connections`, `N=${o.n}: connections per device`, "conns", pd.connections);
+      report.value(`${k}.storage`, `N=${o.n}: JetStream storage per device (KV values, history, events)`, "bytes", pd.storageBytes);
+      report.value(`${k}.idleCpu`, `N=${o.n}: nats-server CPU per device while idle`, "µs/s", pd.idleCpuUsPerSec);
+      report.value(`${k}.rolloutCpu`, `N=${o.n}: nats-server CPU per device for a rollout`, "ms", pd.rolloutCpuMs);
+      return pd;
+    });
+  if (perDevice.length) {
+    const last = perDevice.at(-1)!;
+    const P = 100_000;
+    const proj = (x: number) => x * P;
+    report.table(
+      [
+        "**What one nats-server spends per connected device** (all N agents online and idle, minus the server with the operator alone, over N), and the same projected linearly to 100,000 devices from the largest N",
+        "",
+        `| per device | ${perDevice.map((p) => `N = ${p.n}`).join(" | ")} | 100,000 devices (from N = ${last.n}) |`,
+        `|---|${perDevice.map(() => "---:").join("|")}|---:|`,
+        `| server RSS, KB (idle) | ${perDevice.map((p) => fmt(p.rssKb)).join(" | ")} | ${fmt(proj(last.rssKb) / 1024 / 1024)} GB |`,
+        `| server RSS, KB (after a rollout) | ${perDevice.map((p) => fmt(p.rssAfterRolloutKb)).join(" | ")} | ${fmt(proj(last.rssAfterRolloutKb) / 1024 / 1024)} GB |`,
+        `| JetStream consumers | ${perDevice.map((p) => fmt(p.consumers)).join(" | ")} | ${fmt(proj(last.consumers))} |`,
+        `| subscriptions | ${perDevice.map((p) => fmt(p.subscriptions)).join(" | ")} | ${fmt(proj(last.subscriptions))} |`,
+        `| connections | ${perDevice.map((p) => fmt(p.connections)).join(" | ")} | ${fmt(proj(last.connections))} |`,
+        `| JetStream storage, bytes | ${perDevice.map((p) => fmt(p.storageBytes)).join(" | ")} | ${fmt(proj(last.storageBytes) / 2 ** 30)} GiB |`,
+        `| CPU while idle, µs per s | ${perDevice.map((p) => fmt(p.idleCpuUsPerSec)).join(" | ")} | ${fmt(proj(last.idleCpuUsPerSec) / 1e6)} cores |`,
+        `| CPU for one rollout, ms | ${perDevice.map((p) => fmt(p.rolloutCpuMs)).join(" | ")} | ${fmt(proj(last.rolloutCpuMs) / 1000)} core-s |`,
+      ].join("\n"),
+    );
+    report.note(
+      `Server figures: RSS from /proc of the nats-server process (its RSS with only the operator connected: ${fmt(last.baseRssMb)} MB), consumers from /jsz, subscriptions and connections from /varz, ` +
+        `CPU from /proc over the ${2 * TICK_SECS} s idle window (tick ${TICK_SECS} s; a device on the shipped 30 s tick sends a sixth of the heartbeats) and over the rollout.`,
+    );
+  }
   if (outcomes.length >= 2) {
     const a = outcomes[0]!;
     const b = outcomes.at(-1)!;

@@ -29,10 +29,19 @@ export class PrivateNats {
   }
 
   /** `/varz` of the monitoring port. */
-  async varz(): Promise<{ in_msgs: number; out_msgs: number; in_bytes: number; out_bytes: number; connections: number; mem: number; cpu: number }> {
+  async varz(): Promise<{ in_msgs: number; out_msgs: number; in_bytes: number; out_bytes: number; connections: number; subscriptions: number; mem: number; cpu: number }> {
+    return this.monitor("varz");
+  }
+
+  /** `/jsz`: JetStream totals (consumers of every stream, bytes stored). */
+  async jsz(): Promise<{ streams: number; consumers: number; messages: number; bytes: number; memory: number; storage: number }> {
+    return this.monitor("jsz");
+  }
+
+  private async monitor<T>(endpoint: string): Promise<T> {
     if (!this.monitorPort) throw new Error("started without a monitoring port");
-    const r = await fetch(`http://127.0.0.1:${this.monitorPort}/varz`);
-    return (await r.json()) as never;
+    const r = await fetch(`http://127.0.0.1:${this.monitorPort}/${endpoint}`);
+    return (await r.json()) as T;
   }
 
   async destroy(): Promise<void> {
