@@ -4,6 +4,7 @@ import { COMMON_HELP, COMMON_OPTIONS, EXIT, JSON_OPTION, OperationError, UsageEr
 import { Fleet, scoreWithoutEnvValues } from "../fleet/fleet.client.js";
 import { formatChanges, serviceChanges } from "./score.changes.js";
 import { readScoreFile } from "./score.file.js";
+import { SIGNING_HELP, SIGNING_OPTION, UNSIGNED_NOTE, alreadySigned, desiredText, signingKeyOf } from "./signing.js";
 import { yamlOf } from "./score.reference.js";
 import { requireKnownDevice } from "./status.command.js";
 
@@ -35,6 +36,7 @@ Options:
   --dry-run         validate and print the changes (and a translated score); write nothing
   --new-device      write even though the device never reported (it is about to be installed)
   --json            print the result as JSON
+${SIGNING_HELP}
 ${COMMON_HELP}
 
 Exit: 0 written (or nothing to change, or dry run), 1 refused or failed, 2 invalid usage or score.
@@ -61,7 +63,7 @@ export async function writeDesired(fleet: Fleet, key: string, text: string, revi
 const indent = (text: string) => text.replace(/^(?=.)/gm, "  ");
 
 export async function deployCommand(argv: string[], io: CliIo): Promise<number> {
-  const { values, positionals: ps } = parse(argv, { ...COMMON_OPTIONS, ...JSON_OPTION, file: { type: "string", short: "f" }, "dry-run": { type: "boolean" }, "new-device": { type: "boolean" } });
+  const { values, positionals: ps } = parse(argv, { ...COMMON_OPTIONS, ...JSON_OPTION, ...SIGNING_OPTION, file: { type: "string", short: "f" }, "dry-run": { type: "boolean" }, "new-device": { type: "boolean" } });
   if (values.help) {
     io.out(DEPLOY_HELP);
     return EXIT.OK;
@@ -69,6 +71,7 @@ export async function deployCommand(argv: string[], io: CliIo): Promise<number> 
   const [device, deployment] = deviceAndDeployment(ps);
   if (!values.file) throw new UsageError("missing -f <score file> (see --help)");
   const file = await readScoreFile(values.file);
+  const signingKey = signingKeyOf(values, io.env);
 
   const fleet = await Fleet.connect(natsTarget(values, io.env));
   try {
@@ -77,7 +80,8 @@ export async function deployCommand(argv: string[], io: CliIo): Promise<number> 
     const current = await fleet.desiredEntry(device, deployment);
     const before = current?.score && current.hash ? { score: current.score.data, hash: current.hash } : null;
     const changes = serviceChanges(before, file.score.data, file.hash);
-    const unchanged = current?.hash === file.hash;
+    // Signing the same score again changes nothing on the device; writing it signed where it wasn't does.
+    const unchanged = current?.hash === file.hash && alreadySigned(current.signed, { device, deployment }, signingKey);
     const dryRun = values["dry-run"] === true;
     const result: Record<string, unknown> = {
       device,
@@ -108,9 +112,11 @@ export async function deployCommand(argv: string[], io: CliIo): Promise<number> 
       return EXIT.OK;
     }
     await io.hooks?.beforeWrite?.(key);
-    const revision = await writeDesired(fleet, key, file.text, current?.revision ?? null);
+    const revision = await writeDesired(fleet, key, desiredText(file.score, { device, deployment }, signingKey), current?.revision ?? null);
     result["written"] = true;
     result["revision"] = revision;
+    result["signed_by"] = signingKey?.publicKey ?? null;
+    if (!signingKey && !values.json) io.err(UNSIGNED_NOTE);
     if (values.json) io.out(JSON.stringify(result, null, 2) + "\n");
     else io.out(`written: desired-state ${key} revision ${revision}\n`);
     return EXIT.OK;

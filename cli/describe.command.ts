@@ -7,7 +7,7 @@ import { COMMON_HELP, COMMON_OPTIONS, EXIT, JSON_OPTION, OperationError, UsageEr
 import { eventName } from "./history.command.js";
 import { yamlOf } from "./score.reference.js";
 import { ago, colourOf, fitTable, outputStyle, paint, type OutputStyle } from "./output.js";
-import { healthText, heartbeatText, imageText, phaseText, requireKnownDevice, restartsText, shown } from "./status.command.js";
+import { healthText, heartbeatText, imageText, phaseText, reportChecksText, requireKnownDevice, restartsText, shown } from "./status.command.js";
 
 export const DESCRIBE_HELP = `Usage: fleetctl describe <device> [deployment] [--events N] [--json]
 
@@ -56,7 +56,7 @@ async function describeDevice(fleet: Fleet, device: string, io: CliIo, style: Ou
   const reported = new Set(d!.deployments.map((s) => `${s.device}.${s.deployment}`));
   const unreported = desiredKeys.filter((k) => !reported.has(k)).map((k) => k.slice(device.length + 1));
   if (json) {
-    io.out(JSON.stringify({ device, info: d!.info, heartbeat: d!.heartbeat, heartbeat_age_ms: d!.heartbeatAgeMs, tick_secs: d!.tickSecs, stale: d!.stale, deployments, desired_not_reported: unreported }, null, 2) + "\n");
+    io.out(JSON.stringify({ device, info: d!.info, heartbeat: d!.heartbeat, heartbeat_age_ms: d!.heartbeatAgeMs, tick_secs: d!.tickSecs, stale: d!.stale, deployments, desired_not_reported: unreported, signing: d!.signing, device_key: d!.deviceKey, checks: d!.checks }, null, 2) + "\n");
     return EXIT.OK;
   }
   const info = d!.info;
@@ -64,6 +64,12 @@ async function describeDevice(fleet: Fleet, device: string, io: CliIo, style: Ou
   io.out(field("Agent", info ? `${info.agent_version} on ${info.hostname} (${info.arch}), Podman ${info.podman_version ?? "unknown"}` : "no device-info"));
   const hb = heartbeatText(d!);
   io.out(field("Heartbeat", `${paint(style, colourOf(hb), hb)} (tick ${d!.tickSecs}s${d!.heartbeat?.tick_secs === undefined ? ", assumed" : ""}; stale after ${STALE_TICKS} ticks)`));
+  // docs/design.md, "Signed desired state" and "Report signatures".
+  const keys = info?.operator_keys?.map((k) => `${k.slice(0, 12)}…`).join(", ");
+  io.out(field("Signing", d!.signing === "on" ? `on: applies only desired states signed by ${keys}` : d!.signing === "off" ? "OFF: applies desired states nobody signed (started without --operator-keys)" : "unknown (no device-info)"));
+  const checked = [d!.checks.info, d!.checks.heartbeat, ...Object.values(d!.checks.deployments)].filter((c) => c !== null);
+  const problems = [...new Set(deployments.flatMap((s) => reportChecksText(d!, s.deployment)).concat(reportChecksText(d!, null)))];
+  io.out(field("Reports", `${problems.join(", ") || (checked.length ? "signed by the device, verified" : "none")}${d!.deviceKey ? ` (device key ${d!.deviceKey.slice(0, 12)}…)` : " (no device key recorded)"}`));
   io.out(field("Deployments", String(deployments.length)));
   if (deployments.length) {
     const rows = deployments.map((s) => [s.deployment, phaseText(s), imageText(s), restartsText(s), healthText(s), ago(s.last_event_at), s.last_error ?? "-"]);
@@ -88,7 +94,7 @@ async function describeDeployment(fleet: Fleet, device: string, deployment: stri
           device,
           deployment,
           state,
-          desired: desired ? { revision: desired.revision, hash: desired.hash, score: desired.score ? scoreWithoutEnvValues(desired.score) : null, errors: desired.errors } : null,
+          desired: desired ? { revision: desired.revision, hash: desired.hash, score: desired.score ? scoreWithoutEnvValues(desired.score) : null, signed: desired.signed, errors: desired.errors } : null,
           events: recent.map((s) => ({ n: s.n, at: s.at, from: s.from, to: s.to, event: eventName(s) })),
         },
         null,
@@ -106,6 +112,7 @@ async function describeDeployment(fleet: Fleet, device: string, deployment: stri
     const applied = state?.score_hash === desired.hash ? "applied" : state?.score_hash ? `the agent is on ${state.score_hash.slice(0, 19)}…` : "not applied yet";
     io.out(field("Desired", `revision ${desired.revision}, ${desired.hash ? `${desired.hash.slice(0, 19)}…` : "does not decode"} (${applied})`));
     if (!desired.score) io.out(field("", desired.errors.join("; ")));
+    else io.out(field("Signed", desired.signed ? `by ${desired.signed.by.slice(0, 12)}… at ${desired.signed.at}` : "no"));
   } else io.out(field("Desired", state?.state === "removed" ? "none (deleted)" : "none"));
   if (state) {
     io.out(field("Changed", `${ago(state.last_event_at)} (event ${state.last_event_seq})`));

@@ -1,6 +1,7 @@
 // fleetctl device rm <device> [--force] [--yes]: forget a device that is gone.
 import { deviceOrDeploymentNameProblem } from "../contracts/names.js";
 import { didYouMean } from "../contracts/suggest.js";
+import { BUCKET_DEVICE_HEARTBEAT, BUCKET_DEVICE_INFO, BUCKET_DEVICE_STATE } from "../contracts/wire-names.js";
 import { Fleet, STALE_TICKS } from "../fleet/fleet.client.js";
 import { COMMON_HELP, COMMON_OPTIONS, EXIT, JSON_OPTION, OperationError, UsageError, natsTarget, parse, positionals, type CliIo } from "./common.js";
 import { ago } from "./output.js";
@@ -67,9 +68,9 @@ export async function deviceRmCommand(argv: string[], io: CliIo): Promise<number
       if (!(await io.confirm(`forget ${device}?`))) throw new OperationError("declined: nothing deleted");
     }
     for (const k of desiredKeys) await fleet.desired.delete(k);
-    for (const k of stateKeys) await fleet.states.purge(k);
-    if (hasHeartbeat) await fleet.heartbeats.purge(device);
-    if (hasInfo) await fleet.infos.purge(device);
+    for (const k of stateKeys) await fleet.purgeKey(BUCKET_DEVICE_STATE, k);
+    if (hasHeartbeat) await fleet.purgeKey(BUCKET_DEVICE_HEARTBEAT, device);
+    if (hasInfo) await fleet.purgeKey(BUCKET_DEVICE_INFO, device);
     const purged = [...stateKeys.map((k) => `device-state/${k}`), ...(hasHeartbeat ? [`device-heartbeat/${device}`] : []), ...(hasInfo ? [`device-info/${device}`] : [])];
     if (values.json) io.out(JSON.stringify({ device, purged, deleted_desired: desiredKeys }, null, 2) + "\n");
     else {

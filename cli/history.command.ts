@@ -3,7 +3,7 @@ import { canonicalHash } from "../contracts/canonical-json.js";
 import { decode } from "../contracts/decode.js";
 import { ScoreHash } from "../contracts/deployment-state.codec.js";
 import { PodmanV0Score, ReconcileScore } from "../contracts/score.codec.js";
-import { Fleet } from "../fleet/fleet.client.js";
+import { Fleet, signatureSummary, type SignatureSummary } from "../fleet/fleet.client.js";
 import { buildTimeline, type TimelineStep } from "../machines/timeline.js";
 import { COMMON_HELP, COMMON_OPTIONS, EXIT, JSON_OPTION, OperationError, deviceAndDeployment, duration, natsTarget, parse, shortId, type CliIo } from "./common.js";
 import { ago, fitTable, outputStyle } from "./output.js";
@@ -17,32 +17,27 @@ caused the transition, how long the deployment stayed in the state it entered, a
 ids after it; then the total time spent in each state. Under each accepted update, what it changed
 per service against the update before it (as deploy --dry-run shows it: + added, ~ replaced and
 why, - removed, = unchanged). Env values never appear (the agent redacts them before publishing),
-so a change of an env value alone shows as such, without the value.
+so a change of an env value alone shows as such, without the value. Each event's signature is
+checked against the device's recorded key: the last line says whether all were verified, and names
+any the device did not sign (FORGED).
 
 Options:
   -o wide  times as ISO-8601, nothing cut to the terminal's width
-  --json   print {device, deployment, steps: [{…, changes}], time_in_state: {state: ms}}
+  --json   print {device, deployment, steps: [{…, changes}], time_in_state: {state: ms},
+           signatures: {verified, unverified, forged: [{n, why}]}}
 ${COMMON_HELP}
 
 Exit: 0 ok, 1 no events or NATS unreachable, 2 usage error.
 `;
-
-/** An accepted update's score, as journaled (env values redacted): v1 `UPDATE`, v2 `desired.updated`. */
-const UPDATE_EVENTS = new Set(["UPDATE", "desired.updated"]);
 
 interface UpdateRecord {
   hash: string;
   score: PodmanV0Score;
 }
 
+/** An accepted update's score, as journaled (env values redacted); a v1 journal's UPDATE reads as desired.updated. */
 function updateOf(step: TimelineStep): UpdateRecord | null {
-  if (!UPDATE_EVENTS.has(String(step.event["type"]))) return null;
-  const hash = decode(ScoreHash, step.event["hash"]);
-  // v1 journals the score's data; a whole score is read too, should an event carry one.
-  const data = decode(PodmanV0Score, step.event["score"]);
-  const whole = data.ok ? null : decode(ReconcileScore, step.event["score"]);
-  const score = data.ok ? data.value : whole?.ok ? whole.value.data : null;
-  return hash.ok && score ? { hash: hash.value, score } : null;
+  return step.event.type === "desired.updated" ? { hash: step.event.hash, score: step.event.score } : null;
 }
 
 export interface HistoryChanges {
@@ -82,13 +77,14 @@ export async function historyCommand(argv: string[], io: CliIo): Promise<number>
   const wide = wideOption(values);
   const fleet = await Fleet.connect(natsTarget(values, io.env));
   try {
-    const events = await fleet.journal(device, deployment);
-    if (events.length === 0) throw new OperationError(`no journal events for ${device}/${deployment}`);
-    const timeline = buildTimeline(device, deployment, events);
+    const checked = await fleet.checkedJournal(device, deployment);
+    if (checked.length === 0) throw new OperationError(`no journal events for ${device}/${deployment}`);
+    const timeline = buildTimeline(device, deployment, checked.map((c) => c.event));
+    const signatures = signatureSummary(checked);
     const changes = updateChanges(timeline.steps);
     if (values.json) {
       const steps = timeline.steps.map((s) => ({ ...s, changes: changes.get(s.n)?.changes ?? null }));
-      io.out(JSON.stringify({ ...timeline, steps }, null, 2) + "\n");
+      io.out(JSON.stringify({ ...timeline, steps, signatures }, null, 2) + "\n");
       return EXIT.OK;
     }
     const style = outputStyle(io, wide);
@@ -112,8 +108,15 @@ export async function historyCommand(argv: string[], io: CliIo): Promise<number>
     io.out(out.join("\n") + "\n");
     const totals = Object.entries(timeline.time_in_state);
     if (totals.length) io.out(`time in state: ${totals.map(([st, ms]) => `${st} ${duration(ms)}`).join(", ")}\n`);
+    io.out(`${signatureLine(signatures, checked.length)}\n`);
     return EXIT.OK;
   } finally {
     await fleet.close();
   }
+}
+
+export function signatureLine(s: SignatureSummary, total: number): string {
+  if (s.forged.length) return `signatures: FORGED ${s.forged.length} of ${total}: ${s.forged.map((f) => `n ${f.n} (${f.why})`).join(", ")}`;
+  if (s.unverified) return `signatures: UNVERIFIED: no key recorded for the device (fleetctl device add / device record-key)`;
+  return `signatures: all ${total} events signed by the device`;
 }

@@ -11,6 +11,7 @@ import { describeCommand } from "./describe.command.js";
 import { deviceCommand } from "./device.command.js";
 import { explainCommand, schemaCommand } from "./explain.command.js";
 import { historyCommand } from "./history.command.js";
+import { keyCommand } from "./key.command.js";
 import { rolloutCommand } from "./rollout.command.js";
 import { serveCommand } from "./serve.command.js";
 import { statusCommand } from "./status.command.js";
@@ -31,8 +32,10 @@ Commands:
   explain [field]                                    what a score may hold: every field, its type, default, limits, example
   schema                                             the score's JSON Schema, for editors
   serve [--port N]                                   the dashboard and transition visualiser on 127.0.0.1
-  device add <device> [--seed-out FILE]              a device's nkey user and NATS permissions (README: Securing a fleet)
+  device add <device> [--seed-out FILE]              a device's nkey user and its own NATS account (README: Securing a fleet)
+  device accounts [--device ID=KEY ...]              the nats-server accounts of a secured fleet
   device rm <device> [--force]                       forget a device: its device-state, heartbeat and device-info
+  key create --seed-out FILE                         an operator signing key (deploy/rollout --signing-key)
 
 Every read takes --json. Every command takes --nats URL (or FLEET_NATS_URL; default nats://127.0.0.1:4222).
 
@@ -53,6 +56,7 @@ const COMMANDS: Record<string, (argv: string[], io: CliIo) => Promise<number>> =
   describe: describeCommand,
   explain: explainCommand,
   schema: schemaCommand,
+  key: keyCommand,
 };
 
 export async function run(argv: readonly string[], io: CliIo): Promise<number> {

@@ -7,6 +7,8 @@ import { didYouMean } from "../contracts/suggest.js";
 import { NEW_DEVICE_HINT, writeDesired } from "./deploy.command.js";
 import { Fleet } from "../fleet/fleet.client.js";
 import { readScoreFile, type ScoreFile } from "./score.file.js";
+import type { SigningKey } from "../contracts/nkey.js";
+import { SIGNING_HELP, SIGNING_OPTION, UNSIGNED_NOTE, alreadySigned, desiredText, signingKeyOf } from "./signing.js";
 
 export const ROLLOUT_HELP = `Usage: fleetctl rollout <deployment> -f <score> (--devices a,b,c | --selector GLOB) [options]
 
@@ -35,6 +37,7 @@ Options:
   --new-device          allow --devices that never reported (no device-info, heartbeat or
                         device-state); without it such a device refuses the whole rollout
   --json                print a JSON summary on stdout at the end
+${SIGNING_HELP}
 ${COMMON_HELP}
 
 Exit: 0 every device Running the score, 1 a write was refused or failed, 2 usage or invalid score,
@@ -95,6 +98,7 @@ export async function rolloutCommand(argv: string[], io: CliIo): Promise<number>
     "wave-timeout": { type: "string" },
     "retry-failed": { type: "boolean" },
     "poll-ms": { type: "string" },
+    ...SIGNING_OPTION,
     "new-device": { type: "boolean" },
   });
   if (values.help) {
@@ -119,6 +123,8 @@ export async function rolloutCommand(argv: string[], io: CliIo): Promise<number>
   }
   const match = values.selector !== undefined ? globMatcher(values.selector) : null;
   const file = await readScoreFile(values.file);
+  const signingKey = signingKeyOf(values, io.env);
+  if (!signingKey) io.err(UNSIGNED_NOTE);
   for (const n of file.notes) io.err(`note: ${n}\n`);
 
   const fleet = await Fleet.connect(natsTarget(values, io.env));
@@ -143,7 +149,7 @@ export async function rolloutCommand(argv: string[], io: CliIo): Promise<number>
       reports.push(report);
       const pending = new Map<string, number>(); // device → revision written (or found)
       for (const device of wave) {
-        const r = await prepare(fleet, device, deployment, file, values["retry-failed"] === true);
+        const r = await prepare(fleet, device, deployment, file, values["retry-failed"] === true, signingKey);
         if (r === "skip") report.devices.push({ device, outcome: "skipped" });
         else pending.set(device, r);
       }
@@ -204,23 +210,24 @@ function verdict(s: DeploymentState | null, hash: string, revision: number): "ru
 }
 
 /** Writes the target for one device unless it is there already; gives the revision to await, or "skip". */
-async function prepare(fleet: Fleet, device: string, deployment: string, file: ScoreFile, retryFailed: boolean): Promise<number | "skip"> {
+async function prepare(fleet: Fleet, device: string, deployment: string, file: ScoreFile, retryFailed: boolean, signingKey: SigningKey | null): Promise<number | "skip"> {
   const key = deploymentKey(device, deployment);
+  const target = { device, deployment };
   const [desired, state] = await Promise.all([fleet.desiredEntry(device, deployment), fleet.deploymentState(device, deployment)]);
-  if (desired?.hash === file.hash) {
+  if (desired?.hash === file.hash && alreadySigned(desired.signed, target, signingKey)) {
     if (state?.phase === "Running" && state.score_hash === file.hash) return "skip";
     const failedOnIt = state?.phase === "Failed" && (state.desired_revision ?? 0) >= desired.revision;
-    if (failedOnIt && retryFailed) return rearm(fleet, key, device, deployment, file, desired.revision);
+    if (failedOnIt && retryFailed) return rearm(fleet, key, device, deployment, file, desired.revision, signingKey);
     return desired.revision;
   }
-  return writeDesired(fleet, key, file.text, desired?.revision ?? null);
+  return writeDesired(fleet, key, desiredText(file.score, target, signingKey), desired?.revision ?? null);
 }
 
 /**
  * The agent applies a score once per hash (invariant 4) and never retries a failed one by itself.
  * A value it rejects (the score plus an unknown field) resets that, then the score is written again.
  */
-async function rearm(fleet: Fleet, key: string, device: string, deployment: string, file: ScoreFile, revision: number): Promise<number> {
+async function rearm(fleet: Fleet, key: string, device: string, deployment: string, file: ScoreFile, revision: number, signingKey: SigningKey | null): Promise<number> {
   const marker = JSON.stringify({ ...file.score, fleetctl_retry: new Date().toISOString() });
   const markerRev = await writeDesired(fleet, key, marker, revision);
   // Let the agent see the marker before the score (a watch that restarted in between would skip it).
@@ -230,7 +237,7 @@ async function rearm(fleet: Fleet, key: string, device: string, deployment: stri
     if ((s?.desired_revision ?? 0) >= markerRev) break;
     await sleep(100);
   }
-  return writeDesired(fleet, key, file.text, markerRev);
+  return writeDesired(fleet, key, desiredText(file.score, { device, deployment }, signingKey), markerRev);
 }
 
 class Progress {

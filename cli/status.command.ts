@@ -19,12 +19,21 @@ On a terminal the table fits its width (the last error, then the images, cut wit
 (never with NO_COLOR). Into a pipe or a file every line is whole and plain (COLUMNS=N fits it to N);
 --json gives every field.
 
+What the devices can be trusted for is said on stderr, under the table, one line per problem with
+the devices it concerns (-o wide has it as a TRUST column, "ok" where there is none): UNSIGNED (the
+device applies desired states without an operator's signature: started without --operator-keys),
+FORGED info|heartbeat|state (a report its device did not sign: someone else wrote it under its
+keys), UNVERIFIED (no key recorded for the device: \`fleetctl device add\` or \`device record-key\`),
+signing unknown (no device-info).
+
 Options:
-  -o wide         every column (machine state, revision, score hash, container ids), nothing cut
+  -o wide         every column (machine state, revision, score hash, container ids, trust), nothing cut
   --tick-secs N   the tick to judge staleness by when a heartbeat does not carry its own (default 30)
   --watch         redraw every 2 s until interrupted
   --interval S    seconds between redraws with --watch (default 2)
-  --json          print [{device, heartbeat_age_ms, tick_secs, stale, info, heartbeat, deployments: [DeploymentState]}]
+  --json          print [{device, heartbeat_age_ms, tick_secs, stale, info, heartbeat, deployments: [DeploymentState],
+                  signing, device_key, checks: {info, heartbeat, deployments: {name: check}}}], a
+                  check being {verdict: verified|forged|unverified, why?}
 ${COMMON_HELP}
 
 Exit: 0 ok, 1 the device never reported or NATS unreachable, 2 usage error.
@@ -73,14 +82,14 @@ export function heartbeatText(d: DeviceSummary, now = Date.now()): string {
 export const shown = (s: DeploymentState) => s.state !== "removed";
 
 export const STATUS_HEADER = ["DEVICE", "DEPLOYMENT", "PHASE", "IMAGE", "RESTARTS", "HEALTH", "CHANGED", "HEARTBEAT", "LAST ERROR"];
-export const WIDE_HEADER = ["DEVICE", "DEPLOYMENT", "PHASE", "STATE", "IMAGE", "RESTARTS", "HEALTH", "CHANGED", "REVISION", "SCORE", "CONTAINERS", "HEARTBEAT", "LAST ERROR"];
+export const WIDE_HEADER = ["DEVICE", "DEPLOYMENT", "PHASE", "STATE", "IMAGE", "RESTARTS", "HEALTH", "CHANGED", "REVISION", "SCORE", "CONTAINERS", "HEARTBEAT", "TRUST", "LAST ERROR"];
 
 export function statusRows(summary: DeviceSummary[], wide = false, now = Date.now()): string[][] {
   const rows: string[][] = [];
   for (const d of summary) {
     const hb = heartbeatText(d, now);
     const deployments = d.deployments.filter(shown);
-    if (deployments.length === 0) rows.push(wide ? [d.device, "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", hb, "-"] : [d.device, "-", "-", "-", "-", "-", "-", hb, "-"]);
+    if (deployments.length === 0) rows.push(wide ? [d.device, "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", hb, trustOf(d, null), "-"] : [d.device, "-", "-", "-", "-", "-", "-", hb, "-"]);
     for (const s of deployments) {
       const err = s.last_error ?? "-";
       const changed = ago(s.last_event_at, now);
@@ -89,10 +98,59 @@ export function statusRows(summary: DeviceSummary[], wide = false, now = Date.no
         continue;
       }
       const ids = Object.entries(s.container_ids).map(([svc, id]) => `${svc}=${shortId(id)}`).join(",") || "-";
-      rows.push([s.device, s.deployment, s.phase, s.state, imageText(s), restartsText(s), healthText(s), changed, s.desired_revision === null ? "-" : String(s.desired_revision), s.score_hash ? `${s.score_hash.slice(0, 19)}…` : "-", ids, hb, err]);
+      rows.push([s.device, s.deployment, s.phase, s.state, imageText(s), restartsText(s), healthText(s), changed, s.desired_revision === null ? "-" : String(s.desired_revision), s.score_hash ? `${s.score_hash.slice(0, 19)}…` : "-", ids, hb, trustOf(d, s.deployment), err]);
     }
   }
   return rows;
+}
+
+/** What the checks of a device's reports say (docs/design.md, "Report signatures"): FORGED …, UNVERIFIED, or nothing. */
+export function reportChecksText(d: DeviceSummary, deployment: string | null): string[] {
+  const checks = [
+    ["info", d.checks.info],
+    ["heartbeat", d.checks.heartbeat],
+    ["state", deployment === null ? null : d.checks.deployments[deployment] ?? null],
+  ] as const;
+  const notes: string[] = [];
+  const forged = checks.filter(([, c]) => c?.verdict === "forged").map(([what]) => what);
+  if (forged.length) notes.push(`FORGED ${forged.join("|")}`);
+  if (checks.some(([, c]) => c?.verdict === "unverified")) notes.push("UNVERIFIED");
+  return notes;
+}
+
+/**
+ * Under the table, what the devices can be trusted for: one line per problem, naming the devices
+ * (at most 10, then how many more). The table keeps its width; -o wide has it as a column.
+ */
+export function trustWarnings(summary: DeviceSummary[]): string[] {
+  const kinds: Array<[string, string, (d: DeviceSummary) => string | null]> = [
+    ["FORGED", "reports their device did not sign: someone else wrote them under its keys", (d) => {
+      const forged = (c: { verdict: string } | null | undefined) => c?.verdict === "forged";
+      const parts = [forged(d.checks.info) ? "info" : null, forged(d.checks.heartbeat) ? "heartbeat" : null, ...Object.entries(d.checks.deployments).filter(([, c]) => forged(c)).map(([dep]) => `state ${dep}`)];
+      const named = parts.filter((p) => p !== null);
+      return named.length ? `${d.device} (${named.join(", ")})` : null;
+    }],
+    ["UNSIGNED", "they apply desired states nobody signed (started without --operator-keys)", (d) => (d.signing === "off" ? d.device : null)],
+    ["UNVERIFIED", "no device key recorded to check their reports against (fleetctl device add, device record-key)", (d) => (d.deviceKey === null ? d.device : null)],
+    ["signing unknown", "no device-info", (d) => (d.signing === "unknown" ? d.device : null)],
+  ];
+  const out: string[] = [];
+  for (const [mark, why, pick] of kinds) {
+    const hit = summary.map(pick).filter((x) => x !== null);
+    if (hit.length === 0) continue;
+    const named = hit.slice(0, 10).join(", ") + (hit.length > 10 ? ` and ${hit.length - 10} more` : "");
+    out.push(`${mark}: ${named}: ${why}`);
+  }
+  return out;
+}
+
+/** What a status row can be trusted for (the -o wide TRUST column): "ok", or the problems, comma separated. */
+export function trustOf(d: DeviceSummary, deployment: string | null): string {
+  const notes: string[] = [];
+  if (d.signing === "off") notes.push("UNSIGNED");
+  if (d.signing === "unknown") notes.push("signing unknown");
+  notes.push(...reportChecksText(d, deployment));
+  return notes.join(", ") || "ok";
 }
 
 export function statusTable(summary: DeviceSummary[], style: OutputStyle, wide: boolean, now = Date.now()): string {
@@ -106,7 +164,18 @@ export function statusTable(summary: DeviceSummary[], style: OutputStyle, wide: 
 }
 
 export const summaryJson = (summary: DeviceSummary[]) =>
-  summary.map((d) => ({ device: d.device, heartbeat_age_ms: d.heartbeatAgeMs, tick_secs: d.tickSecs, stale: d.stale, info: d.info, heartbeat: d.heartbeat, deployments: d.deployments.filter(shown) }));
+  summary.map((d) => ({
+    device: d.device,
+    heartbeat_age_ms: d.heartbeatAgeMs,
+    tick_secs: d.tickSecs,
+    stale: d.stale,
+    info: d.info,
+    heartbeat: d.heartbeat,
+    deployments: d.deployments.filter(shown),
+    signing: d.signing,
+    device_key: d.deviceKey,
+    checks: d.checks,
+  }));
 
 /** Refuses a device that never reported, naming a known one when the id is close to it. */
 export async function requireKnownDevice(fleet: Fleet, device: string, hint = ""): Promise<void> {
@@ -152,6 +221,7 @@ export async function statusCommand(argv: string[], io: CliIo): Promise<number> 
       else {
         if (values.watch) io.out(`\x1b[H\x1b[2J${new Date().toISOString()}  (every ${interval}s, Ctrl-C to stop)\n`);
         io.out(summary.length ? statusTable(summary, style, wide) : "no devices known\n");
+        if (!wide) for (const w of trustWarnings(summary)) io.err(`${w}\n`);
       }
       if (!values.watch || io.signal?.aborted) return EXIT.OK;
       await sleep(interval * 1000, io.signal);

@@ -6,10 +6,11 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import { fileURLToPath } from "node:url";
 import { KvWatchInclude } from "@nats-io/kv";
 import { deviceOrDeploymentNameProblem } from "../contracts/names.js";
-import { FLEET_EVENTS_SUBJECTS } from "../contracts/wire-names.js";
+import { DeliverPolicy } from "@nats-io/jetstream";
+import { STREAM_FLEET_EVENTS } from "../contracts/wire-names.js";
 import { deploymentMachine } from "../machines/deployment.machine.js";
 import { edgeLabel, machineEdges } from "../machines/statechart.js";
-import { Fleet, STALE_TICKS, scoreWithoutEnvValues } from "../fleet/fleet.client.js";
+import { Fleet, STALE_TICKS, scoreWithoutEnvValues, signatureSummary } from "../fleet/fleet.client.js";
 import { renderChartSvg } from "./statechart.svg.js";
 import { buildTimeline } from "../machines/timeline.js";
 
@@ -71,10 +72,12 @@ export async function startInspector(o: InspectorOptions): Promise<Inspector> {
   void (async () => {
     for await (const e of hbWatch) broadcast("heartbeat", { device: e.key });
   })().catch(() => undefined);
-  const sub = fleet.nc.subscribe(FLEET_EVENTS_SUBJECTS);
-  stops.push(() => sub.unsubscribe());
+  // A consumer, not a core subscription: in a secured fleet devices publish into the journal's own
+  // account, whose messages reach the operator's account through its JetStream imports only.
+  const live = await (await fleet.js.consumers.getPushConsumer(STREAM_FLEET_EVENTS, { deliver_policy: DeliverPolicy.New })).consume();
+  stops.push(() => live.stop());
   void (async () => {
-    for await (const m of sub) {
+    for await (const m of live) {
       const [, , device, deployment] = m.subject.split(".");
       let n: unknown = null;
       try {
@@ -100,7 +103,8 @@ export async function startInspector(o: InspectorOptions): Promise<Inspector> {
   };
 
   const deploymentView = async (device: string, deployment: string) => {
-    const [state, desired, events] = await Promise.all([fleet.deploymentState(device, deployment), fleet.desiredEntry(device, deployment), fleet.journal(device, deployment)]);
+    const [state, desired, checked] = await Promise.all([fleet.deploymentState(device, deployment), fleet.desiredEntry(device, deployment), fleet.checkedJournal(device, deployment)]);
+    const events = checked.map((c) => c.event);
     if (!state && !desired && events.length === 0) throw new HttpError(404, `no deployment ${device}/${deployment}`);
     return {
       device,
@@ -111,8 +115,11 @@ export async function startInspector(o: InspectorOptions): Promise<Inspector> {
         hash: desired.hash,
         errors: desired.errors,
         score: desired.score ? scoreWithoutEnvValues(desired.score) : null,
+        signed: desired.signed && { by: desired.signed.by, at: desired.signed.at },
       },
       timeline: buildTimeline(device, deployment, events),
+      // Which events the device itself signed (docs/design.md, "Report signatures").
+      signatures: signatureSummary(checked),
     };
   };
 
@@ -134,7 +141,17 @@ export async function startInspector(o: InspectorOptions): Promise<Inspector> {
         return json(res, {
           now: new Date().toISOString(),
           tick_secs: tickSecs,
-          devices: summary.map((d) => ({ device: d.device, info: d.info, heartbeat: d.heartbeat, heartbeat_age_ms: d.heartbeatAgeMs, stale: d.stale, deployments: d.deployments })),
+          devices: summary.map((d) => ({
+            device: d.device,
+            info: d.info,
+            heartbeat: d.heartbeat,
+            heartbeat_age_ms: d.heartbeatAgeMs,
+            stale: d.stale,
+            deployments: d.deployments,
+            signing: d.signing,
+            device_key: d.deviceKey,
+            checks: d.checks,
+          })),
         });
       }
       case "/api/deployment":

@@ -5,8 +5,10 @@ import { createActor, waitFor, type Actor } from "xstate";
 import type { Phase } from "../../contracts/deployment-state.codec.js";
 import type { JournalEvent } from "../../contracts/journal-event.codec.js";
 import { deviceOrDeploymentNameProblem } from "../../contracts/names.js";
+import { laterSignedAt, replayRefusal } from "../../contracts/signed-score.js";
 import type { DeploymentInput, DeploymentSnapshot, StepBudgets } from "../../machines/deployment.machine.js";
 import { deploymentState } from "../../machines/deployment.report.js";
+import { isStepState } from "../../machines/journal.vocabulary.js";
 import { transitionRecorder } from "../../machines/transition.recorder.js";
 import type { ContainerRuntime, ManagedContainer } from "../../runtime/container-runtime.js";
 import type { CheckpointStore } from "../journal/checkpoint.js";
@@ -128,10 +130,15 @@ export class DeploymentSupervisor {
       if (change.kind === "delete") return;
       actor = this.spawn(change.deployment);
     }
-    if (change.kind === "update") {
+    const replayed = change.kind === "update" && change.signedAt ? this.replayOf(actor.getSnapshot(), change.hash, change.signedAt) : null;
+    if (replayed) {
+      this.log.warn({ deployment: change.deployment, revision: change.revision, error: replayed }, "desired state refused: a replayed old value");
+      actor.send({ type: "REJECT", error: replayed, revision: change.revision, at });
+    } else if (change.kind === "update") {
       // The full score is kept before the machine sees it: the journal keeps only its redacted form.
       await this.o.scores.put(change.hash, change.score);
-      actor.send({ type: "UPDATE", score: change.score.data, hash: change.hash, revision: change.revision, at });
+      const signed = change.signedAt ? { signedAt: change.signedAt } : {};
+      actor.send({ type: "UPDATE", score: change.score.data, hash: change.hash, revision: change.revision, at, ...signed });
     } else if (change.kind === "reject") {
       this.log.warn({ deployment: change.deployment, revision: change.revision, error: change.error }, "desired state rejected");
       actor.send({ type: "REJECT", error: change.error, revision: change.revision, at });
@@ -192,6 +199,20 @@ export class DeploymentSupervisor {
     await this.recorder.recorded();
   }
 
+  /**
+   * Why a signed update is a replay, or null: a different score than the one accepted (or queued),
+   * signed before the newest signature the deployment accepted (docs/design.md, "Signed desired
+   * state"). The signature time is in the snapshot, so it holds across restarts and recoveries.
+   */
+  private replayOf(s: DeploymentSnapshot, hash: string, signedAt: string): string | null {
+    const queued = s.context.next?.kind === "update" ? s.context.next : null;
+    if (hash === queued?.hash) return null;
+    const newest = laterSignedAt(s.context.signedAt, queued?.signedAt);
+    const accepted = s.context.target?.hash ?? s.context.desiredHash;
+    if (!newest || !accepted) return null;
+    return replayRefusal(hash, signedAt, { hash: accepted, signedAt: newest })?.error ?? null;
+  }
+
   private input(deployment: string): DeploymentInput {
     return { device: this.o.device, deployment, ...(this.o.budgets ? { budgets: this.o.budgets } : {}) };
   }
@@ -215,6 +236,8 @@ export class DeploymentSupervisor {
       },
       error: (err) => this.log.error({ deployment, err: (err as Error).message }, "deployment actor failed"),
     });
+    // Journaled before the actor starts, so it precedes whatever the step it re-runs leads to.
+    if (restored && isStepState(String(restored.value))) this.recorder.resumed(deployment, restored);
     actor.start();
     return actor;
   }

@@ -25,6 +25,25 @@ function dur(ms) {
 const containers = (ids) =>
   Object.entries(ids || {}).map(([svc, id]) => `<span class="container" data-service="${esc(svc)}">${esc(svc)}=<code class="container-id" title="${esc(id)}">${esc(short(id))}</code></span>`).join(" ") || '<span class="muted">-</span>';
 const phase = (p) => `<span class="badge phase-${esc(p)}">${esc(p)}</span>`;
+// What a device's reports can be trusted for: the device applies unsigned desired states (UNSIGNED),
+// a report it did not sign (FORGED), no key recorded to check against (UNVERIFIED).
+const badge = (cls, text, title) => `<span class="badge ${cls}" title="${esc(title)}">${esc(text)}</span>`;
+function deviceTrust(d) {
+  const out = [];
+  if (d.signing === "off") out.push(badge("unsigned", "UNSIGNED", "applies desired states without an operator's signature (no --operator-keys)"));
+  if (d.signing === "unknown") out.push(badge("unverified", "signing unknown", "no device-info"));
+  for (const [what, c] of [["info", d.checks?.info], ["heartbeat", d.checks?.heartbeat]]) {
+    if (c?.verdict === "forged") out.push(badge("forged", `FORGED ${what}`, c.why));
+  }
+  const checks = [d.checks?.info, d.checks?.heartbeat, ...Object.values(d.checks?.deployments || {})];
+  const unverified = checks.find((c) => c?.verdict === "unverified");
+  if (unverified) out.push(badge("unverified", "UNVERIFIED", unverified.why));
+  return out.join(" ");
+}
+const stateTrust = (d, deployment) => {
+  const c = d.checks?.deployments?.[deployment];
+  return c?.verdict === "forged" ? badge("forged", "FORGED", c.why) : "";
+};
 
 let chart = null;
 let view = null; // { kind, render(), onEvent(type, data) }
@@ -70,14 +89,14 @@ function fleetView() {
       const age = d.heartbeat ? now - Date.parse(d.heartbeat.at) : null;
       const stale = age === null || age > 3 * data.tick_secs * 1000;
       const head = `<tr class="device-row" data-device="${esc(d.device)}">
-        <td><input type="checkbox" class="pick-device" data-device="${esc(d.device)}" ${pickedDevices.has(d.device) ? "checked" : ""} title="compare devices"> ${esc(d.device)}</td>
+        <td><input type="checkbox" class="pick-device" data-device="${esc(d.device)}" ${pickedDevices.has(d.device) ? "checked" : ""} title="compare devices"> ${esc(d.device)} <span class="trust">${deviceTrust(d)}</span></td>
         <td colspan="4" class="muted">${esc(d.info ? `${d.info.hostname} · ${d.info.arch} · agent ${d.info.agent_version}${d.info.podman_version ? ` · podman ${d.info.podman_version}` : ""}` : "")}</td>
         <td class="heartbeat">${age === null ? "never" : esc(dur(age))} ${stale ? '<span class="badge stale">STALE</span>' : ""}</td></tr>`;
       const deps = d.deployments.map((s) => {
         const k = `${s.device}/${s.deployment}`;
         return `<tr class="deployment-row" data-device="${esc(s.device)}" data-deployment="${esc(s.deployment)}">
           <td style="padding-left:26px"><input type="checkbox" class="pick" data-key="${esc(k)}" ${picked.has(k) ? "checked" : ""} title="compare deployments">
-            <a class="open" href="#/d/${encodeURIComponent(s.device)}/${encodeURIComponent(s.deployment)}">${esc(s.deployment)}</a></td>
+            <a class="open" href="#/d/${encodeURIComponent(s.device)}/${encodeURIComponent(s.deployment)}">${esc(s.deployment)}</a> ${stateTrust(d, s.deployment)}</td>
           <td>${phase(s.phase)}</td><td class="state">${esc(s.state)}</td><td class="containers">${containers(s.container_ids)}</td>
           <td class="error">${esc(s.last_error ?? "")}</td><td class="muted">#${esc(s.last_event_seq)}</td></tr>`;
       });
@@ -118,6 +137,10 @@ function timelinePanel(container, opts = {}) {
     <div class="step-detail"></div>
     <ol class="timeline"></ol>`;
   const $ = (s) => container.querySelector(s);
+  const forgedN = (n) => {
+    const f = data?.signatures?.forged.find((x) => x.n === n);
+    return f ? ` ${badge("forged", "FORGED", f.why)}` : "";
+  };
   const select = (i) => {
     const steps = data.timeline.steps;
     if (!steps.length) return;
@@ -169,7 +192,7 @@ function timelinePanel(container, opts = {}) {
     const ol = $("ol.timeline");
     ol.innerHTML = steps
       .map((t, i) => `<li class="step${i === step ? " selected" : ""}${knownN.has(t.n) ? "" : " fresh"}" data-i="${i}" data-n="${esc(t.n)}">
-        <span class="mono muted">${esc(t.n)}</span><span><b>${esc(t.from)}</b> → <b>${esc(t.to)}</b> <span class="muted">${esc(t.label)}</span></span>
+        <span class="mono muted">${esc(t.n)}</span><span><b>${esc(t.from)}</b> → <b>${esc(t.to)}</b> <span class="muted">${esc(t.label)}</span>${forgedN(t.n)}</span>
         <span class="mono muted" title="${esc(t.at)}">${t.spent_ms === null ? "now" : esc(dur(t.spent_ms))}</span></li>`)
       .join("");
     knownN = new Set(steps.map((t) => t.n));
@@ -211,8 +234,13 @@ function deploymentView(device, deployment) {
       ? `${phase(s.phase)} state <b class="live-state">${esc(s.state)}</b> · containers ${containers(s.container_ids)} · revision ${esc(s.desired_revision)} · ${esc((s.score_hash || "").slice(0, 19))}…
          ${s.last_error ? `<div class="error">${esc(s.last_error)}</div>` : ""}`
       : '<span class="muted">no device-state reported</span>';
+    const sig = d.signatures;
+    const events = sig ? sig.verified + sig.unverified + sig.forged.length : 0;
+    app.querySelector(".summary").innerHTML += sig && events
+      ? `<div class="signatures">${sig.forged.length ? badge("forged", `FORGED ${sig.forged.length} of ${events} events`, sig.forged.map((f) => `n ${f.n}: ${f.why}`).join("; ")) : sig.unverified ? badge("unverified", "UNVERIFIED events", "no key recorded for the device") : `<span class="muted">all ${events} events signed by the device</span>`}</div>`
+      : "";
     app.querySelector(".desired").innerHTML = d.desired
-      ? `<div class="muted">revision ${esc(d.desired.revision)} · env values hidden</div>${d.desired.errors.length ? `<div class="error">${esc(d.desired.errors.join("; "))}</div>` : ""}
+      ? `<div class="muted">revision ${esc(d.desired.revision)} · env values hidden · ${d.desired.signed ? `signed by <span class="mono">${esc(d.desired.signed.by.slice(0, 12))}…</span> at ${esc(d.desired.signed.at)}` : "unsigned"}</div>${d.desired.errors.length ? `<div class="error">${esc(d.desired.errors.join("; "))}</div>` : ""}
          <table>${(d.desired.score?.data.services || []).map((svc) => `<tr><td><b>${esc(svc.name)}</b></td><td class="mono">${esc(svc.image)}</td><td class="muted">${svc.env ? `env: ${esc(Object.keys(svc.env).join(", "))}` : ""}</td></tr>`).join("")}</table>`
       : '<span class="muted">no desired state (deleted?)</span>';
     panel.update(d);
@@ -252,7 +280,7 @@ function compareDevicesView(a, b) {
       const d = data.devices.find((x) => x.device === dev);
       if (!d) return `<div class="card"><h3>${esc(dev)}</h3><p class="muted">unknown device</p></div>`;
       const age = d.heartbeat ? Date.now() - Date.parse(d.heartbeat.at) : null;
-      return `<div class="card device-panel" data-device="${esc(dev)}"><h3>${esc(dev)}</h3>
+      return `<div class="card device-panel" data-device="${esc(dev)}"><h3>${esc(dev)} <span class="trust">${deviceTrust(d)}</span></h3>
         <dl class="kv"><dt>heartbeat</dt><dd>${age === null ? "never" : esc(dur(age))} ${d.stale ? '<span class="badge stale">STALE</span>' : ""}</dd>
         <dt>agent</dt><dd>${esc(d.info?.agent_version ?? "-")}</dd><dt>host</dt><dd>${esc(d.info ? `${d.info.hostname} (${d.info.arch})` : "-")}</dd>
         <dt>podman</dt><dd>${esc(d.info?.podman_version ?? "-")}</dd></dl>
