@@ -95,6 +95,13 @@ export function positiveNumber(flag: string, v: unknown, dflt: number): number {
   return n;
 }
 
+export function nonNegativeNumber(flag: string, v: unknown, dflt: number): number {
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (typeof v !== "string" || v.trim() === "" || !Number.isFinite(n) || n < 0) throw new UsageError(`--${flag}: expected a number of seconds, 0 or more, got ${JSON.stringify(v)}`);
+  return n;
+}
+
 // ---- formatting ------------------------------------------------------------------------------
 
 /** A plain text table: columns padded to their widest cell. */
