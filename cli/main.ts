@@ -8,6 +8,7 @@ import { deleteCommand } from "./delete.command.js";
 import { deployCommand } from "./deploy.command.js";
 import { deviceCommand } from "./device.command.js";
 import { historyCommand } from "./history.command.js";
+import { retryCommand } from "./retry.command.js";
 import { rolloutCommand } from "./rollout.command.js";
 import { serveCommand } from "./serve.command.js";
 import { statusCommand } from "./status.command.js";
@@ -22,7 +23,8 @@ Commands:
   deploy <device> <deployment> -f FILE [--dry-run]   validate a score, show the per-service changes, write it
   status [device] [--watch]                          deployments: phase, state, containers, errors, heartbeat age
   history <device> <deployment>                      the journal as a timeline, with time spent in each state
-  rollout <deployment> -f FILE --devices|--selector  roll a score out in waves, halting on a failed device
+  rollout <deployment> -f FILE --devices|--selector  roll a score out in waves, each soaking healthy; halts on a Degraded or failed device
+  retry <device> <deployment>                        write the same desired state again: a failed deployment retries at once
   delete <device> <deployment>                       delete a deployment's desired state
   serve [--port N]                                   the dashboard and transition visualiser on 127.0.0.1
   device add <device> [--seed-out FILE]              a device's nkey user and NATS permissions (README: Securing a fleet)
@@ -38,6 +40,7 @@ const COMMANDS: Record<string, (argv: string[], io: CliIo) => Promise<number>> =
   status: statusCommand,
   history: historyCommand,
   rollout: rolloutCommand,
+  retry: retryCommand,
   delete: deleteCommand,
   serve: serveCommand,
   device: deviceCommand,
