@@ -2,6 +2,8 @@
 // io-ts's own `t.exact` strips unknown keys; a misspelt `grace_period_sec` must be an error instead.
 import * as t from "io-ts";
 import { isLeft } from "fp-ts/lib/Either.js";
+import { withShape, type Constraint } from "./codec.shape.js";
+import { didYouMean } from "./suggest.js";
 
 /** A decoded value or the list of `path: problem` lines that explain why not. */
 export type Decoded<A> = { ok: true; value: A } | { ok: false; errors: string[] };
@@ -17,7 +19,9 @@ const UNKNOWN_FIELD = "unknown field";
 
 /**
  * An object codec that names every key it accepts: `required` must be present, `optional` may be
- * absent (or null is refused: absent means absent). Any other key is reported as an unknown field.
+ * absent (or null is refused: absent means absent). Any other key is reported as an unknown field,
+ * with the nearest accepted key when one is close (`grace_period_sec: unknown field (did you mean
+ * grace_period_secs?)`).
  */
 export function struct<R extends t.Props, O extends t.Props = {}>(
   name: string,
@@ -27,7 +31,7 @@ export function struct<R extends t.Props, O extends t.Props = {}>(
   type A = t.TypeOfProps<R> & t.TypeOfPartialProps<O>;
   type Out = t.OutputOfProps<R> & t.OutputOfPartialProps<O>;
   const known = new Set([...Object.keys(required), ...Object.keys(optional)]);
-  return new t.Type<A, Out, unknown>(
+  const codec = new t.Type<A, Out, unknown>(
     name,
     (u): u is A => {
       if (!isPlainObject(u)) return false;
@@ -41,7 +45,7 @@ export function struct<R extends t.Props, O extends t.Props = {}>(
       const errors: t.Errors = [];
       const out: Record<string, unknown> = {};
       for (const k of Object.keys(u)) {
-        if (!known.has(k)) errors.push({ value: u[k], context: [...ctx, { key: k, type: t.never, actual: u[k] }], message: UNKNOWN_FIELD });
+        if (!known.has(k)) errors.push({ value: u[k], context: [...ctx, { key: k, type: t.never, actual: u[k] }], message: `${UNKNOWN_FIELD}${didYouMean(k, known)}` });
       }
       const check = (k: string, c: t.Mixed) => {
         const r = c.validate(u[k], [...ctx, { key: k, type: c, actual: u[k] }]);
@@ -61,11 +65,15 @@ export function struct<R extends t.Props, O extends t.Props = {}>(
       return out as Out;
     },
   );
+  return withShape(codec, { kind: "object", required, optional });
 }
 
-/** A refinement whose failure message says what was wanted, in words. */
-export function refine<C extends t.Any>(codec: C, name: string, problem: (a: t.TypeOf<C>) => string | null) {
-  return new t.Type<t.TypeOf<C>, t.OutputOf<C>, unknown>(
+/**
+ * A refinement whose failure message says what was wanted, in words. `constraint` says the same
+ * as data, for the score's reference and JSON Schema (codec.shape.ts); `problem` stays the judge.
+ */
+export function refine<C extends t.Mixed>(codec: C, name: string, problem: (a: t.TypeOf<C>) => string | null, constraint: Constraint = {}) {
+  const refined = new t.Type<t.TypeOf<C>, t.OutputOf<C>, unknown>(
     name,
     (u): u is t.TypeOf<C> => codec.is(u) && problem(u) === null,
     (u, ctx) => {
@@ -77,6 +85,7 @@ export function refine<C extends t.Any>(codec: C, name: string, problem: (a: t.T
     },
     codec.encode,
   );
+  return withShape(refined, { kind: "refined", base: codec, constraint });
 }
 
 export function isPlainObject(u: unknown): u is Record<string, unknown> {
@@ -149,12 +158,13 @@ function dedupe(lines: string[]): string[] {
  * not one per union member (`…; expected null, got …`).
  */
 export function nullable<C extends t.Mixed>(codec: C) {
-  return new t.Type<t.TypeOf<C> | null, t.OutputOf<C> | null, unknown>(
+  const n = new t.Type<t.TypeOf<C> | null, t.OutputOf<C> | null, unknown>(
     `${codec.name} | null`,
     (u): u is t.TypeOf<C> | null => u === null || codec.is(u),
     (u, ctx) => (u === null ? t.success(null) : codec.validate(u, ctx)),
     (a) => (a === null ? null : codec.encode(a)),
   );
+  return withShape(n, { kind: "nullable", inner: codec });
 }
 
 /**
@@ -163,7 +173,7 @@ export function nullable<C extends t.Mixed>(codec: C) {
  */
 export function dict<K extends t.Mixed, V extends t.Mixed>(name: string, key: K, value: V) {
   type A = Record<t.TypeOf<K> & string, t.TypeOf<V>>;
-  return new t.Type<A, Record<string, t.OutputOf<V>>, unknown>(
+  const d = new t.Type<A, Record<string, t.OutputOf<V>>, unknown>(
     name,
     (u): u is A => isPlainObject(u) && Object.entries(u).every(([k, v]) => key.is(k) && value.is(v)),
     (u, ctx) => {
@@ -185,4 +195,5 @@ export function dict<K extends t.Mixed, V extends t.Mixed>(name: string, key: K,
     },
     (a) => Object.fromEntries(Object.entries(a as Record<string, unknown>).map(([k, v]) => [k, value.encode(v)])),
   );
+  return withShape(d, { kind: "map", key, value });
 }

@@ -27,9 +27,11 @@ export const isDeviceId = (s: string) => deviceOrDeploymentNameProblem(s) === nu
 export const isDeploymentName = isDeviceId;
 export const isServiceName = (s: string) => serviceNameProblem(s) === null;
 
-export const DeviceId = refine(t.string, "DeviceId", deviceOrDeploymentNameProblem);
-export const DeploymentName = refine(t.string, "DeploymentName", deviceOrDeploymentNameProblem);
-export const ServiceName = refine(t.string, "ServiceName", serviceNameProblem);
+// The limit is in bytes; the pattern allows ASCII only, so characters and bytes agree.
+const DEVICE_OR_DEPLOYMENT_SHAPE = { minLength: 1, maxLength: 253, pattern: DEVICE_OR_DEPLOYMENT.source };
+export const DeviceId = refine(t.string, "DeviceId", deviceOrDeploymentNameProblem, DEVICE_OR_DEPLOYMENT_SHAPE);
+export const DeploymentName = refine(t.string, "DeploymentName", deviceOrDeploymentNameProblem, DEVICE_OR_DEPLOYMENT_SHAPE);
+export const ServiceName = refine(t.string, "ServiceName", serviceNameProblem, { minLength: 1, maxLength: 63, pattern: SERVICE.source });
 
 /** Podman's name for a service's container; `.` occurs in neither part, so names never collide. */
 export const containerName = (deployment: string, service: string) => `${deployment}.${service}`;

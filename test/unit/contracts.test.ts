@@ -43,6 +43,7 @@ const EVENT = {
   from: "stoppingOld",
   to: "startingNew",
 };
+const SERVICE_STATUS = { container_id: "1f8a", image: "localhost/app:v2", state: "running", health: "healthy", restarts: 3, last_exit_code: 1, restart_at: null };
 const HEARTBEAT = { device: "pi-17", agent_version: "0.1.0", at: "2026-11-28T13:00:00.000Z", deployments: { web: "Running" } };
 const INFO = { device: "pi-17", hostname: "pi17", arch: "arm64", podman_version: "4.3.1", agent_version: "0.1.0" };
 
@@ -75,7 +76,7 @@ const BAD: Case[] = [
   ["duplicate service names", ReconcileScore, withServices([ok("web"), ok("db"), ok("web")]), ['data.services[2].name: duplicate service name "web"']],
   ["too many services", ReconcileScore, withServices(Array.from({ length: 65 }, (_, i) => ok(`s${i}`))), ["data.services: expected at most 64 items, got 65"]],
   ["null service", ReconcileScore, withServices([ok("web"), null]), ["data.services[1]: expected PodmanService, got null"]],
-  ["unknown service field", ReconcileScore, withServices([ok("web"), { ...ok("db"), imgae: "x" }]), ["data.services[1].imgae: unknown field"]],
+  ["unknown service field", ReconcileScore, withServices([ok("web"), { ...ok("db"), imgae: "x" }]), ["data.services[1].imgae: unknown field (did you mean image?)"]],
   ["missing image", ReconcileScore, withServices([{ name: "web" }]), ["data.services[0].image: expected string, got nothing"]],
   // service names
   ["uppercase service name", ReconcileScore, withService({ name: "Web" }), [`data.services[0].name: must be a DNS label ([a-z0-9-], not starting or ending with '-'), got "Web"`]],
@@ -119,22 +120,38 @@ const BAD: Case[] = [
   // health
   ["non-integer retries", ReconcileScore, withService({ health: { cmd: ["CMD", "true"], retries: 2.5 } }), ["data.services[0].health.retries: expected an integer from 0 to 100, got 2.5"]],
   ["health without cmd", ReconcileScore, withService({ health: { interval_secs: 5 } }), ["data.services[0].health.cmd: expected Array<HealthArg>, got nothing"]],
-  ["unknown health field", ReconcileScore, withService({ health: { cmd: ["CMD", "true"], interval: 5 } }), ["data.services[0].health.interval: unknown field"]],
+  ["unknown health field", ReconcileScore, withService({ health: { cmd: ["CMD", "true"], interval: 5 } }), ["data.services[0].health.interval: unknown field (did you mean interval_secs?)"]],
   ["health interval 0", ReconcileScore, withService({ health: { cmd: ["CMD", "true"], interval_secs: 0 } }), ["data.services[0].health.interval_secs: expected an integer from 1 to 86400, got 0"]],
   // lifecycle
-  ["misspelt grace_period_sec", ReconcileScore, withLifecycle({ grace_period_sec: 5 }), ["data.lifecycle.grace_period_sec: unknown field"]],
+  ["misspelt grace_period_sec", ReconcileScore, withLifecycle({ grace_period_sec: 5 }), ["data.lifecycle.grace_period_sec: unknown field (did you mean grace_period_secs?)"]],
   ["negative grace period", ReconcileScore, withLifecycle({ grace_period_secs: -1 }), ["data.lifecycle.grace_period_secs: expected an integer from 0 to 3600, got -1"]],
   ["absurd grace period", ReconcileScore, withLifecycle({ grace_period_secs: 1e12 }), ["data.lifecycle.grace_period_secs: expected an integer from 0 to 3600, got 1000000000000"]],
   ["grace period a string", ReconcileScore, withLifecycle({ grace_period_secs: "30" }), ['data.lifecycle.grace_period_secs: expected number, got "30"']],
   ["unknown stop signal", ReconcileScore, withLifecycle({ stop_signal: "SIGFOO" }), ['data.lifecycle.stop_signal: expected StopSignal, got "SIGFOO"']],
   ["stop signal a number", ReconcileScore, withLifecycle({ stop_signal: 15 }), ["data.lifecycle.stop_signal: expected StopSignal, got number 15"]],
   ["null lifecycle", ReconcileScore, withLifecycle(null), ["data.lifecycle: expected LifecyclePolicy, got null"]],
+  ["min_ready_secs above 3600", ReconcileScore, withLifecycle({ min_ready_secs: 3601 }), ["data.lifecycle.min_ready_secs: expected an integer from 0 to 3600, got 3601"]],
+  ["min_ready_secs a fraction", ReconcileScore, withLifecycle({ min_ready_secs: 0.5 }), ["data.lifecycle.min_ready_secs: expected an integer from 0 to 3600, got 0.5"]],
+  // depends_on
+  ["depends_on an unknown service", ReconcileScore, withServices([{ ...ok("web"), depends_on: ["dbb"] }, ok("db")]), ['data.services[0].depends_on[0]: no service named "dbb" in this score (did you mean db?)']],
+  ["depends_on itself", ReconcileScore, withServices([{ ...ok("web"), depends_on: ["web"] }]), ['data.services[0].depends_on[0]: "web" cannot depend on itself']],
+  ["depends_on listing a name twice", ReconcileScore, withServices([{ ...ok("web"), depends_on: ["db", "db"] }, ok("db")]), ['data.services[0].depends_on: lists "db" twice']],
+  ["depends_on not a list", ReconcileScore, withServices([{ ...ok("web"), depends_on: "db" }, ok("db")]), ['data.services[0].depends_on: expected Array<ServiceName>, got "db"']],
+  ["a dependency cycle", ReconcileScore, withServices([{ ...ok("web"), depends_on: ["api"] }, { ...ok("api"), depends_on: ["db"] }, { ...ok("db"), depends_on: ["web"] }]), ["data.services[0].depends_on: dependency cycle web → api → db → web"]],
+  ["a cycle that does not start at the first service", ReconcileScore, withServices([{ ...ok("web"), depends_on: ["api"] }, { ...ok("api"), depends_on: ["db"] }, { ...ok("db"), depends_on: ["api"] }]), ["data.services[1].depends_on: dependency cycle api → db → api"]],
+  // a misspelt field far from every known one gets no suggestion
+  ["no suggestion when nothing is close", ReconcileScore, withService({ privileged: true }), ["data.services[0].privileged: unknown field"]],
+  // service health in DeploymentState and the heartbeat's tick (docs/design.md, "Service health")
+  ["state: unknown service health", DeploymentState, { ...STATE, services: { web: { ...SERVICE_STATUS, health: "ok" } } }, ['services.web.health: expected ServiceHealth, got "ok"']],
+  ["state: negative restarts", DeploymentState, { ...STATE, services: { web: { ...SERVICE_STATUS, restarts: -1 } } }, ["services.web.restarts: expected a non-negative integer, got -1"]],
+  ["state: retry_at not a time", DeploymentState, { ...STATE, retry_at: "soon" }, ['retry_at: expected an ISO-8601 time, got "soon"']],
+  ["heartbeat: tick_secs 0", Heartbeat, { ...HEARTBEAT, tick_secs: 0 }, ["tick_secs: expected a positive number of seconds, got 0"]],
   // several errors at once, in order
   ["every error is reported", ReconcileScore, { type: "PodmanV0", data: { services: [{ name: "Web", image: "" }], lifecycle: { grace_period_sec: 5 } }, x: 1 }, [
     "x: unknown field",
     `data.services[0].name: must be a DNS label ([a-z0-9-], not starting or ending with '-'), got "Web"`,
     "data.services[0].image: must not be empty",
-    "data.lifecycle.grace_period_sec: unknown field",
+    "data.lifecycle.grace_period_sec: unknown field (did you mean grace_period_secs?)",
   ]],
 
   // DeploymentState
@@ -239,6 +256,15 @@ describe("contracts", () => {
       expect(decode(DeploymentState, STATE)).to.deep.equal({ ok: true, value: STATE });
       const fresh = { ...STATE, phase: "Pending", state: "pending", score_hash: null, desired_revision: null, container_ids: {}, last_error: "x", last_event_seq: 0, last_event_at: null };
       expect(decode(DeploymentState, fresh)).to.deep.equal({ ok: true, value: fresh });
+    });
+    it("DeploymentState with service health, Degraded, retry_at; a heartbeat with tick_secs", () => {
+      const v = { ...STATE, phase: "Degraded", retry_at: "2026-11-28T13:05:00.000Z", services: { web: SERVICE_STATUS, db: { ...SERVICE_STATUS, container_id: null, state: "missing", health: "none", last_exit_code: null } } };
+      expect(decode(DeploymentState, v)).to.deep.equal({ ok: true, value: v });
+      expect(decode(Heartbeat, { ...HEARTBEAT, tick_secs: 30 })).to.deep.equal({ ok: true, value: { ...HEARTBEAT, tick_secs: 30 } });
+    });
+    it("a score with depends_on and min_ready_secs", () => {
+      const v = { type: "PodmanV0", data: { services: [{ ...ok("web"), depends_on: ["db"] }, ok("db")], lifecycle: { min_ready_secs: 0 } } };
+      expect(decode(ReconcileScore, v)).to.deep.equal({ ok: true, value: v });
     });
     it("JournalEvent, Heartbeat, DeviceInfo", () => {
       expect(decode(JournalEvent, EVENT)).to.deep.equal({ ok: true, value: EVENT });
