@@ -3,6 +3,7 @@
 // exact. They name only the fields we use and tolerate every other one, and they accept Go's `null`
 // for empty slices and maps.
 import * as t from "io-ts";
+import { refine } from "../../contracts/decode.js";
 
 /** `null` or `c`; Go encodes an empty slice or map as null. */
 const nullable = <C extends t.Mixed>(c: C) => t.union([c, t.null]);
@@ -30,6 +31,18 @@ export const VersionResponse = t.type(
 
 export const CreateResponse = t.type({ Id: t.string, Warnings: nullable(t.array(t.string)) }, "CreateResponse");
 
+/** Podman's health status names; "" before a container's first start. */
+export const PodmanHealthStatus = t.keyof({ "": null, starting: null, healthy: null, unhealthy: null }, "PodmanHealthStatus");
+
+/** One run in a container's health log. 4.3.1 keeps the last five; ExitCode -1 is a run over its timeout. */
+const HealthLogEntry = t.partial({ Start: t.string, End: t.string, ExitCode: t.number, Output: t.string }, "HealthLogEntry");
+
+/** `Config.Healthcheck` read back: durations in nanoseconds; zero ones are left out (omitempty). */
+export const InspectHealthConfig = t.intersection(
+  [t.type({ Test: nullable(t.array(t.string)) }), t.partial({ Interval: t.number, Timeout: t.number, StartPeriod: t.number, Retries: t.number })],
+  "InspectHealthConfig",
+);
+
 export const ContainerInspect = t.type(
   {
     Id: t.string,
@@ -46,7 +59,7 @@ export const ContainerInspect = t.type(
     Config: t.intersection([
       t.type({ Labels: nullable(StringMap) }),
       // A number in 4.x, a string ("SIGTERM") in 5.x.
-      t.partial({ StopSignal: t.union([t.number, t.string]), StopTimeout: t.number }),
+      t.partial({ StopSignal: t.union([t.number, t.string]), StopTimeout: t.number, Healthcheck: InspectHealthConfig }),
     ]),
   },
   "ContainerInspect",
@@ -71,6 +84,32 @@ export const ListResponse = nullable(t.array(ListedContainer));
 export const RemoveReport = t.intersection([t.type({ Id: t.string }), t.partial({ RawInput: t.string, Err: t.string })]);
 export const RemoveResponse = nullable(t.array(RemoveReport));
 
+/**
+ * What a health report reads of `containers/{id}/json`: stricter than ContainerInspect, as these
+ * fields decide whether a service is restarted.
+ */
+export const HealthInspect = t.type(
+  {
+    Id: t.string,
+    Name: t.string,
+    State: t.intersection([
+      t.type({
+        Status: t.string,
+        Running: t.boolean,
+        Health: t.type({ Status: PodmanHealthStatus, FailingStreak: t.number, Log: nullable(t.array(HealthLogEntry)) }),
+      }),
+      t.partial({ StartedAt: t.string }),
+    ]),
+    Config: t.intersection([t.type({ Labels: nullable(StringMap) }), t.partial({ Healthcheck: InspectHealthConfig, StopTimeout: t.number })]),
+  },
+  "HealthInspect",
+);
+
+/**
+ * The body of `containers/{id}/healthcheck`. In 4.3.1 it is only this run's verdict: `Status` is
+ * "healthy" on a pass and "unhealthy" on any failure, whatever `retries` says; `FailingStreak` is
+ * always 0 and `Log` always null. Podman's own bookkeeping is in the container's inspect.
+ */
 export const HealthCheckResult = t.type(
   {
     Status: t.string,
@@ -100,6 +139,14 @@ export const LibpodEvent = t.intersection(
   "LibpodEvent",
 );
 
+const ExitCodeString = refine(t.string, "ExitCodeString", (s) => (/^-?\d{1,10}$/.test(s) ? null : `expected an integer exit code, got ${JSON.stringify(s.slice(0, 40))}`));
+
+/** The attributes of a `died` event that the runtime reads: the exit code, as a decimal string. */
+export const DiedAttributes = t.type({ containerExitCode: ExitCodeString }, "DiedAttributes");
+
+/** A `health_status` event's status (4.3.1: the status from before the check that emitted it). */
+export const HealthStatusEvent = t.type({ HealthStatus: t.keyof({ starting: null, healthy: null, unhealthy: null }, "EventHealthStatus") }, "HealthStatusEvent");
+
 export type VersionResponse = t.TypeOf<typeof VersionResponse>;
 export type CreateResponse = t.TypeOf<typeof CreateResponse>;
 export type ContainerInspect = t.TypeOf<typeof ContainerInspect>;
@@ -108,3 +155,5 @@ export type RemoveReport = t.TypeOf<typeof RemoveReport>;
 export type HealthCheckResult = t.TypeOf<typeof HealthCheckResult>;
 export type PullLine = t.TypeOf<typeof PullLine>;
 export type LibpodEvent = t.TypeOf<typeof LibpodEvent>;
+export type HealthInspect = t.TypeOf<typeof HealthInspect>;
+export type PodmanHealthStatus = t.TypeOf<typeof PodmanHealthStatus>;

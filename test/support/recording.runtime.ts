@@ -1,6 +1,6 @@
 // Wraps any ContainerRuntime and records its calls in order, so the same scenario asserts the same
 // way on FakeRuntime and on Podman.
-import type { ContainerRuntime, ManagedContainer, ServiceSpec } from "../../runtime/container-runtime.js";
+import type { ContainerRuntime, ContainerWatcher, LogQuery, ManagedContainer, ServiceSpec, StopAndRemoveOptions } from "../../runtime/container-runtime.js";
 
 export type RecordedCall =
   | { op: "ensureImage"; image: string }
@@ -8,7 +8,11 @@ export type RecordedCall =
   | { op: "status"; idOrName: string }
   | { op: "stop"; id: string; graceSecs: number }
   | { op: "remove"; id: string }
-  | { op: "list" };
+  | { op: "list" }
+  | { op: "stopAndRemove"; id: string; graceSecs: number }
+  | { op: "healthcheck"; id: string }
+  | { op: "restart"; id: string }
+  | { op: "logs"; id: string };
 
 export class RecordingRuntime implements ContainerRuntime {
   readonly calls: RecordedCall[] = [];
@@ -20,7 +24,7 @@ export class RecordingRuntime implements ContainerRuntime {
 
   /** Calls that create, start, stop or remove a container. */
   mutations() {
-    return this.calls.filter((c) => c.op === "startService" || c.op === "stop" || c.op === "remove");
+    return this.calls.filter((c) => c.op === "startService" || c.op === "stop" || c.op === "remove" || c.op === "stopAndRemove" || c.op === "restart");
   }
   clear() {
     this.calls.length = 0;
@@ -51,5 +55,25 @@ export class RecordingRuntime implements ContainerRuntime {
   list() {
     this.calls.push({ op: "list" });
     return this.inner.list();
+  }
+  stopAndRemove(id: string, graceSecs: number, opts?: StopAndRemoveOptions) {
+    this.calls.push({ op: "stopAndRemove", id, graceSecs });
+    return this.inner.stopAndRemove(id, graceSecs, opts);
+  }
+  healthcheck(id: string) {
+    this.calls.push({ op: "healthcheck", id });
+    return this.inner.healthcheck(id);
+  }
+  restart(id: string) {
+    this.calls.push({ op: "restart", id });
+    return this.inner.restart(id);
+  }
+  logs(id: string, query: LogQuery) {
+    this.calls.push({ op: "logs", id });
+    return this.inner.logs(id, query);
+  }
+  /** Not recorded: following events changes nothing. */
+  watchContainers(watcher: ContainerWatcher, signal: AbortSignal) {
+    return this.inner.watchContainers(watcher, signal);
   }
 }

@@ -12,7 +12,7 @@ import { foldJournal } from "../../../machines/journal.fold.js";
 import { machineEdges, type Edge } from "../../../machines/statechart.js";
 import { snapshotView, transitionRecorder, type Transition } from "../../../machines/transition.recorder.js";
 import { specHash } from "../../../machines/upgrade.plan.js";
-import type { ContainerRuntime, ManagedContainer, ServiceSpec } from "../../../runtime/container-runtime.js";
+import type { ContainerRuntime, ContainerWatcher, LogQuery, ManagedContainer, ServiceSpec, StopAndRemoveOptions } from "../../../runtime/container-runtime.js";
 import { FakeRuntime } from "../../../runtime/fake.runtime.js";
 
 // ---- scores ---------------------------------------------------------------------------------
@@ -93,7 +93,7 @@ export async function flush(turns = 4): Promise<void> {
 // ---- runtime with attribution ---------------------------------------------------------------
 
 export interface ObservedCall {
-  op: "ensureImage" | "startService" | "status" | "stop" | "remove" | "list";
+  op: "ensureImage" | "startService" | "status" | "stop" | "remove" | "list" | "stopAndRemove" | "healthcheck" | "restart" | "logs";
   arg: string;
   /** startService: the spec asked for. */
   spec?: ServiceSpec;
@@ -154,8 +154,23 @@ export class ObservedRuntime implements ContainerRuntime {
       return this.fake.list();
     });
   }
+  stopAndRemove(id: string, graceSecs: number, opts?: StopAndRemoveOptions) {
+    return this.run({ op: "stopAndRemove", arg: id }, () => this.fake.stopAndRemove(id, graceSecs, opts));
+  }
+  healthcheck(id: string) {
+    return this.run({ op: "healthcheck", arg: id }, () => this.fake.healthcheck(id));
+  }
+  restart(id: string) {
+    return this.run({ op: "restart", arg: id }, () => this.fake.restart(id));
+  }
+  logs(id: string, query: LogQuery) {
+    return this.run({ op: "logs", arg: id }, () => this.fake.logs(id, query));
+  }
+  watchContainers(watcher: ContainerWatcher, signal: AbortSignal) {
+    return this.fake.watchContainers(watcher, signal);
+  }
   mutations(from = 0) {
-    return this.calls.slice(from).filter((c) => c.op === "startService" || c.op === "stop" || c.op === "remove");
+    return this.calls.slice(from).filter((c) => c.op === "startService" || c.op === "stop" || c.op === "remove" || c.op === "stopAndRemove" || c.op === "restart");
   }
 }
 
