@@ -53,6 +53,8 @@ export interface StepLiveness {
   death(id: string, signal: AbortSignal): Promise<Death>;
   /** The agent restarts this container now: its stop is not a crash. Call the result when done. */
   restarting(id: string): () => void;
+  /** When the container was last seen to start, if it was (a restart already carried out). */
+  startedAt(id: string): number | null;
 }
 
 export interface LivenessOptions {
@@ -79,6 +81,8 @@ interface Seen {
   health: ServiceHealthState;
   /** When the runtime last said it died. */
   diedAt: number | null;
+  /** When the runtime last said it started. */
+  startedAt: number | null;
 }
 
 interface Check {
@@ -235,6 +239,10 @@ export class Liveness implements StepLiveness {
     };
   }
 
+  startedAt(id: string): number | null {
+    return this.seen.get(id)?.startedAt ?? null;
+  }
+
   // ---- internals --------------------------------------------------------------------------
 
   private onEvent(e: ContainerEvent): void {
@@ -249,7 +257,7 @@ export class Liveness implements StepLiveness {
     switch (e.type) {
       case "started":
         // Started again (by the agent's restart, or an adoption): its health starts afresh.
-        this.note(d.deployment, e.id, { state: "running", health: s.health ? "starting" : "none", diedAt: null });
+        this.note(d.deployment, e.id, { state: "running", health: s.health ? "starting" : "none", diedAt: null, startedAt: at });
         return;
       case "died":
         this.note(d.deployment, e.id, { state: "exited", diedAt: at });
@@ -333,7 +341,7 @@ export class Liveness implements StepLiveness {
 
   /** Records what was seen of a container; tells the report when that changes what it shows. */
   private note(deployment: string, id: string, patch: Partial<Seen>): void {
-    const prev = this.seen.get(id) ?? { state: "running", health: "starting", diedAt: null };
+    const prev: Seen = this.seen.get(id) ?? { state: "running", health: "starting", diedAt: null, startedAt: null };
     const next = { ...prev, ...patch };
     this.seen.set(id, next);
     if (prev.state !== next.state || prev.health !== next.health) this.o.changed(deployment);
