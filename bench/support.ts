@@ -20,8 +20,9 @@ export interface ServiceDef {
   image: string;
 }
 
-export function scoreJson(services: ServiceDef[], graceSecs = 10): string {
-  return JSON.stringify({ type: "PodmanV0", data: { services, lifecycle: { grace_period_secs: graceSecs } } });
+export function scoreJson(services: ServiceDef[], graceSecs = 10, minReadySecs?: number): string {
+  const lifecycle = { grace_period_secs: graceSecs, ...(minReadySecs === undefined ? {} : { min_ready_secs: minReadySecs }) };
+  return JSON.stringify({ type: "PodmanV0", data: { services, lifecycle } });
 }
 export const scoreHashOf = (json: string) => canonicalHash(JSON.parse(json));
 

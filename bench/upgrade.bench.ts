@@ -55,13 +55,14 @@ const record = (k: string, r: Round, counted: boolean) => {
   if (counted) (results[k] ??= []).push(r);
 };
 
+/** `settleMs`: the score's `min_ready_secs` (in ms): how long a started service runs before it counts. */
 async function agentVariant(name: string, settleMs: number) {
   const device = `bench-${name}-${run}`;
   devices.push(device);
   const client = new LibpodClient({ containerHost: env.containerHost });
   clients.push(client);
   const trace = traceClient(client);
-  const runtime = env.runtime(device, { client, startSettleMs: settleMs });
+  const runtime = env.runtime(device, { client });
   const a = await startBenchAgent(device, runtime, SHARED_NATS);
   agents.push(a);
   const key = `${device}.${device}`; // deployment named like the device: container names are <deployment>.<service>
@@ -70,7 +71,7 @@ async function agentVariant(name: string, settleMs: number) {
   a.agent.journal.onAppend((ev) => transitions.push({ to: ev.to, at: performance.now() }));
   let i = 0;
   const step = async (counted: boolean) => {
-    const score = scoreJson([{ name: SERVICE, image: images[i++ % 2]! }], GRACE);
+    const score = scoreJson([{ name: SERVICE, image: images[i++ % 2]! }], GRACE, settleMs / 1000);
     const hash = scoreHashOf(score);
     transitions.length = 0;
     const req0 = client.requestCount;

@@ -46,8 +46,6 @@ export interface PodmanRuntimeOptions {
   client?: LibpodClient;
   /** More labels for every container it creates (tests add a per-run label). Ours win on a clash. */
   extraLabels?: Record<string, string>;
-  /** See ContainerRuntime.startSettleMs; 0 (the default) means no check. */
-  startSettleMs?: number;
 }
 
 const NS_PER_SEC = 1_000_000_000;
@@ -83,7 +81,6 @@ export class PodmanRuntime implements ContainerRuntime {
   readonly device: string;
   readonly client: LibpodClient;
   private readonly extraLabels: Record<string, string>;
-  readonly startSettleMs: number | null;
   /** Insertion-ordered, so the oldest goes first when it is full. */
   private readonly known = new Map<string, KnownContainer>();
   /** Per container id: start times of health check runs that outlived their bound (see healthcheck). */
@@ -93,7 +90,6 @@ export class PodmanRuntime implements ContainerRuntime {
     this.device = opts.device;
     this.client = opts.client ?? new LibpodClient();
     this.extraLabels = { ...(opts.extraLabels ?? {}) };
-    this.startSettleMs = opts.startSettleMs ? opts.startSettleMs : null;
   }
 
   async ensureImage(image: string): Promise<void> {

@@ -115,10 +115,6 @@ export class ObservedRuntime implements ContainerRuntime {
 
   constructor(readonly fake: FakeRuntime) {}
 
-  get startSettleMs() {
-    return this.fake.startSettleMs;
-  }
-
   private async run<T>(c: Omit<ObservedCall, "state">, act: () => Promise<T>): Promise<T> {
     const snap = this.probe();
     const call: ObservedCall = { ...c, state: String(snap.value) };
