@@ -1,13 +1,13 @@
 // (4) Replay: rebuilding a deployment's snapshot from 1,000 / 10,000 / 100,000 journal events,
 // by the pure fold (machines/journal.fold.ts) and from the FLEET_EVENTS stream (read with
 // agent/journal.stream.ts, then folded). The events are real: one deployment's journal recorded
-// by the supervisor on FakeRuntime over two upgrades, repeated (UPDATE, pulled, stopped, started).
+// by the supervisor on FakeRuntime over two upgrades, repeated (desired.updated, pull.done,
+// stop.done, start.done).
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { jetstream } from "@nats-io/jetstream";
-import type { AnyEventObject } from "xstate";
 import { DeploymentSupervisor } from "../agent/deployments/supervisor.js";
 import { EventJournal } from "../agent/journal/journal.js";
 import { CheckpointStore } from "../agent/journal/checkpoint.js";
@@ -15,7 +15,7 @@ import { readStreamEvents } from "../fleet/stream.reader.js";
 import { silentLogger } from "../agent/logger.js";
 import { ensureFleetResources } from "../fleet/resources.js";
 import { ScoreStore } from "../agent/deployments/score.store.js";
-import type { JournalEvent } from "../contracts/journal-event.codec.js";
+import type { JournalEvent, JournalEventV2 } from "../contracts/journal-event.codec.js";
 import { ReconcileScore } from "../contracts/score.codec.js";
 import { decodeJson } from "../contracts/decode.js";
 import { eventMsgId, eventSubject } from "../contracts/wire-names.js";
@@ -45,20 +45,20 @@ for (const s of [scores[0]!, scores[1]!, scores[0]!]) {
   await sup.idle();
 }
 await journal.settled();
-const recorded = journal.read(deployment);
+const recorded = journal.read(deployment).filter((e): e is JournalEventV2 => e.v === 2);
 await sup.shutdown(1000);
 rmSync(dir, { recursive: true, force: true });
 // recorded: [initial deploy ..., upgrade to B ..., upgrade to A ...]; the cycle is the last two upgrades.
-const firstUpdate = recorded.findIndex((e, i) => i > 0 && e.event.type === "UPDATE");
+const firstUpdate = recorded.findIndex((e, i) => i > 0 && e.event.type === "desired.updated");
 const head = recorded.slice(0, firstUpdate);
 const cycle = recorded.slice(firstUpdate);
 // The journal keeps env redacted; these scores have none, so its events fold as they are.
-function journalOf(n: number): JournalEvent[] {
-  const out: JournalEvent[] = [...head];
+function journalOf(n: number): JournalEventV2[] {
+  const out: JournalEventV2[] = [...head];
   let k = 0;
   while (out.length < n) {
     const e = cycle[k % cycle.length]!;
-    const ev = e.event.type === "UPDATE" ? { ...e.event, revision: out.length + 1 } : e.event;
+    const ev = e.event.type === "desired.updated" ? { ...e.event, revision: out.length + 1 } : e.event;
     out.push({ ...e, n: out.length + 1, event: ev });
     k++;
   }
@@ -69,7 +69,7 @@ console.log(`replay: recorded ${recorded.length} events (${recorded.map((e) => e
 // 2. Pure fold.
 const foldMs: Record<number, number> = {};
 for (const n of SIZES) {
-  const events = journalOf(n).map((e) => e.event as AnyEventObject);
+  const events = journalOf(n).map((e) => e.event);
   // 100,000 events take tens of seconds here: two runs, warmed up by the smaller sizes.
   const reps = n >= 100_000 ? 2 : n >= 10_000 ? 5 : 9;
   const warm = n >= 100_000 ? 0 : 1;
@@ -89,7 +89,7 @@ const met = foldMs[100_000]! < 1000;
 report.target("replay", "replay of 100,000 events < 1 s (pure fold)", `${fmt(foldMs[100_000]!)} ms`, met, ["replay.fold.100000"]);
 if (!met || process.argv.includes("--profile")) {
   // The cost per event is flat (see the rates), so 10,000 events profile the same work in less time.
-  const events = journalOf(10_000).map((e) => e.event as AnyEventObject);
+  const events = journalOf(10_000).map((e) => e.event);
   const { profile, file } = await profileDuring("replay-fold", async () => foldJournal(input, events));
   writeProfileSummary("replay", `CPU profile of one pure fold of 10,000 events (${file.slice(file.indexOf("bench/"))}); the cost per event is the same at 100,000 (see the rates).\n\n` + summariseProfile(profile));
 }
@@ -105,7 +105,7 @@ const recovery: Record<number, number> = {};
       const events = journalOf(n);
       const cpN = Math.max(0, n - 499);
       const store = CheckpointStore.open(cpDir);
-      await store.put(deployment, cpN, foldJournal(input, events.slice(0, cpN).map((e) => e.event as AnyEventObject)));
+      await store.put(deployment, cpN, foldJournal(input, events.slice(0, cpN).map((e) => e.event)));
       const j = EventJournal.open(cpDir, device);
       writeFileSync(j.fileOf(deployment), events.map((e) => `${JSON.stringify(e)}\n`).join(""));
       const xs: number[] = [];
@@ -115,7 +115,7 @@ const recovery: Record<number, number> = {};
         const read = EventJournal.open(cpDir, device).read(deployment);
         const t1 = performance.now();
         const cp = CheckpointStore.open(cpDir).get(device, deployment)!;
-        const snap = foldJournal(input, read.slice(cp.n).map((e) => e.event as AnyEventObject), cp.snapshot);
+        const snap = foldJournal(input, read.slice(cp.n).map((e) => e.event), cp.snapshot);
         xs.push(performance.now() - t0);
         reads.push(t1 - t0);
         if (snap.value !== "running") throw new Error(`recovery ended in ${String(snap.value)}`);
@@ -163,7 +163,7 @@ try {
     // The fold of what was read is the pure fold above; run once to check it (skipped at 100,000,
     // where it takes the pure fold's tens of seconds again) and add the pure fold's median.
     if (n < 100_000) {
-      const snap = foldJournal({ device, deployment: dep }, got.map((e) => e.event as AnyEventObject));
+      const snap = foldJournal({ device, deployment: dep }, got.map((e) => e.event));
       if (snap.value !== "running") throw new Error(`stream replay of ${n} ended ${String(snap.value)}`);
     }
     const st = report.samples(`replay.stream.total.${n}`, `stream read + decode + fold of ${n} events (read + pure fold median)`, "ms", reads.map((r) => r + foldMs[n]!));

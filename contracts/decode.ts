@@ -197,3 +197,36 @@ export function dict<K extends t.Mixed, V extends t.Mixed>(name: string, key: K,
   );
   return withShape(d, { kind: "map", key, value });
 }
+
+/**
+ * A union of object codecs told apart by one literal field (`type`, `v`): the value's tag picks the
+ * member, whose errors are reported as its own (`event.hash: …`), and an unknown tag is one error
+ * naming the tags there are, not one per member.
+ */
+export function tagged<K extends string, M extends Record<string, t.Mixed>>(name: string, key: K, members: M, unknown?: (tag: unknown) => string) {
+  type A = t.TypeOf<M[keyof M]>;
+  type O = t.OutputOf<M[keyof M]>;
+  const tags = Object.keys(members);
+  const memberOf = (u: unknown): t.Mixed | undefined => {
+    if (!isPlainObject(u)) return undefined;
+    const tag = u[key];
+    return (typeof tag === "string" || typeof tag === "number") && Object.hasOwn(members, String(tag)) ? members[String(tag)] : undefined;
+  };
+  const expected = tags.map((k) => JSON.stringify(Number.isNaN(Number(k)) ? k : Number(k))).join(" | ");
+  return new t.Type<A, O, unknown>(
+    name,
+    (u): u is A => memberOf(u)?.is(u) ?? false,
+    (u, ctx) => {
+      if (!isPlainObject(u)) return t.failure(u, ctx);
+      const member = memberOf(u);
+      if (member) return member.validate(u, ctx) as t.Validation<A>;
+      const tag = u[key];
+      return t.failure(tag, [...ctx, { key, type: t.never, actual: tag }], unknown ? unknown(tag) : `expected ${expected}, got ${describe(tag)}`);
+    },
+    (a) => {
+      const member = memberOf(a);
+      if (!member) throw new Error(`${name}: no member for ${key} ${describe((a as Record<string, unknown>)[key])}`);
+      return member.encode(a) as O;
+    },
+  );
+}

@@ -2,6 +2,7 @@
 // (machineEdges), so the drawing can never drift from the code. No library, no network: every
 // node carries `data-state`, every edge `data-from`/`data-to`, and the page highlights by class.
 import type { AnyStateMachine, AnyStateNode } from "xstate";
+import { domainTypeOf } from "../machines/journal.vocabulary.js";
 import { edgeLabel, machineEdges, type Edge } from "../machines/statechart.js";
 
 export interface ChartLayout {
@@ -19,8 +20,12 @@ const PAD = 30;
 /** Room above the top row for edges that bend upwards. */
 const TOP = 70;
 
-/** Progress edges first (eventless, an actor done), so the happy path takes the top row. */
-const priority = (e: Edge) => (e.event === "always" ? 0 : e.event.startsWith("xstate.done.") ? 1 : e.event.startsWith("xstate.") ? 3 : 2);
+/** Progress edges first (eventless, a step done), failures last, so the happy path takes the top row. */
+function priority(e: Edge): number {
+  if (e.event === "always") return 0;
+  const type = domainTypeOf(e.event) ?? "";
+  return type.endsWith(".done") ? 1 : type.endsWith(".failed") || type === "step.timed_out" ? 3 : 2;
+}
 
 export function layoutChart(machine: AnyStateMachine): ChartLayout {
   const nodes = Object.values(machine.root.states) as AnyStateNode[];

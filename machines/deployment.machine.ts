@@ -1,7 +1,10 @@
 // One deployment on one device: pending → pulling → stoppingOld → startingNew → running | failed,
 // plus removing → removed. The machine does no I/O: it reaches containers only through the step
 // actors it is given, so the same definition runs against Podman, FakeRuntime and test models.
-import { assign, fromPromise, setup, type SnapshotFrom } from "xstate";
+//
+// The file reads top to bottom: what the machine takes and keeps, its states, then the guards and
+// actions they name, then the pure helpers those use.
+import { assign, fromPromise, setup, type DoneActorEvent, type ErrorActorEvent, type SnapshotFrom } from "xstate";
 import { resolveLifecycle, type PodmanV0Score } from "../contracts/score.codec.js";
 import type {
   DeadlineInput,
@@ -12,6 +15,7 @@ import type {
   StartOutput,
   StepDone,
   StepError,
+  StepFailure,
   StopInput,
   StopOutput,
 } from "./deployment.steps.js";
@@ -32,7 +36,18 @@ export interface StepBudgets {
 }
 const DEFAULT_BUDGETS: StepBudgets = { pullSecs: 600, stopSlackSecs: 15, startSecs: 120 };
 
-/** The newest desired value of a deployment that has not been acted on yet. */
+export type DeploymentEvent =
+  | { type: "UPDATE"; score: PodmanV0Score; hash: string; revision: number; at: number }
+  /** A desired value that failed to decode or broke the device's policy. */
+  | { type: "REJECT"; error: string; revision: number; at: number }
+  | { type: "DELETE"; revision: number; at: number }
+  /** This deployment's containers as one device-wide list call saw them. */
+  | { type: "TICK"; containers: ObservedContainer[]; at: number };
+
+/** A desired-state event: one that may have to wait for the step in flight. */
+type DesiredEvent = Exclude<DeploymentEvent, { type: "TICK" }>;
+
+/** A desired value that has not been acted on yet, by kind: the newest that arrived mid-step. */
 export type Queued =
   | { kind: "update"; score: PodmanV0Score; hash: string; revision: number; at: number }
   | { kind: "reject"; error: string; revision: number; at: number }
@@ -59,67 +74,11 @@ export interface DeploymentContext {
   stepStartedAt: number | null;
 }
 
-export type DeploymentEvent =
-  | { type: "UPDATE"; score: PodmanV0Score; hash: string; revision: number; at: number }
-  /** A desired value that failed to decode or broke the device's policy. */
-  | { type: "REJECT"; error: string; revision: number; at: number }
-  | { type: "DELETE"; revision: number; at: number }
-  /** This deployment's containers as one device-wide list call saw them. */
-  | { type: "TICK"; containers: ObservedContainer[]; at: number };
-
-const notProvided = (name: string) =>
-  fromPromise<never, unknown>(async () => {
-    throw new Error(`step actor ${name} was not provided`);
-  });
-
-const errorOf = (e: unknown): StepError => {
-  if (e instanceof Error) return { message: e.message };
-  if (typeof e === "object" && e !== null && typeof (e as StepError).message === "string") return e as StepError;
-  return { message: String(e) };
-};
-
-/** The time carried by the event that begins a step; every event the machine takes has one. */
-function eventTime(event: { type: string }, fallback: number | null): number {
-  const e = event as { at?: unknown; output?: { at?: unknown }; error?: { at?: unknown } };
-  for (const t of [e.at, e.output?.at, e.error?.at]) if (typeof t === "number") return t;
-  return fallback ?? 0;
-}
-
-const fromQueued = (q: Queued): Exclude<DeploymentEvent, { type: "TICK" }> =>
-  q.kind === "update"
-    ? { type: "UPDATE", score: q.score, hash: q.hash, revision: q.revision, at: q.at }
-    : q.kind === "reject"
-      ? { type: "REJECT", error: q.error, revision: q.revision, at: q.at }
-      : { type: "DELETE", revision: q.revision, at: q.at };
-
-const toQueued = (e: DeploymentEvent): Queued | null =>
-  e.type === "UPDATE"
-    ? { kind: "update", score: e.score, hash: e.hash, revision: e.revision, at: e.at }
-    : e.type === "REJECT"
-      ? { kind: "reject", error: e.error, revision: e.revision, at: e.at }
-      : e.type === "DELETE"
-        ? { kind: "delete", revision: e.revision, at: e.at }
-        : null;
-
-/** Accepting an update: the new target, its plan against what runs, and the step clock. */
-function accept(ctx: DeploymentContext, u: { score: PodmanV0Score; hash: string; revision: number; at: number }): Partial<DeploymentContext> {
-  return {
-    target: { score: u.score, hash: u.hash },
-    desiredHash: u.hash,
-    revision: u.revision,
-    plan: planUpgrade(ctx.applied, u.score, u.hash),
-    lastError: null,
-    stepStartedAt: u.at,
-    next: null,
-  };
-}
-
-const stopBudgetMs = (ctx: DeploymentContext, graces: number[]) =>
-  graces.reduce((sum, g) => sum + (g + ctx.budgets.stopSlackSecs) * 1000, ctx.budgets.stopSlackSecs * 1000);
-
-const deadlineOf = (ctx: DeploymentContext, budgetMs: number): DeadlineInput => ({ deadline: (ctx.stepStartedAt ?? 0) + budgetMs });
-
-const nextIs = (kind: Queued["kind"]) => ({ context }: { context: DeploymentContext }) => context.next?.kind === kind;
+/**
+ * The machine's version: bumped whenever its context or a transition changes, so that a
+ * checkpoint (a saved snapshot) of another version is not restored into it.
+ */
+export const MACHINE_VERSION = 1;
 
 /** A desired value that arrives while a step runs waits for it (coalesced: the newest wins). */
 const MID_STEP = {
@@ -128,105 +87,7 @@ const MID_STEP = {
   DELETE: { actions: "queue" },
 } as const;
 
-export const deploymentMachine = setup({
-  types: {
-    context: {} as DeploymentContext,
-    events: {} as DeploymentEvent,
-    input: {} as DeploymentInput,
-  },
-  actors: {
-    pullImages: notProvided("pullImages") as unknown as ReturnType<typeof fromPromise<StepDone, PullInput>>,
-    stopOld: notProvided("stopOld") as unknown as ReturnType<typeof fromPromise<StopOutput, StopInput>>,
-    startNew: notProvided("startNew") as unknown as ReturnType<typeof fromPromise<StartOutput, StartInput>>,
-    removeAll: notProvided("removeAll") as unknown as ReturnType<typeof fromPromise<RemoveAllOutput, RemoveAllInput>>,
-    deadline: notProvided("deadline") as unknown as ReturnType<typeof fromPromise<StepDone, DeadlineInput>>,
-  },
-  guards: {
-    hasPlan: ({ context }) => context.plan !== null,
-    isNewHash: ({ context, event }) => event.type === "UPDATE" && event.hash !== context.desiredHash,
-    /** Mid-step, an update equal to the target in flight cancels whatever was queued. */
-    isTargetHash: ({ context, event }) => event.type === "UPDATE" && event.hash === context.desiredHash,
-    needsRepair: ({ context, event }) =>
-      event.type === "TICK" && servicesNeedingRepair(context.applied, context.containerIds, event.containers).length > 0,
-    nextIsUpdate: nextIs("update"),
-    nextIsDelete: nextIs("delete"),
-    nextIsReject: nextIs("reject"),
-    stopFailed: ({ event }) => (event as { output?: StopOutput }).output?.failure !== undefined,
-    startFailed: ({ event }) => (event as { output?: StartOutput }).output?.failure !== undefined,
-    removeFailed: ({ event }) => (event as { output?: RemoveAllOutput }).output?.failure !== undefined,
-  },
-  actions: {
-    acceptUpdate: assign(({ context, event }) => (event.type === "UPDATE" ? accept(context, event) : {})),
-    reject: assign(({ event }) =>
-      event.type === "REJECT" ? { lastError: event.error, revision: event.revision, desiredHash: null, plan: null, next: null } : {},
-    ),
-    acceptDelete: assign(({ event }) =>
-      event.type === "DELETE" ? { revision: event.revision, desiredHash: null, plan: null, next: null, stepStartedAt: event.at } : {},
-    ),
-    queue: assign({ next: ({ event }) => toQueued(event) }),
-    dropQueued: assign({ next: null }),
-    /** Takes the queued value as if it had just arrived. */
-    takeNext: assign(({ context, event }) => {
-      const q = context.next;
-      if (!q) return {};
-      // The next step starts now, at the boundary, not when the value was queued.
-      const e = { ...fromQueued(q), at: Math.max(q.at, eventTime(event, 0)) };
-      if (e.type === "UPDATE") return accept(context, e);
-      if (e.type === "REJECT") return { lastError: e.error, revision: e.revision, desiredHash: null, plan: null, next: null };
-      return { revision: e.revision, desiredHash: null, plan: null, next: null, stepStartedAt: e.at };
-    }),
-    planRepair: assign(({ context, event }) =>
-      event.type === "TICK"
-        ? { plan: repairPlan(context.applied, servicesNeedingRepair(context.applied, context.containerIds, event.containers)), stepStartedAt: event.at }
-        : {},
-    ),
-    markStepStart: assign(({ context, event }) => ({ stepStartedAt: eventTime(event, context.stepStartedAt) })),
-    recordStopped: assign(({ context, event }) => {
-      const out = (event as { output?: StopOutput }).output;
-      if (!out) return {};
-      const applied = { ...context.applied };
-      const containerIds = { ...context.containerIds };
-      for (const s of out.stopped) {
-        delete applied[s];
-        delete containerIds[s];
-      }
-      return { applied, containerIds, lastError: out.failure ? `stop ${out.failure.service}: ${out.failure.message}` : context.lastError };
-    }),
-    recordStarted: assign(({ context, event }) => {
-      const out = (event as { output?: StartOutput }).output;
-      if (!out) return {};
-      const applied = { ...context.applied };
-      const containerIds = { ...context.containerIds };
-      const byName = new Map((context.plan?.start ?? []).map((s) => [s.service.name, s]));
-      const record = (service: string, id: string) => {
-        const spec = byName.get(service);
-        if (spec) applied[service] = spec;
-        containerIds[service] = id;
-      };
-      for (const [service, id] of Object.entries(out.started)) record(service, id);
-      if (out.failure?.id) record(out.failure.service, out.failure.id);
-      return { applied, containerIds, lastError: out.failure ? `start ${out.failure.service}: ${out.failure.message}` : null };
-    }),
-    recordRemoved: assign(({ context, event }) => {
-      const out = (event as { output?: RemoveAllOutput }).output;
-      if (!out?.failure) return { applied: {}, containerIds: {}, target: null, lastError: null };
-      // A partial removal: the containers already removed are no longer recorded, so the next plan
-      // starts their services again instead of taking them for unchanged.
-      const applied = { ...context.applied };
-      const containerIds = { ...context.containerIds };
-      for (const [service, id] of Object.entries(context.containerIds)) {
-        if (out.removed.includes(id)) {
-          delete applied[service];
-          delete containerIds[service];
-        }
-      }
-      return { applied, containerIds, lastError: `remove ${out.failure.service}: ${out.failure.message}` };
-    }),
-    recordError: assign(({ event }) => ({ lastError: errorOf((event as { error?: unknown }).error).message })),
-    recordTimeout: assign((_, params: { step: string }) => ({ lastError: `${params.step} timed out` })),
-    stepDone: assign({ plan: null }),
-  },
-}).createMachine({
+export const deploymentMachine = machineSetup().createMachine({
   id: "deployment",
   context: ({ input }) => ({
     device: input.device,
@@ -247,9 +108,9 @@ export const deploymentMachine = setup({
     pending: {
       always: { guard: "hasPlan", target: "pulling" },
       on: {
-        UPDATE: { guard: "isNewHash", actions: "acceptUpdate" },
-        REJECT: { target: "failed", actions: "reject" },
-        DELETE: { target: "removing", actions: "acceptDelete" },
+        UPDATE: { guard: "isNewHash", actions: "apply" },
+        REJECT: { target: "failed", actions: "apply" },
+        DELETE: { target: "removing", actions: "apply" },
       },
     },
     pulling: {
@@ -260,12 +121,10 @@ export const deploymentMachine = setup({
           input: ({ context }) => ({ deployment: context.deployment, images: context.plan?.pull ?? [] }),
           onDone: [
             // Nothing has been touched yet: a newer desired value replaces this one at once.
-            { guard: "nextIsUpdate", target: "pending", actions: "takeNext" },
-            { guard: "nextIsDelete", target: "removing", actions: "takeNext" },
-            { guard: "nextIsReject", target: "failed", actions: "takeNext" },
-            { target: "stoppingOld", actions: "markStepStart" },
+            ...takeQueued({ update: "pending", delete: "removing", reject: "failed" }),
+            { target: "stoppingOld", actions: { type: "markStepStart", params: output } },
           ],
-          onError: { target: "failed", actions: "recordError" },
+          onError: { target: "failed", actions: { type: "recordError", params: thrown } },
         },
         {
           id: "deadline",
@@ -292,10 +151,16 @@ export const deploymentMachine = setup({
             strayGraceSecs: resolveLifecycle(context.target?.score.lifecycle).grace_period_secs,
           }),
           onDone: [
-            { guard: "stopFailed", target: "failed", actions: "recordStopped" },
-            { target: "startingNew", actions: ["recordStopped", "markStepStart"] },
+            { guard: { type: "hasFailure", params: output }, target: "failed", actions: { type: "recordStopped", params: output } },
+            {
+              target: "startingNew",
+              actions: [
+                { type: "recordStopped", params: output },
+                { type: "markStepStart", params: output },
+              ],
+            },
           ],
-          onError: { target: "failed", actions: "recordError" },
+          onError: { target: "failed", actions: { type: "recordError", params: thrown } },
         },
         {
           id: "deadline",
@@ -314,10 +179,10 @@ export const deploymentMachine = setup({
           src: "startNew",
           input: ({ context }) => ({ deployment: context.deployment, services: context.plan?.start ?? [] }),
           onDone: [
-            { guard: "startFailed", target: "failed", actions: ["recordStarted", "stepDone"] },
-            { target: "running", actions: ["recordStarted", "stepDone"] },
+            { guard: { type: "hasFailure", params: output }, target: "failed", actions: [{ type: "recordStarted", params: output }, "stepDone"] },
+            { target: "running", actions: [{ type: "recordStarted", params: output }, "stepDone"] },
           ],
-          onError: { target: "failed", actions: "recordError" },
+          onError: { target: "failed", actions: { type: "recordError", params: thrown } },
         },
         {
           id: "deadline",
@@ -330,30 +195,22 @@ export const deploymentMachine = setup({
     },
     running: {
       // A value that arrived mid-upgrade is applied once the upgrade has settled.
-      always: [
-        { guard: "nextIsUpdate", target: "pending", actions: "takeNext" },
-        { guard: "nextIsDelete", target: "removing", actions: "takeNext" },
-        { guard: "nextIsReject", target: "failed", actions: "takeNext" },
-      ],
+      always: takeQueued({ update: "pending", delete: "removing", reject: "failed" }),
       on: {
-        UPDATE: { guard: "isNewHash", target: "pending", actions: "acceptUpdate" },
-        REJECT: { target: "failed", actions: "reject" },
-        DELETE: { target: "removing", actions: "acceptDelete" },
+        UPDATE: { guard: "isNewHash", target: "pending", actions: "apply" },
+        REJECT: { target: "failed", actions: "apply" },
+        DELETE: { target: "removing", actions: "apply" },
         TICK: { guard: "needsRepair", target: "startingNew", actions: "planRepair" },
       },
     },
     failed: {
       // Roll forward only: a failed deployment waits for a new desired value; it never reverts.
-      always: [
-        { guard: "nextIsUpdate", target: "pending", actions: "takeNext" },
-        { guard: "nextIsDelete", target: "removing", actions: "takeNext" },
-        { guard: "nextIsReject", actions: "takeNext" },
-      ],
+      always: takeQueued({ update: "pending", delete: "removing", reject: null }),
       entry: "stepDone",
       on: {
-        UPDATE: { guard: "isNewHash", target: "pending", actions: "acceptUpdate" },
-        REJECT: { actions: "reject" },
-        DELETE: { target: "removing", actions: "acceptDelete" },
+        UPDATE: { guard: "isNewHash", target: "pending", actions: "apply" },
+        REJECT: { actions: "apply" },
+        DELETE: { target: "removing", actions: "apply" },
       },
     },
     removing: {
@@ -367,12 +224,12 @@ export const deploymentMachine = setup({
             graceSecs: Math.max(0, ...Object.values(context.applied).map((a) => a.lifecycle.grace_period_secs)),
           }),
           onDone: [
-            { guard: "removeFailed", target: "failed", actions: "recordRemoved" },
-            { guard: "nextIsUpdate", target: "pending", actions: ["recordRemoved", "takeNext"] },
-            { guard: "nextIsReject", target: "failed", actions: ["recordRemoved", "takeNext"] },
-            { target: "removed", actions: "recordRemoved" },
+            { guard: { type: "hasFailure", params: output }, target: "failed", actions: { type: "recordRemoved", params: output } },
+            // A delete queued here was dropped (DELETE below): only an update or a reject can wait.
+            ...takeQueued({ update: "pending", reject: "failed" }, { type: "recordRemoved", params: output }),
+            { target: "removed", actions: { type: "recordRemoved", params: output } },
           ],
-          onError: { target: "failed", actions: "recordError" },
+          onError: { target: "failed", actions: { type: "recordError", params: thrown } },
         },
         {
           id: "deadline",
@@ -393,3 +250,185 @@ export const deploymentMachine = setup({
 
 export type DeploymentMachine = typeof deploymentMachine;
 export type DeploymentSnapshot = SnapshotFrom<DeploymentMachine>;
+
+/**
+ * Once a step has ended, the value queued meanwhile is taken as if it had just arrived: one row per
+ * kind, to where that kind goes from here (null: it stays), after `before` (the step's own record).
+ */
+function takeQueued<const B extends readonly object[]>(to: Partial<Record<Queued["kind"], "pending" | "removing" | "failed" | null>>, ...before: B) {
+  return (["update", "delete", "reject"] as const).flatMap((kind) => {
+    const target = to[kind];
+    if (target === undefined) return [];
+    const actions: [...B, "takeNext"] = [...before, "takeNext"];
+    const row = { guard: { type: "queued" as const, params: { kind } }, actions };
+    return [target === null ? row : { ...row, target }];
+  });
+}
+
+// ---- guards, actions and the step actors the states name ----------------------------------------
+
+function machineSetup() {
+  return setup({
+    types: {
+      context: {} as DeploymentContext,
+      events: {} as DeploymentEvent,
+      input: {} as DeploymentInput,
+    },
+    actors: {
+      pullImages: notProvided<StepDone, PullInput>("pullImages"),
+      stopOld: notProvided<StopOutput, StopInput>("stopOld"),
+      startNew: notProvided<StartOutput, StartInput>("startNew"),
+      removeAll: notProvided<RemoveAllOutput, RemoveAllInput>("removeAll"),
+      deadline: notProvided<StepDone, DeadlineInput>("deadline"),
+    },
+    guards: {
+      hasPlan: ({ context }) => context.plan !== null,
+      isNewHash: ({ context, event }) => event.type === "UPDATE" && event.hash !== context.desiredHash,
+      /** Mid-step, an update equal to the target in flight cancels whatever was queued. */
+      isTargetHash: ({ context, event }) => event.type === "UPDATE" && event.hash === context.desiredHash,
+      needsRepair: ({ context, event }) =>
+        event.type === "TICK" && servicesNeedingRepair(context.applied, context.containerIds, event.containers).length > 0,
+      queued: ({ context }, params: { kind: Queued["kind"] }) => context.next?.kind === params.kind,
+      /** A step that ended with part of its work done and one service failed. */
+      hasFailure: (_, output: { failure?: StepFailure }) => output.failure !== undefined,
+    },
+    actions: {
+      /** A desired value acted on as it arrives. */
+      apply: assign(({ context, event }) => (isDesired(event) ? desiredEffect(context, queued(event)) : {})),
+      queue: assign({ next: ({ event }) => (isDesired(event) ? queued(event) : null) }),
+      dropQueued: assign({ next: null }),
+      /** Takes the queued value as if it had just arrived. */
+      takeNext: assign(({ context, event }) => {
+        const q = context.next;
+        // The next step starts now, at the boundary, not when the value was queued.
+        return q ? desiredEffect(context, { ...q, at: Math.max(q.at, eventTime(event) ?? 0) }) : {};
+      }),
+      planRepair: assign(({ context, event }) =>
+        event.type === "TICK"
+          ? { plan: repairPlan(context.applied, servicesNeedingRepair(context.applied, context.containerIds, event.containers)), stepStartedAt: event.at }
+          : {},
+      ),
+      markStepStart: assign((_, done: StepDone) => ({ stepStartedAt: done.at })),
+      recordStopped: assign(({ context }, out: StopOutput) => {
+        const applied = { ...context.applied };
+        const containerIds = { ...context.containerIds };
+        for (const s of out.stopped) {
+          delete applied[s];
+          delete containerIds[s];
+        }
+        return { applied, containerIds, lastError: out.failure ? `stop ${out.failure.service}: ${out.failure.message}` : context.lastError };
+      }),
+      recordStarted: assign(({ context }, out: StartOutput) => {
+        const applied = { ...context.applied };
+        const containerIds = { ...context.containerIds };
+        const byName = new Map((context.plan?.start ?? []).map((s) => [s.service.name, s]));
+        const record = (service: string, id: string) => {
+          const spec = byName.get(service);
+          if (spec) applied[service] = spec;
+          containerIds[service] = id;
+        };
+        for (const [service, id] of Object.entries(out.started)) record(service, id);
+        if (out.failure?.id) record(out.failure.service, out.failure.id);
+        return { applied, containerIds, lastError: out.failure ? `start ${out.failure.service}: ${out.failure.message}` : null };
+      }),
+      recordRemoved: assign(({ context }, out: RemoveAllOutput) => {
+        if (!out.failure) return { applied: {}, containerIds: {}, target: null, lastError: null };
+        // A partial removal: the containers already removed are no longer recorded, so the next plan
+        // starts their services again instead of taking them for unchanged.
+        const applied = { ...context.applied };
+        const containerIds = { ...context.containerIds };
+        for (const [service, id] of Object.entries(context.containerIds)) {
+          if (out.removed.includes(id)) {
+            delete applied[service];
+            delete containerIds[service];
+          }
+        }
+        return { applied, containerIds, lastError: `remove ${out.failure.service}: ${out.failure.message}` };
+      }),
+      recordError: assign((_, p: { error: unknown }) => ({ lastError: errorOf(p.error).message })),
+      recordTimeout: assign((_, p: { step: string }) => ({ lastError: `${p.step} timed out` })),
+      stepDone: assign({ plan: null }),
+    },
+  });
+}
+
+// ---- the pure helpers ---------------------------------------------------------------------------
+
+/** A step's output, as the params of the guard or action that reads it. */
+function output<O>({ event }: { event: DoneActorEvent<O> }): O {
+  return event.output;
+}
+
+/** What a step threw, as the params of `recordError`. */
+function thrown({ event }: { event: ErrorActorEvent }) {
+  return { error: event.error };
+}
+
+function notProvided<Out, In>(name: string) {
+  return fromPromise<Out, In>(async () => {
+    throw new Error(`step actor ${name} was not provided`);
+  });
+}
+
+function isDesired(e: DeploymentEvent): e is DesiredEvent {
+  return e.type !== "TICK";
+}
+
+/** A desired event as a value that can wait: the one conversion between the two. */
+function queued(e: DesiredEvent): Queued {
+  switch (e.type) {
+    case "UPDATE":
+      return { kind: "update", score: e.score, hash: e.hash, revision: e.revision, at: e.at };
+    case "REJECT":
+      return { kind: "reject", error: e.error, revision: e.revision, at: e.at };
+    case "DELETE":
+      return { kind: "delete", revision: e.revision, at: e.at };
+  }
+}
+
+/** What a desired value does to the context, whether it arrived just now or waited for a step. */
+function desiredEffect(ctx: DeploymentContext, d: Queued): Partial<DeploymentContext> {
+  switch (d.kind) {
+    case "update":
+      // Accepted: the new target, its plan against what runs, and the step clock.
+      return {
+        target: { score: d.score, hash: d.hash },
+        desiredHash: d.hash,
+        revision: d.revision,
+        plan: planUpgrade(ctx.applied, d.score, d.hash),
+        lastError: null,
+        stepStartedAt: d.at,
+        next: null,
+      };
+    case "reject":
+      return { lastError: d.error, revision: d.revision, desiredHash: null, plan: null, next: null };
+    case "delete":
+      return { revision: d.revision, desiredHash: null, plan: null, next: null, stepStartedAt: d.at };
+  }
+}
+
+/** The time an event carries: its own `at`, or its step output's or error's. */
+function eventTime(event: object): number | undefined {
+  if ("at" in event && typeof event.at === "number") return event.at;
+  if ("output" in event && isTimed(event.output)) return event.output.at;
+  if ("error" in event && isTimed(event.error)) return event.error.at;
+  return undefined;
+}
+
+function isTimed(u: unknown): u is StepDone {
+  return typeof u === "object" && u !== null && "at" in u && typeof u.at === "number";
+}
+
+function errorOf(e: unknown): StepError {
+  if (e instanceof Error) return { message: e.message };
+  if (typeof e === "object" && e !== null && "message" in e && typeof e.message === "string") return { message: e.message };
+  return { message: String(e) };
+}
+
+function stopBudgetMs(ctx: DeploymentContext, graces: number[]) {
+  return graces.reduce((sum, g) => sum + (g + ctx.budgets.stopSlackSecs) * 1000, ctx.budgets.stopSlackSecs * 1000);
+}
+
+function deadlineOf(ctx: DeploymentContext, budgetMs: number): DeadlineInput {
+  return { deadline: (ctx.stepStartedAt ?? 0) + budgetMs };
+}

@@ -1,30 +1,43 @@
 // Recovery and inspection: rebuild a deployment's snapshot from its journal through the machine's
-// pure transition, calling no actor (invariant 5).
-import { createActor, initialTransition, type ActorScope, type AnyEventObject } from "xstate";
+// pure transition, calling no actor (invariant 5). Each journaled cause (v2, or v1's XState names)
+// becomes the machine event that replays it through machines/journal.vocabulary.ts.
+import { createActor, initialTransition, type ActorScope } from "xstate";
+import type { DomainEvent, JournalCause } from "../contracts/journal-event.codec.js";
 import { deploymentMachine, type DeploymentEvent, type DeploymentInput, type DeploymentSnapshot } from "./deployment.machine.js";
+import { domainEventOf, machineEventOf } from "./journal.vocabulary.js";
+
+/** One folded event: the cause in the domain vocabulary (a v1 cause translated) and the snapshot after it. */
+export interface FoldStep {
+  event: DomainEvent;
+  snapshot: DeploymentSnapshot;
+}
 
 /** Folds events in order. A deployment that reached `removed` and was deployed again starts afresh. */
-export function foldJournal(input: DeploymentInput, events: readonly AnyEventObject[], from?: DeploymentSnapshot): DeploymentSnapshot {
+export function foldJournal(input: DeploymentInput, events: readonly JournalCause[], from?: DeploymentSnapshot): DeploymentSnapshot {
   let last: DeploymentSnapshot | undefined;
   fold(input, events, (s) => (last = s), from);
   return last ?? from ?? initialTransition(deploymentMachine, input)[0];
 }
 
-/** Every intermediate snapshot, for a visualiser that steps through a timeline. */
-export function foldSteps(input: DeploymentInput, events: readonly AnyEventObject[]): DeploymentSnapshot[] {
-  const out: DeploymentSnapshot[] = [];
-  fold(input, events, (s) => out.push(s));
+/** Every intermediate snapshot with its cause, for a timeline and a visualiser that steps through it. */
+export function foldSteps(input: DeploymentInput, events: readonly JournalCause[]): FoldStep[] {
+  const out: FoldStep[] = [];
+  fold(input, events, (snapshot, event) => out.push({ event, snapshot }));
   return out;
 }
 
-function fold(input: DeploymentInput, events: readonly AnyEventObject[], each: (s: DeploymentSnapshot) => void, from?: DeploymentSnapshot) {
+function fold(input: DeploymentInput, events: readonly JournalCause[], each: (s: DeploymentSnapshot, e: DomainEvent) => void, from?: DeploymentSnapshot) {
   const [initial] = initialTransition(deploymentMachine, input);
   const scope = inertScope(input);
   let snapshot = from ?? initial;
-  for (const event of events) {
+  for (const cause of events) {
     if (snapshot.status === "done") snapshot = initial;
-    snapshot = deploymentMachine.transition(snapshot, event as DeploymentEvent, scope);
-    each(snapshot);
+    const event = domainEventOf(cause, snapshot);
+    const machineEvent = machineEventOf(event);
+    // XState types `transition` with the events the machine is sent; its step actors' outcomes
+    // (`xstate.done.actor.*`) are the machine's events too.
+    if (machineEvent) snapshot = deploymentMachine.transition(snapshot, machineEvent as DeploymentEvent, scope);
+    each(snapshot, event);
   }
 }
 

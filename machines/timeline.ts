@@ -1,9 +1,9 @@
 // A deployment's journal as a timeline: each transition with the snapshot it led to (folded through
 // the machine's pure transition, so the container ids at each step are the machine's own), and how
 // long the deployment stayed in the state it entered. fleetctl history and the visualiser share it.
-import type { AnyEventObject } from "xstate";
+// Every cause is shown in the journal's vocabulary, a v1 journal's XState events translated.
 import { phaseOf, type MachineState, type Phase } from "../contracts/deployment-state.codec.js";
-import type { JournalEvent } from "../contracts/journal-event.codec.js";
+import type { DomainEvent, JournalEvent } from "../contracts/journal-event.codec.js";
 import { foldSteps } from "./journal.fold.js";
 
 export interface TimelineStep {
@@ -11,8 +11,10 @@ export interface TimelineStep {
   at: string;
   from: MachineState;
   to: MachineState;
-  /** The event that caused the transition, as journaled (env values already redacted by the agent). */
-  event: Record<string, unknown>;
+  /** The event that caused the transition, in the vocabulary (env values already redacted by the agent). */
+  event: DomainEvent;
+  /** The journal line's version: 1 for an event written in XState's names (shown translated). */
+  v: 1 | 2;
   /** A one-line reading of the event. */
   label: string;
   /** From the folded snapshot after this event. */
@@ -33,26 +35,55 @@ export interface Timeline {
   time_in_state: Record<string, number>;
 }
 
-/** `xstate.done.actor.pull` → `pull done`; UPDATE → `UPDATE sha256:1a2b… (rev 12)`. */
-export function eventLabel(e: Record<string, unknown>): string {
-  const type = String(e["type"]);
-  const m = /^xstate\.(done|error)\.actor\.(.+)$/.exec(type);
-  if (m) {
-    const err = (e["error"] as { message?: unknown } | undefined)?.message;
-    const failure = (e["output"] as { failure?: { service?: unknown; message?: unknown } } | undefined)?.failure;
-    if (m[1] === "error") return `${m[2]} error${typeof err === "string" ? `: ${err}` : ""}`;
-    return `${m[2]} done${failure ? ` (failed ${String(failure.service)}: ${String(failure.message)})` : ""}`;
+/** A one-line reading: `desired.updated sha256:1a2b… (rev 12)`, `stop.done (failed web: …)`. */
+export function eventLabel(e: DomainEvent): string {
+  const failed = (f: { service: string; message: string } | undefined) => (f ? ` (failed ${f.service}: ${f.message})` : "");
+  const list = (xs: readonly string[]) => (xs.length ? `: ${xs.join(", ")}` : "");
+  switch (e.type) {
+    case "desired.updated":
+    case "desired.retried":
+      return `${e.type} ${e.hash.slice(0, 15)}… (rev ${e.revision})`;
+    case "desired.rejected":
+      return `${e.type} (rev ${e.revision}): ${e.error}`;
+    case "desired.deleted":
+      return `${e.type} (rev ${e.revision})`;
+    case "pull.done":
+      return `${e.type}${list(e.images)}`;
+    case "stop.done":
+      return `${e.type}${failed(e.failure)}`;
+    case "start.done":
+      return `${e.type}${failed(e.failure)}`;
+    case "remove.done":
+      return `${e.type}${failed(e.failure)}`;
+    case "verify.done":
+      return `${e.type}${list(e.ready)}`;
+    case "verify.failed":
+      return `${e.type} ${e.service}: ${e.reason}`;
+    case "pull.failed":
+    case "stop.failed":
+    case "start.failed":
+    case "remove.failed":
+      return `${e.type}: ${e.error}`;
+    case "step.timed_out":
+      return `${e.type}: ${e.step}`;
+    case "liveness.repair":
+      return `${e.type}${list(e.services)}`;
+    case "service.exited":
+      return `${e.type} ${e.service}${e.exit_code === null ? "" : ` (code ${e.exit_code})`}`;
+    case "service.restarted":
+      return `${e.type} ${e.service} (${e.restarts} restarts${e.by ? `, by ${e.by}` : ""})`;
+    case "service.unhealthy":
+    case "service.healthy":
+      return `${e.type} ${e.service}`;
+    case "agent.resumed":
+      return `${e.type} in ${e.state}`;
   }
-  if (type === "UPDATE") return `UPDATE ${String(e["hash"]).slice(0, 15)}… (rev ${String(e["revision"])})`;
-  if (type === "REJECT") return `REJECT (rev ${String(e["revision"])}): ${String(e["error"])}`;
-  if (type === "DELETE") return `DELETE (rev ${String(e["revision"])})`;
-  return type;
 }
 
 export function buildTimeline(device: string, deployment: string, events: readonly JournalEvent[]): Timeline {
-  const snapshots = foldSteps({ device, deployment }, events.map((e) => e.event as AnyEventObject));
+  const folded = foldSteps({ device, deployment }, events.map((e) => e.event));
   const steps: TimelineStep[] = events.map((e, i) => {
-    const s = snapshots[i]!;
+    const { snapshot: s, event } = folded[i]!;
     const next = events[i + 1];
     const state = String(s.value);
     return {
@@ -60,8 +91,9 @@ export function buildTimeline(device: string, deployment: string, events: readon
       at: e.at,
       from: e.from,
       to: e.to,
-      event: e.event,
-      label: eventLabel(e.event),
+      event,
+      v: e.v,
+      label: eventLabel(event),
       state,
       phase: phaseOf(state as MachineState),
       container_ids: { ...s.context.containerIds },

@@ -1,13 +1,16 @@
 // Turns a running deployment actor's inspection stream into transitions: one per macrostep that
 // changed the state or the context. That is the unit the journal records, and the unit a replay
 // through `transition` reproduces; a healthy tick or a same-hash update changes nothing and
-// records nothing.
-import type { AnyEventObject, InspectionEvent } from "xstate";
+// records nothing. Each transition's cause is named in the journal's vocabulary.
+import type { InspectionEvent } from "xstate";
 import type { MachineState } from "../contracts/deployment-state.codec.js";
+import type { DomainEvent } from "../contracts/journal-event.codec.js";
 import type { DeploymentSnapshot } from "./deployment.machine.js";
+import { isMachineEvent, journalEventOf } from "./journal.vocabulary.js";
 
 export interface Transition {
-  event: AnyEventObject;
+  /** The cause, as the journal keeps it (v2). */
+  event: DomainEvent;
   from: MachineState;
   to: MachineState;
   snapshot: DeploymentSnapshot;
@@ -18,7 +21,7 @@ export const snapshotView = (s: DeploymentSnapshot) => JSON.stringify({ value: s
 
 /** An `inspect` callback for `createActor` that reports the root actor's transitions. */
 export function transitionRecorder(onTransition: (t: Transition) => void, initial?: DeploymentSnapshot) {
-  type Seen = { value: MachineState; status: string; context: object; view: string };
+  type Seen = { value: MachineState; status: string; context: DeploymentSnapshot["context"]; view: string };
   const seen = (s: DeploymentSnapshot): Seen => ({ value: s.value as MachineState, status: s.status, context: s.context, view: snapshotView(s) });
   let last: Seen | null = initial ? seen(initial) : null;
   return (ev: InspectionEvent) => {
@@ -31,17 +34,8 @@ export function transitionRecorder(onTransition: (t: Transition) => void, initia
     const prev = last;
     last = seen(snapshot);
     if (!prev || prev.view === last.view) return;
-    onTransition({ event: serializableEvent(ev.event), from: prev.value, to: last.value, snapshot });
+    const cause = ev.event;
+    if (!isMachineEvent(cause)) throw new Error(`transition caused by ${JSON.stringify(cause.type)}, which the journal has no name for`);
+    onTransition({ event: journalEventOf(cause, prev), from: prev.value, to: last.value, snapshot });
   };
-}
-
-/** Errors flattened to `{message, at}`: an Error's own fields don't survive JSON. */
-export function serializableEvent(e: AnyEventObject): AnyEventObject {
-  if (!("error" in e)) return e;
-  const err = e["error"] as unknown;
-  if (err instanceof Error) {
-    const at = (err as Error & { at?: unknown }).at;
-    return { ...e, error: typeof at === "number" ? { message: err.message, at } : { message: err.message } };
-  }
-  return e;
 }

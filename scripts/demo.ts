@@ -12,6 +12,7 @@ import { canonicalHash } from "../contracts/canonical-json.js";
 import { decodeJson } from "../contracts/decode.js";
 import { DeploymentState } from "../contracts/deployment-state.codec.js";
 import { BUCKET_DESIRED_STATE, BUCKET_DEVICE_STATE, deploymentKey } from "../contracts/wire-names.js";
+import { buildTimeline } from "../machines/timeline.js";
 
 const DEVICE = "demo";
 const DEPLOYMENT = "hello";
@@ -79,7 +80,8 @@ try {
   await sleep(300);
   const events = await readStreamEvents(jetstream(nc), DEVICE, DEPLOYMENT);
   say(`\nfleet.events.${DEVICE}.${DEPLOYMENT} (${events.length} events):`);
-  for (const e of events) say(`  n=${String(e.n).padStart(3)}  ${e.at}  ${e.from.padEnd(11)} → ${e.to.padEnd(11)}  ${e.event["type"]}`);
+  // In the journal's vocabulary (an earlier run's v1 events, if the stream still holds them, translated).
+  for (const e of buildTimeline(DEVICE, DEPLOYMENT, events).steps) say(`  n=${String(e.n).padStart(3)}  ${e.at}  ${e.from.padEnd(11)} → ${e.to.padEnd(11)}  ${e.label}`);
   if (once) {
     await desired.delete(key);
     await until("removed", (x) => x.state === "removed");

@@ -7,6 +7,7 @@ import type { JournalEvent } from "../../contracts/journal-event.codec.js";
 import { deviceOrDeploymentNameProblem } from "../../contracts/names.js";
 import type { DeploymentInput, DeploymentSnapshot, StepBudgets } from "../../machines/deployment.machine.js";
 import { deploymentState } from "../../machines/deployment.report.js";
+import { isStepState } from "../../machines/journal.vocabulary.js";
 import { transitionRecorder } from "../../machines/transition.recorder.js";
 import type { ContainerRuntime, ManagedContainer } from "../../runtime/container-runtime.js";
 import type { CheckpointStore } from "../journal/checkpoint.js";
@@ -215,6 +216,8 @@ export class DeploymentSupervisor {
       },
       error: (err) => this.log.error({ deployment, err: (err as Error).message }, "deployment actor failed"),
     });
+    // Journaled before the actor starts, so it precedes whatever the step it re-runs leads to.
+    if (restored && isStepState(String(restored.value))) this.recorder.resumed(deployment, restored);
     actor.start();
     return actor;
   }

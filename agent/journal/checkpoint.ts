@@ -1,12 +1,13 @@
 // Checkpoints of a deployment's snapshot every so many journal events, so recovery folds only the
 // tail of a long journal: `<stateDir>/checkpoints/<deployment>.json`, mode 0600 (like the score
 // store, it holds full scores), written atomically. The journal stays the record; a checkpoint
-// that is missing, unreadable or ahead of the journal is ignored and the whole journal is folded.
+// that is missing, unreadable, ahead of the journal or of another machine version (MACHINE_VERSION:
+// its context may not mean what this machine's does) is ignored and the journal is folded instead.
 import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { MACHINE_STATES } from "../../contracts/deployment-state.codec.js";
 import { isPlainObject } from "../../contracts/decode.js";
-import { deploymentMachine, type DeploymentContext, type DeploymentSnapshot } from "../../machines/deployment.machine.js";
+import { deploymentMachine, MACHINE_VERSION, type DeploymentContext, type DeploymentSnapshot } from "../../machines/deployment.machine.js";
 import { writeFileDurably } from "./durable-file.js";
 
 export interface Checkpoint {
@@ -25,10 +26,10 @@ export class CheckpointStore {
   }
 
   async put(deployment: string, n: number, snapshot: DeploymentSnapshot): Promise<void> {
-    await writeFileDurably(this.fileOf(deployment), JSON.stringify({ n, value: snapshot.value, context: snapshot.context }));
+    await writeFileDurably(this.fileOf(deployment), JSON.stringify({ machine: MACHINE_VERSION, n, value: snapshot.value, context: snapshot.context }));
   }
 
-  /** The deployment's checkpoint, or null (none, or not one this agent wrote for it). */
+  /** The deployment's checkpoint, or null (none, not one this agent wrote for it, or of another machine version). */
   get(device: string, deployment: string): Checkpoint | null {
     let u: unknown;
     try {
@@ -36,7 +37,7 @@ export class CheckpointStore {
     } catch {
       return null;
     }
-    if (!isPlainObject(u) || !Number.isInteger(u["n"]) || !(MACHINE_STATES as readonly unknown[]).includes(u["value"])) return null;
+    if (!isPlainObject(u) || u["machine"] !== MACHINE_VERSION || !Number.isInteger(u["n"]) || !(MACHINE_STATES as readonly unknown[]).includes(u["value"])) return null;
     const context = u["context"];
     if (!isPlainObject(context) || context["device"] !== device || context["deployment"] !== deployment) return null;
     const snapshot = deploymentMachine.resolveState({ value: u["value"] as string, context: context as unknown as DeploymentContext });

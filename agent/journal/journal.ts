@@ -8,7 +8,7 @@ import { open } from "node:fs/promises";
 import { join } from "node:path";
 import { decode } from "../../contracts/decode.js";
 import type { MachineState } from "../../contracts/deployment-state.codec.js";
-import { JournalEvent } from "../../contracts/journal-event.codec.js";
+import { JournalEvent, JournalEventV2, type DomainEvent } from "../../contracts/journal-event.codec.js";
 import { deviceOrDeploymentNameProblem } from "../../contracts/names.js";
 import { fsyncDir, writeFileDurably } from "./durable-file.js";
 import { redactEvent } from "./redact.js";
@@ -17,7 +17,8 @@ export { redactEvent, REDACTED } from "./redact.js";
 
 export interface Transition {
   at: string;
-  event: { type: string; [k: string]: unknown };
+  /** The cause in the journal's vocabulary (machines/journal.vocabulary.ts); env values are redacted here. */
+  event: DomainEvent;
   from: MachineState;
   to: MachineState;
 }
@@ -94,8 +95,9 @@ export class EventJournal {
     const problem = deviceOrDeploymentNameProblem(deployment);
     if (problem) return Promise.reject(new Error(`invalid deployment name: ${problem}`));
     const list = this.load(deployment);
-    const candidate = { v: 1, device: this.device, deployment, n: this.lastN(deployment) + 1, at: t.at, event: redactEvent(t.event), from: t.from, to: t.to };
-    const checked = decode(JournalEvent, candidate);
+    // Written as version 2 only; a journal that began as version 1 goes on in version 2.
+    const candidate = { v: 2, device: this.device, deployment, n: this.lastN(deployment) + 1, at: t.at, event: redactEvent(t.event), from: t.from, to: t.to };
+    const checked = decode(JournalEventV2, candidate);
     if (!checked.ok) return Promise.reject(new Error(`invalid journal event: ${checked.errors.join("; ")}`));
     const ev = checked.value;
     list.push(ev);

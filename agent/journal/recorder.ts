@@ -2,7 +2,11 @@
 // report's `last_event_seq` always names an event on disk; every `checkpointEvery` events a
 // snapshot checkpoint, which also compacts the local journal through what the stream holds.
 import type { DeploymentState } from "../../contracts/deployment-state.codec.js";
-import { deploymentState } from "../../machines/deployment.report.js";
+import type { DomainEvent } from "../../contracts/journal-event.codec.js";
+import type { MachineState } from "../../contracts/deployment-state.codec.js";
+import type { DeploymentSnapshot } from "../../machines/deployment.machine.js";
+import { deploymentState, machineStateOf } from "../../machines/deployment.report.js";
+import { resumedEvent } from "../../machines/journal.vocabulary.js";
 import type { Transition } from "../../machines/transition.recorder.js";
 import type { Logger } from "pino";
 import type { CheckpointStore } from "./checkpoint.js";
@@ -34,15 +38,29 @@ export class TransitionRecorder {
   }
 
   record(deployment: string, t: Transition): void {
-    const at = new Date(this.o.now()).toISOString();
     this.log.info({ deployment, from: t.from, to: t.to, event: t.event.type, error: t.snapshot.context.lastError ?? undefined }, "transition");
+    this.append(deployment, t.event, t.from, t.to, t.snapshot);
+  }
+
+  /**
+   * A deployment restored mid-step (its state runs a step, which the actor re-runs): on record as
+   * `agent.resumed`, before whatever the re-run step leads to. The fold takes it as a no-op.
+   */
+  resumed(deployment: string, snapshot: DeploymentSnapshot): void {
+    const state = machineStateOf(snapshot);
+    this.log.info({ deployment, state }, "resumed mid-step: the step runs again");
+    this.append(deployment, resumedEvent(state, this.o.now()), state, state, snapshot);
+  }
+
+  private append(deployment: string, event: DomainEvent, from: MachineState, to: MachineState, snapshot: DeploymentSnapshot): void {
+    const at = new Date(this.o.now()).toISOString();
     this.o.journal
-      .append(deployment, { at, event: t.event as { type: string }, from: t.from, to: t.to })
+      .append(deployment, { at, event, from, to })
       .then((ev) => {
-        this.o.sink.deploymentState(deploymentState(t.snapshot, { seq: ev.n, at: ev.at }));
-        if (this.o.checkpoints && ev.n % (this.o.checkpointEvery ?? 500) === 0 && t.snapshot.status !== "done") {
+        this.o.sink.deploymentState(deploymentState(snapshot, { seq: ev.n, at: ev.at }));
+        if (this.o.checkpoints && ev.n % (this.o.checkpointEvery ?? 500) === 0 && snapshot.status !== "done") {
           const write = this.o.checkpoints
-            .put(deployment, ev.n, t.snapshot)
+            .put(deployment, ev.n, snapshot)
             .then(() => this.compact(deployment, ev.n), (e: Error) => this.log.warn({ deployment, err: e.message }, "checkpoint not written; recovery folds more of the journal"))
             .finally(() => this.checkpointing.delete(write));
           this.checkpointing.add(write);

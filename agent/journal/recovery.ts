@@ -2,11 +2,11 @@
 // transition (docs/design.md, "Recovery"): the local journal from its last checkpoint; or, when the
 // local journal is gone (a wiped or replaced state dir) or was compacted past a lost checkpoint,
 // the stream's history, taken back into the local journal so numbering continues where it was.
-import type { AnyEventObject } from "xstate";
-import type { JournalEvent } from "../../contracts/journal-event.codec.js";
+import type { JournalCause, JournalCauseV1, JournalEvent } from "../../contracts/journal-event.codec.js";
 import type { ReconcileScore } from "../../contracts/score.codec.js";
 import type { DeploymentInput, DeploymentSnapshot } from "../../machines/deployment.machine.js";
 import { foldJournal } from "../../machines/journal.fold.js";
+import { isDomainCause } from "../../machines/journal.vocabulary.js";
 import type { Logger } from "pino";
 import type { CheckpointStore } from "./checkpoint.js";
 import type { EventJournal } from "./journal.js";
@@ -53,7 +53,7 @@ export class Recovery {
       if (base > 0 && !from) {
         // The checkpoint that vouched for the compaction is gone: the compacted events are in the
         // stream, which the start does not wait for. The deployment's first desired value rebuilds it.
-        this.log.error({ deployment, compactedThrough: base, checkpoint: cp?.n ?? null }, "journal compacted but its checkpoint is missing; the deployment waits for the stream");
+        this.log.error({ deployment, compactedThrough: base, checkpoint: cp?.n ?? null }, "journal compacted but its checkpoint is missing (or of another machine version); the deployment waits for the stream");
         this.compactedWithoutCheckpoint.add(deployment);
         continue;
       }
@@ -100,29 +100,40 @@ export class Recovery {
     return snapshot.status === "done" ? undefined : snapshot;
   }
 
-  /** The events' causes, with the full scores put back into the journal's redacted UPDATE events. */
-  private async rehydrate(deployment: string, events: readonly JournalEvent[]): Promise<AnyEventObject[]> {
-    const out: AnyEventObject[] = [];
+  /** The events' causes, with the full scores put back into the journal's redacted desired events. */
+  private async rehydrate(deployment: string, events: readonly JournalEvent[]): Promise<JournalCause[]> {
+    const out: JournalCause[] = [];
     for (const { event } of events) {
-      const e = event as AnyEventObject;
-      if (e.type !== "UPDATE" || !hasRedactedEnv(e)) {
-        out.push(e);
+      const desired = redactedDesired(event);
+      if (!desired) {
+        out.push(event);
         continue;
       }
-      const hash = String(e["hash"]);
-      const score = await this.o.lookupScore(deployment, hash, Number(e["revision"]));
-      if (score) out.push({ ...e, score: score.data });
+      const score = await this.o.lookupScore(deployment, desired.hash, desired.revision);
+      if (score) out.push({ ...event, score: score.data });
       else {
         // Kept redacted: startNew refuses to create a container from it rather than run "<redacted>".
-        this.log.warn({ deployment, hash }, "score not found locally or in the desired-state history; its env is unknown");
-        out.push(e);
+        this.log.warn({ deployment, hash: desired.hash }, "score not found locally or in the desired-state history; its env is unknown");
+        out.push(event);
       }
     }
     return out;
   }
 }
 
-function hasRedactedEnv(e: AnyEventObject): boolean {
-  const services = (e["score"] as { services?: { env?: Record<string, string> }[] } | undefined)?.services ?? [];
-  return services.some((s) => Object.values(s.env ?? {}).includes(REDACTED));
+/** The hash and revision of a desired score whose env the journal redacted (`desired.updated`, v1's `UPDATE`); null for any other event. */
+function redactedDesired(e: JournalCause): { hash: string; revision: number } | null {
+  if (isDomainCause(e)) return e.type === "desired.updated" && hasRedactedEnv(e.score.services) ? { hash: e.hash, revision: e.revision } : null;
+  return e.type === "UPDATE" && hasRedactedEnv(v1Services(e)) ? { hash: String(e["hash"]), revision: Number(e["revision"]) } : null;
+}
+
+/** A v1 UPDATE's services as far as they can be read (the fold decodes the event exactly). */
+function v1Services(e: JournalCauseV1): Array<{ env?: unknown }> {
+  const score = e["score"];
+  const services = typeof score === "object" && score !== null && "services" in score ? score.services : [];
+  return Array.isArray(services) ? services : [];
+}
+
+function hasRedactedEnv(services: ReadonlyArray<{ env?: unknown }>): boolean {
+  return services.some((s) => typeof s.env === "object" && s.env !== null && Object.values(s.env).includes(REDACTED));
 }

@@ -119,12 +119,13 @@ describe("dashboard and visualiser in Chromium", function () {
     expect(await page.locator("#visualiser svg.statechart .state.current").count()).to.equal(1);
     expect(await page.locator('#visualiser svg .edge.taken[data-from="stoppingOld"][data-to="startingNew"]').count()).to.equal(1);
     expect(await page.locator("ol.timeline li.selected").getAttribute("data-n")).to.equal("3");
-    expect(await page.locator(".step-detail .payload").textContent()).to.include("xstate.done.actor.stopOld");
+    // In the journal's vocabulary, never XState's names.
+    expect(await page.locator(".step-detail .payload").textContent()).to.include('"type": "stop.done"').and.not.include("xstate");
     // Before startNew ran, the machine had no container ids: this step shows none.
     expect(await page.locator(".step-detail .step-containers .container").count()).to.equal(0);
     await page.locator("#visualiser button.first").click();
     await page.locator('#visualiser svg.statechart .state.current[data-state="pulling"]').waitFor();
-    expect(await page.locator(".step-detail .payload").textContent()).to.include('"type": "UPDATE"');
+    expect(await page.locator(".step-detail .payload").textContent()).to.include('"type": "desired.updated"');
     await page.locator("#visualiser button.next").click();
     await page.locator("#visualiser button.next").click();
     await page.locator('#visualiser svg.statechart .state.current[data-state="startingNew"]').waitFor();

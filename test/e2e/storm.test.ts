@@ -33,12 +33,12 @@ describe("e2e: update storm", function () {
     s.recoveryMs = Date.now() - tLast;
     s.recoveryWhat = "last put → Running on it";
 
-    // Upgrades executed: each is pull done → stoppingOld, stopOld done, startNew done, whole and in
+    // Upgrades executed: each is pull.done → stoppingOld, stop.done, start.done, whole and in
     // that order before the next begins (a queued value taken at `running` leaves it in the same
     // macrostep, so `running` itself need not appear between two upgrades).
     const after = s.journal("app").slice(n0);
     const tokens = after
-      .map((e) => (e.to === "stoppingOld" && e.from !== "stoppingOld" ? "S" : e.event["type"] === "xstate.done.actor.stopOld" ? "T" : e.event["type"] === "xstate.done.actor.startNew" ? "R" : ""))
+      .map((e) => (e.to === "stoppingOld" && e.from !== "stoppingOld" ? "S" : e.event.type === "stop.done" ? "T" : e.event.type === "start.done" ? "R" : ""))
       .join("");
     const upgrades = (tokens.match(/S/g) ?? []).length;
     expect(tokens, "upgrades whole and one at a time (S stop begins, T stop done, R start done)").to.equal("STR".repeat(upgrades));

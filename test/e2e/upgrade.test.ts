@@ -54,8 +54,8 @@ describe("e2e: upgrades", function () {
     s.recoveryMs = Date.now() - t3;
     s.recoveryWhat = "put v3 after the failed v2 → Running";
     expect(await s.http(port)).to.equal("v3");
-    const stopEvent = s.journal("app").slice(n3).find((e) => e.event["type"] === "xstate.done.actor.stopOld" && e.to === "startingNew");
-    expect((stopEvent?.event["output"] as { stopped: string[] }).stopped.sort()).to.deep.equal(["side", "web"]);
+    const stopEvent = s.journal("app").slice(n3).find((e) => e.event.type === "stop.done" && e.to === "startingNew");
+    expect(stopEvent?.event.type === "stop.done" ? [...stopEvent.event.stopped].sort() : null).to.deep.equal(["side", "web"]);
     await startsSeen(events, Object.values(r3.container_ids));
     for (const [service, oldId] of Object.entries(r1.container_ids)) {
       const removed = ofAction(events, "remove", oldId);

@@ -44,6 +44,11 @@ const EVENT = {
   to: "startingNew",
 };
 const SERVICE_STATUS = { container_id: "1f8a", image: "localhost/app:v2", state: "running", health: "healthy", restarts: 3, last_exit_code: 1, restart_at: null };
+const EVENT_V2 = {
+  ...EVENT,
+  v: 2,
+  event: { type: "stop.done", at: 1_795_957_200_000, stopped: ["web"], swept: [] },
+};
 const HEARTBEAT = { device: "pi-17", agent_version: "0.1.0", at: "2026-11-28T13:00:00.000Z", deployments: { web: "Running" } };
 const INFO = { device: "pi-17", hostname: "pi17", arch: "arm64", podman_version: "4.3.1", agent_version: "0.1.0" };
 
@@ -177,7 +182,17 @@ const BAD: Case[] = [
   ["state: deployment starting with _", DeploymentState, { ...STATE, deployment: "_web" }, [`deployment: must be letters, digits, '_' or '-', starting with a letter or digit, got "_web"`]],
 
   // JournalEvent
-  ["event: version 2", JournalEvent, { ...EVENT, v: 2 }, ["v: expected 1, got number 2"]],
+  ["event: version 3", JournalEvent, { ...EVENT, v: 3 }, ["v: expected 1 | 2, got number 3"]],
+  ["event v2: an XState cause", JournalEvent, { ...EVENT_V2, event: EVENT.event }, ['event.type: unknown event type "xstate.done.actor.stopOld"']],
+  ["event v2: cause without type", JournalEvent, { ...EVENT_V2, event: { at: 1 } }, ["event.type: expected an event with a string `type`"]],
+  ["event v2: unknown cause field", JournalEvent, { ...EVENT_V2, event: { ...EVENT_V2.event, actorId: "stopOld" } }, ["event.actorId: unknown field"]],
+  ["event v2: cause time a string", JournalEvent, { ...EVENT_V2, event: { ...EVENT_V2.event, at: "2026-11-28T13:00:00.000Z" } }, ['event.at: expected number, got "2026-11-28T13:00:00.000Z"']],
+  ["event v2: cause time a fraction", JournalEvent, { ...EVENT_V2, event: { ...EVENT_V2.event, at: 1.5 } }, ["event.at: expected epoch milliseconds (an integer ≥ 0), got 1.5"]],
+  ["event v2: stop.done without swept", JournalEvent, { ...EVENT_V2, event: { type: "stop.done", at: 1, stopped: ["web"] } }, ["event.swept: expected Array<ContainerId>, got nothing"]],
+  ["event v2: started key not a service", JournalEvent, { ...EVENT_V2, event: { type: "start.done", at: 1, started: { Web: "1f8a" } } }, [`event.started.Web: invalid key: must be a DNS label ([a-z0-9-], not starting or ending with '-'), got "Web"`]],
+  ["event v2: desired.updated with a bad score", JournalEvent, { ...EVENT_V2, event: { type: "desired.updated", at: 1, hash: STATE.score_hash, revision: 3, score: { services: [] } } }, ["event.score.services: expected at least 1 item, got 0"]],
+  ["event v2: timed out in no step", JournalEvent, { ...EVENT_V2, event: { type: "step.timed_out", at: 1, step: "pulling" } }, ['event.step: expected Step, got "pulling"']],
+  ["event v2: resumed in no state", JournalEvent, { ...EVENT_V2, event: { type: "agent.resumed", at: 1, state: "stopping" } }, ['event.state: expected MachineState, got "stopping"']],
   ["event: n = 0", JournalEvent, { ...EVENT, n: 0 }, ["n: expected an integer ≥ 1, got 0"]],
   ["event: cause without type", JournalEvent, { ...EVENT, event: { output: 1 } }, ["event: expected an event with a string `type`"]],
   ["event: null cause", JournalEvent, { ...EVENT, event: null }, ["event: expected UnknownRecord, got null"]],
@@ -268,6 +283,7 @@ describe("contracts", () => {
     });
     it("JournalEvent, Heartbeat, DeviceInfo", () => {
       expect(decode(JournalEvent, EVENT)).to.deep.equal({ ok: true, value: EVENT });
+      expect(decode(JournalEvent, EVENT_V2)).to.deep.equal({ ok: true, value: EVENT_V2 });
       expect(decode(Heartbeat, HEARTBEAT)).to.deep.equal({ ok: true, value: HEARTBEAT });
       expect(decode(DeviceInfo, INFO)).to.deep.equal({ ok: true, value: INFO });
       expect(decode(DeviceInfo, { ...INFO, podman_version: null }).ok).to.equal(true);

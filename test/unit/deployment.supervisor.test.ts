@@ -1,5 +1,5 @@
 import { expect } from "chai";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { canonicalHash } from "../../contracts/canonical-json.js";
@@ -12,6 +12,7 @@ import { CheckpointStore } from "../../agent/journal/checkpoint.js";
 import { silentLogger } from "../../agent/logger.js";
 import { ScoreStore } from "../../agent/deployments/score.store.js";
 import { FakeRuntime } from "../../runtime/fake.runtime.js";
+import { MACHINE_VERSION } from "../../machines/deployment.machine.js";
 import { foldJournal } from "../../machines/journal.fold.js";
 import { snapshotView } from "../../machines/transition.recorder.js";
 
@@ -155,7 +156,7 @@ describe("deployment supervisor (FakeRuntime, real journal files)", () => {
     expect(events).to.have.length(8);
     const cp = CheckpointStore.open(dir).get("dev1", "app")!;
     expect(cp.n).to.equal(6);
-    expect(snapshotView(foldJournal({ device: "dev1", deployment: "app" }, events.slice(6).map((e) => e.event as never), cp.snapshot))).to.equal(snapshotView(live));
+    expect(snapshotView(foldJournal({ device: "dev1", deployment: "app" }, events.slice(6).map((e) => e.event), cp.snapshot))).to.equal(snapshotView(live));
 
     const second = await supervisor(undefined, 3);
     await second.recover();
@@ -240,6 +241,108 @@ describe("deployment supervisor (FakeRuntime, real journal files)", () => {
     await second.shutdown(1000);
   });
 
+  it("journals version 2 only, in the domain vocabulary: none of XState's names, in the file or in memory", async () => {
+    const sup = await supervisor();
+    await sup.apply(update(score("img/web:1")));
+    await sup.idle();
+    fake.crash(sup.snapshot("app")!.context.containerIds["web"]!);
+    await sup.tick();
+    await sup.idle();
+    await sup.apply({ kind: "reject", deployment: "app", revision: ++rev, error: "bad score" });
+    await sup.apply({ kind: "delete", deployment: "app", revision: ++rev });
+    await sup.idle();
+    await sup.shutdown(1000);
+    const lines = readFileSync(join(dir, "journal", "app.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { v: number; event: { type: string } });
+    expect(lines.every((l) => l.v === 2)).to.equal(true);
+    expect(lines.map((l) => l.event.type)).to.deep.equal([
+      "desired.updated", "pull.done", "stop.done", "start.done", "liveness.repair", "start.done", "desired.rejected", "desired.deleted", "remove.done",
+    ]);
+    expect(EventJournal.open(dir, "dev1").read("app").some((e) => e.event.type.startsWith("xstate."))).to.equal(false);
+    expect(foldJournal({ device: "dev1", deployment: "app" }, EventJournal.open(dir, "dev1").read("app").map((e) => e.event)).value).to.equal("removed");
+  });
+
+  it("a deployment restored mid-step journals agent.resumed before the re-run step's outcome; the fold takes it as a no-op", async () => {
+    const journal = EventJournal.open(dir, "dev1");
+    const first = await supervisor(journal);
+    await first.apply(update(score("img/web:1")));
+    await first.idle();
+    const gate = fake.hold("stop");
+    await first.apply(update(score("img/web:2")));
+    await gate.reached;
+    await journal.settled();
+    (first as unknown as { actors: Map<string, { stop(): void }> }).actors.forEach((a) => a.stop());
+    gate();
+    const before = journal.lastN("app");
+
+    const second = await supervisor();
+    await second.recover();
+    await second.idle();
+    const live = second.snapshot("app")!;
+    await second.shutdown(1000);
+    const events = EventJournal.open(dir, "dev1").read("app");
+    const resumed = events[before]!;
+    expect(resumed).to.deep.include({ n: before + 1, from: "stoppingOld", to: "stoppingOld" });
+    expect(resumed.event).to.deep.include({ type: "agent.resumed", state: "stoppingOld" });
+    expect(events.slice(before + 1).map((e) => e.event.type)).to.deep.equal(["stop.done", "start.done"]);
+    expect(reports.find((r) => r.last_event_seq === before + 1), "reported with its seq").to.include({ state: "stoppingOld" });
+    // Recovered again (settled, not mid-step): no second resumed event; the fold equals the live snapshot.
+    const third = await supervisor();
+    await third.recover();
+    expect(snapshotView(third.snapshot("app")!)).to.equal(snapshotView(live));
+    await third.shutdown(1000);
+    expect(EventJournal.open(dir, "dev1").read("app").filter((e) => e.event.type === "agent.resumed")).to.have.length(1);
+  });
+
+  it("a checkpoint of another machine version is ignored: the journal is folded instead", async () => {
+    const first = await supervisor(undefined, 3);
+    await first.apply(update(score("img/web:1")));
+    await first.idle();
+    await first.apply(update(score("img/web:2")));
+    await first.idle();
+    const live = first.snapshot("app")!;
+    await first.shutdown(1000);
+    const file = join(dir, "checkpoints", "app.json");
+    const cp = JSON.parse(readFileSync(file, "utf8")) as { machine: number; n: number; context: { lastError: string | null } };
+    expect(cp.machine).to.equal(MACHINE_VERSION);
+    expect(CheckpointStore.open(dir).get("dev1", "app")?.n).to.equal(6);
+    // Another version's checkpoint (here one that would mislead the fold) is not restored.
+    writeFileSync(file, JSON.stringify({ ...cp, machine: MACHINE_VERSION + 1, context: { ...cp.context, lastError: "from another machine" } }));
+    expect(CheckpointStore.open(dir).get("dev1", "app")).to.equal(null);
+    const { machine: _, ...unversioned } = cp;
+    writeFileSync(file, JSON.stringify(unversioned));
+    expect(CheckpointStore.open(dir).get("dev1", "app"), "a checkpoint without a version").to.equal(null);
+    writeFileSync(file, JSON.stringify({ ...cp, machine: MACHINE_VERSION + 1, context: { ...cp.context, lastError: "from another machine" } }));
+    const second = await supervisor(undefined, 3);
+    await second.recover();
+    expect(snapshotView(second.snapshot("app")!)).to.equal(snapshotView(live));
+    await second.shutdown(1000);
+  });
+
+  it("upgraded in place: a state dir with a v1 journal (the committed fixture) recovers to its snapshot and goes on in v2", async () => {
+    const fixture = join(import.meta.dirname, "..", "fixtures", "journal-v1");
+    const [expected] = (JSON.parse(readFileSync(join(fixture, "expected.json"), "utf8")) as Array<{ view: unknown }>);
+    const journal = EventJournal.open(dir, "dev1");
+    writeFileSync(journal.fileOf("app"), readFileSync(join(fixture, "app.jsonl")));
+    const store = await ScoreStore.open(dir);
+    for (const [hash, s] of Object.entries(JSON.parse(readFileSync(join(fixture, "scores.json"), "utf8")) as Record<string, ReconcileScore>)) await store.put(hash, s);
+    const sup = await supervisor(journal);
+    expect(await sup.recover()).to.deep.equal(["app"]);
+    expect(snapshotView(sup.snapshot("app")!)).to.equal(JSON.stringify(expected!.view));
+    // Its containers are not in this FakeRuntime: the next upgrade starts them afresh, journaled in v2.
+    await sup.apply(update(score("img/web:20")));
+    await sup.idle();
+    const live = sup.snapshot("app")!;
+    await sup.shutdown(1000);
+    const events = EventJournal.open(dir, "dev1").read("app");
+    expect(events.map((e) => e.n)).to.deep.equal(events.map((_, i) => i + 1));
+    expect([...new Set(events.map((e) => e.v))]).to.deep.equal([1, 2]);
+    expect(events.slice(49).every((e) => e.v === 2)).to.equal(true);
+    const again = await supervisor();
+    await again.recover();
+    expect(snapshotView(again.snapshot("app")!)).to.equal(snapshotView(live));
+    await again.shutdown(1000);
+  });
+
   it("a tick makes one list call for all deployments", async () => {
     const sup = await supervisor();
     for (const d of ["a", "b", "c"]) {
@@ -264,7 +367,7 @@ describe("deployment supervisor (FakeRuntime, real journal files)", () => {
     expect(fake.snapshot()).to.deep.equal([]);
     await sup.shutdown(1000);
     const events = EventJournal.open(dir, "dev1").read("app");
-    expect(foldJournal({ device: "dev1", deployment: "app" }, events.map((e) => e.event as never)).value).to.equal("removed");
+    expect(foldJournal({ device: "dev1", deployment: "app" }, events.map((e) => e.event)).value).to.equal("removed");
     expect(reports.at(-1)).to.include({ state: "removed", phase: "Pending" });
   });
 });

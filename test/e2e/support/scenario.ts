@@ -13,7 +13,7 @@ import { ensureFleetResources } from "../../../fleet/resources.js";
 import { canonicalJson } from "../../../contracts/canonical-json.js";
 import { decodeJson } from "../../../contracts/decode.js";
 import { DeploymentState } from "../../../contracts/deployment-state.codec.js";
-import { JournalEvent } from "../../../contracts/journal-event.codec.js";
+import { JournalEvent, JournalEventV2 } from "../../../contracts/journal-event.codec.js";
 import { BUCKET_DESIRED_STATE, BUCKET_DEVICE_HEARTBEAT, BUCKET_DEVICE_STATE, deploymentKey, eventSubject, LABEL_DEVICE, STREAM_FLEET_EVENTS } from "../../../contracts/wire-names.js";
 import { foldJournal } from "../../../machines/journal.fold.js";
 import type { ListedContainer } from "../../../runtime/podman/libpod.client.js";
@@ -197,25 +197,29 @@ export class Scenario {
     return e && e.operation === "PUT" ? (e.json<{ at: string }>().at ?? null) : null;
   }
 
-  /** The agent's local journal of `deployment`, straight from its state dir (a torn tail is skipped). */
-  journal(deployment: string): JournalEvent[] {
+  /**
+   * The agent's local journal of `deployment`, straight from its state dir (a torn tail is skipped).
+   * A fresh agent writes version 2 only: a v1 line here is an error.
+   */
+  journal(deployment: string): JournalEventV2[] {
     let text: string;
     try {
       text = readFileSync(join(this.stateDir, "journal", `${deployment}.jsonl`), "utf8");
     } catch {
       return [];
     }
-    const out: JournalEvent[] = [];
+    const out: JournalEventV2[] = [];
     for (const line of text.split("\n")) {
       if (!line) continue;
-      const r = decodeJson(JournalEvent, line);
+      const r = decodeJson(JournalEventV2, line);
       if (r.ok) out.push(r.value);
+      else if (decodeJson(JournalEvent, line).ok) throw new Error(`a v1 event in the fresh journal of ${deployment}: ${line.slice(0, 200)}`);
     }
     return out;
   }
 
   /** Polls the local journal until `pred` holds (10 ms steps: fast enough to catch a 1 s state). */
-  waitJournal(deployment: string, pred: (events: JournalEvent[]) => boolean, what: string, timeoutMs = 60_000): Promise<JournalEvent[]> {
+  waitJournal(deployment: string, pred: (events: JournalEventV2[]) => boolean, what: string, timeoutMs = 60_000): Promise<JournalEventV2[]> {
     const until = Date.now() + timeoutMs;
     return (async () => {
       for (;;) {
@@ -228,16 +232,21 @@ export class Scenario {
     })();
   }
 
-  /** The deployment's events as the stream holds them (retried: a cluster may be electing a leader). */
-  async streamEvents(deployment: string): Promise<JournalEvent[]> {
+  /** The deployment's events as the stream holds them (retried: a cluster may be electing a leader); version 2 only. */
+  async streamEvents(deployment: string): Promise<JournalEventV2[]> {
     const until = Date.now() + 60_000;
     for (;;) {
+      let events: JournalEvent[];
       try {
-        return await readStreamEvents(jetstream(await this.conn()), this.device, deployment, { timeoutMs: 20_000 });
+        events = await readStreamEvents(jetstream(await this.conn()), this.device, deployment, { timeoutMs: 20_000 });
       } catch (e) {
         if (Date.now() > until) throw e;
         await sleep(500);
+        continue;
       }
+      const v1 = events.find((e) => e.v !== 2);
+      if (v1) throw new Error(`a v1 event in the stream of a fresh agent's ${deployment}: n=${v1.n} ${v1.event.type}`);
+      return events.filter((e): e is JournalEventV2 => e.v === 2);
     }
   }
 
@@ -340,7 +349,7 @@ export class Scenario {
       if (canonicalJson(stream.map((e) => JournalEvent.encode(e))) !== canonicalJson(local.map((e) => JournalEvent.encode(e)))) {
         problems.push(`${d}: the stream's events differ from the local journal`);
       }
-      const folded = foldJournal({ device: this.device, deployment: d }, stream.map((e) => e.event) as never);
+      const folded = foldJournal({ device: this.device, deployment: d }, stream.map((e) => e.event));
       const view = {
         state: String(folded.value),
         container_ids: folded.context.containerIds,

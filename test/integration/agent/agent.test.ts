@@ -2,6 +2,7 @@
 // Desired state in, journal and reports out, restarts and recovery.
 import { expect } from "chai";
 import { readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
 import { jetstream } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
@@ -118,7 +119,12 @@ for (const rt of runtimes) describe(`agent with ${rt.name} on real NATS`, functi
     expect(JSON.stringify(events)).to.not.include("s3cr3t-value");
     // The stream's redacted events fold to the live snapshot once the store gives back the env.
     const live = a.supervisor.snapshot(app)!;
-    const folded = foldJournal({ device, deployment: app }, events.map((e) => (e.event["type"] === "UPDATE" ? { ...e.event, score: live.context.target!.score } : e.event)) as never);
+    // A fresh agent journals version 2 only, in the domain vocabulary: in the stream and in its state dir.
+    expect(events.every((e) => e.v === 2 && !e.event.type.startsWith("xstate."))).to.equal(true);
+    expect(events.map((e) => e.event.type)).to.deep.equal(["desired.updated", "pull.done", "stop.done", "start.done"]);
+    const local = readFileSync(join(stateDir, "journal", `${app}.jsonl`), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { v: number; event: { type: string } });
+    expect(local.map((e) => [e.v, e.event.type])).to.deep.equal(events.map((e) => [2, e.event.type]));
+    const folded = foldJournal({ device, deployment: app }, events.map((e) => (e.event.type === "desired.updated" ? { ...e.event, score: live.context.target!.score } : e.event)));
     expect(snapshotView(folded)).to.equal(snapshotView(live));
     const hb = await new Kvm(nc).open(BUCKET_DEVICE_HEARTBEAT).then((kv) => kv.get(device));
     expect(hb?.json<{ device: string }>().device).to.equal(device);

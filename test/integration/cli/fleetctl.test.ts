@@ -198,12 +198,12 @@ describe("fleetctl on real NATS", function () {
       expect(r.code, r.err).to.equal(EXIT.OK);
       const lines = r.out.split("\n");
       const expected = [
-        ["1", "pending → pulling", "UPDATE"],
-        ["2", "pulling → stoppingOld", "pull done"],
-        ["3", "stoppingOld → startingNew", "stopOld done"],
-        ["4", "startingNew → running", "startNew done"],
-        ["5", "running → pulling", "UPDATE"],
-        ["8", "startingNew → running", "startNew done"],
+        ["1", "pending → pulling", "desired.updated"],
+        ["2", "pulling → stoppingOld", "pull.done"],
+        ["3", "stoppingOld → startingNew", "stop.done"],
+        ["4", "startingNew → running", "start.done"],
+        ["5", "running → pulling", "desired.updated"],
+        ["8", "startingNew → running", "start.done"],
       ] as const;
       for (const [n, tr, ev] of expected) {
         const line = lines.find((l) => l.startsWith(`${n} `));

@@ -11,7 +11,8 @@ import { ensureFleetResources } from "../../../fleet/resources.js";
 import { eventMsgId, eventSubject, STREAM_FLEET_EVENTS } from "../../../contracts/wire-names.js";
 import { cleanupDevice, connectTest, PrivateNats, SHARED_NATS, tempDir, uniqueDevice, waitFor } from "../../support/nats.js";
 
-const tr = (i: number) => ({ at: new Date(Date.UTC(2026, 0, 1, 0, 0, i)).toISOString(), event: { type: `E${i}`, i }, from: "pending" as const, to: "pulling" as const });
+/** Event i: a v2 event that says which one it is by its `at`. */
+const tr = (i: number) => ({ at: new Date(Date.UTC(2026, 0, 1, 0, 0, i)).toISOString(), event: { type: "desired.deleted" as const, at: i, revision: i }, from: "pending" as const, to: "pulling" as const });
 
 describe("journal publication (shared NATS)", function () {
   this.timeout(60_000);
@@ -153,7 +154,7 @@ describe("journal publication (shared NATS)", function () {
     const events = await readStreamEvents(js, device, "web");
     expect(events.map((e) => e.n)).to.deep.equal([1, 2, 3, 4]);
     expect(events[2]!.event.type).to.equal("FOREIGN");
-    expect(events[3]!.event.type).to.equal("E4");
+    expect(events[3]!.event).to.include({ type: "desired.deleted", at: 4 });
   });
 
   it("a foreign message that is no event of this deployment keeps publication paused", async () => {

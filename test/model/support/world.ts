@@ -9,6 +9,7 @@ import { deploymentActors } from "../../../agent/deployments/executor.js";
 import { deploymentMachine, type DeploymentInput, type DeploymentSnapshot } from "../../../machines/deployment.machine.js";
 import type { StepDone } from "../../../machines/deployment.steps.js";
 import { foldJournal } from "../../../machines/journal.fold.js";
+import { machineEventOf } from "../../../machines/journal.vocabulary.js";
 import { machineEdges, type Edge } from "../../../machines/statechart.js";
 import { snapshotView, transitionRecorder, type Transition } from "../../../machines/transition.recorder.js";
 import { specHash } from "../../../machines/upgrade.plan.js";
@@ -189,7 +190,7 @@ function edgesOfMicrostep(ev: InspectionEvent): string[] {
   for (const t of ts) {
     const event = t.source.always?.includes(t) ? "always" : t.eventType;
     const guard = typeof t.guard === "string" ? t.guard : ((t.guard as { type?: string } | undefined)?.type ?? null);
-    for (const to of t.target ?? []) out.push(edgeKey({ from: t.source.key, to: to.key, event, guard }));
+    for (const to of t.target ?? []) out.push(edgeKey({ from: t.source.key, to: to.key, event, guard, params: null }));
   }
   return out;
 }
@@ -444,13 +445,15 @@ export class World {
   checkInvariants(where: string, full = false, converged = true): void {
     const problems = [...this.violations];
     const live = this.snapshot;
-    const events = this.journal.map((t) => t.event as AnyEventObject);
+    const events = this.journal.map((t) => t.event);
     let replayed: DeploymentSnapshot;
     if (full) replayed = foldJournal(this.input, events);
     else {
       for (; this.replayedUpTo < events.length; this.replayedUpTo++) {
         if (this.replayed.status === "done") this.replayed = initialTransition(deploymentMachine, this.input)[0];
-        [this.replayed] = transition(deploymentMachine, this.replayed, events[this.replayedUpTo] as never);
+        // The journaled cause (the vocabulary's) back into the machine event it replays as.
+        const event = machineEventOf(events[this.replayedUpTo]!);
+        if (event) [this.replayed] = transition(deploymentMachine, this.replayed, event as never);
       }
       replayed = this.replayed;
     }

@@ -3,8 +3,10 @@ import { appendFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileS
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { EventJournal, JournalCorruptError } from "../../../agent/journal/journal.js";
+import type { DomainEvent } from "../../../contracts/journal-event.codec.js";
 
-const t = (i: number) => ({ at: new Date(Date.UTC(2026, 0, 1, 0, 0, i)).toISOString(), event: { type: `E${i}` }, from: "pending" as const, to: "pulling" as const });
+/** Event i: a v2 event that says which one it is by its `at`. */
+const t = (i: number) => ({ at: new Date(Date.UTC(2026, 0, 1, 0, 0, i)).toISOString(), event: { type: "desired.deleted" as const, at: i, revision: i }, from: "pending" as const, to: "pulling" as const });
 
 describe("EventJournal", () => {
   let dir: string;
@@ -17,10 +19,10 @@ describe("EventJournal", () => {
     const j = EventJournal.open(dir, "dev-1");
     const all = await Promise.all([j.append("web", t(1)), j.append("web", t(2)), j.append("db", t(3)), j.append("web", t(4))]);
     expect(all.map((e) => [e.deployment, e.n])).to.deep.equal([["web", 1], ["web", 2], ["db", 1], ["web", 3]]);
-    expect(all[0]).to.deep.include({ v: 1, device: "dev-1", deployment: "web", n: 1, from: "pending", to: "pulling" });
+    expect(all[0]).to.deep.include({ v: 2, device: "dev-1", deployment: "web", n: 1, from: "pending", to: "pulling" });
     const again = EventJournal.open(dir, "dev-1");
     expect(again.deployments()).to.deep.equal(["db", "web"]);
-    expect(again.read("web").map((e) => e.event.type)).to.deep.equal(["E1", "E2", "E4"]);
+    expect(again.read("web").map((e) => e.event.at)).to.deep.equal([1, 2, 4]);
     expect((await again.append("web", t(5))).n).to.equal(4);
     const lines = readFileSync(join(dir, "journal", "web.jsonl"), "utf8").trim().split("\n");
     expect(lines.map((l) => (JSON.parse(l) as { n: number }).n)).to.deep.equal([1, 2, 3, 4]);
@@ -30,7 +32,7 @@ describe("EventJournal", () => {
   it("stores only redacted events", async () => {
     const j = EventJournal.open(dir, "dev-1");
     const score = { type: "PodmanV0", data: { services: [{ name: "web", image: "a:1", env: { SECRET: "s3cr3t" } }] } };
-    const e = await j.append("web", { ...t(1), event: { type: "UPDATE", score } });
+    const e = await j.append("web", { ...t(1), event: { type: "desired.updated", at: 1, hash: `sha256:${"ab".repeat(32)}`, revision: 1, score: score.data } });
     expect(JSON.stringify(e)).not.to.include("s3cr3t");
     expect(readFileSync(j.fileOf("web"), "utf8")).not.to.include("s3cr3t");
     expect(score.data.services[0]!.env.SECRET).to.equal("s3cr3t");
@@ -103,6 +105,10 @@ describe("EventJournal", () => {
     let e2: unknown;
     await j.append("web", { ...t(1), at: "yesterday" }).catch((e: unknown) => (e2 = e));
     expect(String(e2)).to.match(/invalid journal event: at:/);
+    // Only the vocabulary's events, exactly: no XState name, no unknown field.
+    const refused = async (event: unknown) => String(await j.append("web", { ...t(1), event: event as DomainEvent }).catch((e: unknown) => e));
+    expect(await refused({ type: "xstate.done.actor.pull", output: { at: 1 } })).to.match(/invalid journal event: event.type: unknown event type "xstate.done.actor.pull"/);
+    expect(await refused({ type: "desired.deleted", at: 1, revision: 1, actorId: "x" })).to.match(/invalid journal event: event.actorId: unknown field/);
     expect(j.lastN("web")).to.equal(0);
     expect(() => EventJournal.open(dir, "bad.dev")).to.throw(/invalid device id/);
   });
