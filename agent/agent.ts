@@ -7,7 +7,7 @@ import { jetstream } from "@nats-io/jetstream";
 import { Kvm, KvWatchInclude, type KvWatchEntry } from "@nats-io/kv";
 import { canonicalHash } from "../contracts/canonical-json.js";
 import { decodeJson } from "../contracts/decode.js";
-import { ReconcileScore } from "../contracts/score.codec.js";
+import { ReconcileScore, type Health } from "../contracts/score.codec.js";
 import { BUCKET_DESIRED_STATE, deploymentKey } from "../contracts/wire-names.js";
 import type { StepBudgets } from "../machines/deployment.machine.js";
 import type { ContainerRuntime } from "../runtime/container-runtime.js";
@@ -36,6 +36,8 @@ export interface AgentDeps {
   /** Podman's version for device-info, when the runtime can tell. */
   runtimeVersion?: () => Promise<string | null>;
   budgets?: Partial<StepBudgets>;
+  /** The time between a service's health checks; default its `interval_secs` (tests shorten it). */
+  healthIntervalMs?: (h: Health) => number;
   /** Journal events between snapshot checkpoints (default 500); tests make it small. */
   checkpointEvery?: number;
   /** Replicas for buckets and stream when this agent creates them (a clustered fleet). */
@@ -94,6 +96,8 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     },
     lookupScore: (deployment, hash, revision) => (nc ? scoreFromHistory(nc, device, deployment, hash, revision) : Promise.resolve(null)),
     ...(deps.budgets ? { budgets: deps.budgets } : {}),
+    ...(config.backoff ? { backoff: config.backoff } : {}),
+    ...(deps.healthIntervalMs ? { healthIntervalMs: deps.healthIntervalMs } : {}),
     ...(deps.checkpointEvery ? { checkpointEvery: deps.checkpointEvery } : {}),
   });
   const resumed = await supervisor.recover();
@@ -145,7 +149,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     if (ticking) return ticking; // a slow tick is never overlapped by the next
     ticking = (async () => {
       await supervisor.tick();
-      reporter.reportHeartbeat({ device, agent_version: AGENT_VERSION, at: new Date().toISOString(), deployments: supervisor.phases() });
+      reporter.reportHeartbeat({ device, agent_version: AGENT_VERSION, at: new Date().toISOString(), deployments: supervisor.phases(), tick_secs: config.tickSecs });
     })().finally(() => (ticking = null));
     return ticking;
   };

@@ -1,7 +1,7 @@
 // The thin executor: binds the deployment machine's step actors to a ContainerRuntime. Each step is
 // idempotent, because a restored machine re-runs the step it was in: stopping a stopped container
 // succeeds, and a container already created for the same score hash is adopted.
-import { fromCallback, fromPromise } from "xstate";
+import { fromCallback, fromPromise, type EventObject } from "xstate";
 import { deploymentMachine } from "../../machines/deployment.machine.js";
 import type {
   DeadlineInput,
@@ -80,6 +80,13 @@ export function deploymentActors(runtime: ContainerRuntime, opts: ExecutorOption
     return { done, failure: undefined };
   };
 
+  /** Resolves at `deadline` (epoch ms; never for +Infinity); a stopped actor's promise is dropped. */
+  const until = async (deadline: number, signal: AbortSignal): Promise<StepDone> => {
+    if (!Number.isFinite(deadline)) await new Promise<void>((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
+    else await sleep(deadline - now(), signal);
+    return { at: now() };
+  };
+
   /** null when the service is ready; else why not. Waits with the deadlines the input carries (a restore waits the rest). */
   const readiness = async (svc: VerifyService, since: number, signal: AbortSignal): Promise<string | null> => {
     const died = liveness.death(svc.id, signal).then((d) => deathReason(svc.service, d));
@@ -133,7 +140,9 @@ export function deploymentActors(runtime: ContainerRuntime, opts: ExecutorOption
     try {
       const c = await runtime.status(due.id);
       if (!c) {
-        if (!due.recreate) return null; // roll forward only: a container of an earlier score is not created again
+        // Roll forward only: a container of an earlier score is not created again; nor one whose
+        // env this device no longer has (recovered from a redacted journal): never "<redacted>".
+        if (!due.recreate || Object.values(due.spec.service.env ?? {}).includes(REDACTED)) return null;
         const id = await runtime.startService({ deployment, ...due.spec });
         return { type: "SERVICE_RESTARTED", service: due.service, id, at: now() };
       }
@@ -240,7 +249,7 @@ export function deploymentActors(runtime: ContainerRuntime, opts: ExecutorOption
 
     // Long-lived while the deployment runs (or has failed): each restart the machine decided, at its
     // deadline. It tells the machine only what changes its record (a new id, a restart that did not take).
-    restarts: fromCallback<{ type: "noop" }, RestartsInput>(({ input, sendBack }) => {
+    restarts: fromCallback<EventObject, RestartsInput>(({ input, sendBack }) => {
       const abort = new AbortController();
       const began = now();
       for (const due of input.restarts) void restartWhenDue(input.deployment, due, began, abort.signal).then((outcome) => {
@@ -250,10 +259,8 @@ export function deploymentActors(runtime: ContainerRuntime, opts: ExecutorOption
     }),
 
     // Stopped with its step, the deadline's answer is dropped by the machine.
-    deadline: fromPromise<StepDone, DeadlineInput>(async ({ input, signal }) => {
-      await sleep(input.deadline - now(), signal);
-      return { at: now() };
-    }),
+    deadline: fromPromise<StepDone, DeadlineInput>(({ input, signal }) => until(input.deadline, signal)),
+    retryTimer: fromPromise<StepDone, DeadlineInput>(({ input, signal }) => until(input.deadline, signal)),
   };
 }
 

@@ -452,7 +452,7 @@ export class World {
       for (; this.replayedUpTo < events.length; this.replayedUpTo++) {
         if (this.replayed.status === "done") this.replayed = initialTransition(deploymentMachine, this.input)[0];
         // The journaled cause (the vocabulary's) back into the machine event it replays as.
-        const event = machineEventOf(events[this.replayedUpTo]!);
+        const event = machineEventOf(events[this.replayedUpTo]!, this.replayed);
         if (event) [this.replayed] = transition(deploymentMachine, this.replayed, event as never);
       }
       replayed = this.replayed;
