@@ -83,6 +83,8 @@ export interface ServiceRecord {
   tries: Tries;
   /** Taken as unhealthy, and no pass heard of since. */
   unhealthy: boolean;
+  /** When a step last started its container: a restart decided before that is not carried out. */
+  startedAt: number | null;
 }
 
 /** The steps a failed deployment tries again, forward, toward the same target. */
@@ -297,7 +299,11 @@ export const deploymentMachine = machineSetup().createMachine({
             },
             { target: "running", actions: "settled" },
           ],
-          onError: { target: "failed", actions: [{ type: "recordError", params: thrown }, { type: "armRetry", params: thrownIn("verify") }] },
+          // Not the executor's way; recorded as the journal replays it (a verify.failed of its first service).
+          onError: {
+            target: "failed",
+            actions: [{ type: "recordNotReady", params: ({ context, event }) => ({ ready: [], failure: notReadyOf(context, event.error), at: 0 }) }, { type: "armRetry", params: thrownIn("verify") }],
+          },
         },
         {
           id: "deadline",
@@ -490,9 +496,12 @@ function machineSetup() {
         };
         for (const [service, id] of Object.entries(out.started)) record(service, id);
         if (out.failure?.id) record(out.failure.service, out.failure.id);
-        // A new container starts its record afresh; one that was adopted (a retry) keeps its own.
+        // A new container starts its record afresh; one started again (a retry, a repair) keeps its
+        // own, and a restart decided before this start is moot.
         const services = { ...context.services };
-        for (const [service, id] of Object.entries(out.started)) if (context.containerIds[service] !== id) services[service] = FRESH;
+        for (const [service, id] of Object.entries(out.started)) {
+          services[service] = { ...(context.containerIds[service] === id ? (services[service] ?? FRESH) : FRESH), startedAt: out.at };
+        }
         return { applied, containerIds, services, lastError: out.failure ? `start ${out.failure.service}: ${out.failure.message}` : null };
       }),
       recordRemoved: assign(({ context }, out: RemoveAllOutput) => {
@@ -569,7 +578,7 @@ function isServiceEvent(e: DeploymentEvent): e is ServiceEvent {
   return e.type === "SERVICE_EXITED" || e.type === "SERVICE_UNHEALTHY" || e.type === "SERVICE_HEALTHY" || e.type === "SERVICE_RESTARTED";
 }
 
-const FRESH: ServiceRecord = { restarts: 0, lastExitCode: null, restartAt: null, tries: NO_TRIES, unhealthy: false };
+const FRESH: ServiceRecord = { restarts: 0, lastExitCode: null, restartAt: null, tries: NO_TRIES, unhealthy: false, startedAt: null };
 
 /** A service that died or turned unhealthy at `at`: restarted at once the first time, then with the backoff. */
 export function restartOf(ctx: DeploymentContext, service: string, at: number, change: Partial<Pick<ServiceRecord, "lastExitCode" | "unhealthy">>): Partial<DeploymentContext> {
@@ -591,7 +600,7 @@ function restartsDue(ctx: DeploymentContext): RestartDue[] {
   return Object.entries(ctx.services).flatMap(([service, rec]) => {
     const id = ctx.containerIds[service];
     const spec = ctx.applied[service];
-    if (rec.restartAt === null || !id || !spec) return [];
+    if (rec.restartAt === null || !id || !spec || (rec.startedAt !== null && rec.restartAt <= rec.startedAt)) return [];
     return [{ service, id, at: rec.restartAt, spec, recreate: spec.scoreHash === ctx.target?.hash, unhealthy: rec.unhealthy }];
   });
 }
@@ -637,6 +646,11 @@ function thrownIn(step: RetryStep) {
  */
 export function undatedErrorTime(ctx: DeploymentContext): number {
   return Math.min(ctx.stepStartedAt ?? 0, ctx.next?.at ?? Number.POSITIVE_INFINITY);
+}
+
+/** A readiness step that threw: its first service, and the error. */
+export function notReadyOf(ctx: DeploymentContext, error: unknown): { service: string; reason: string } {
+  return { service: ctx.plan?.start[0]?.service.name ?? Object.keys(ctx.applied)[0] ?? "unknown", reason: errorOf(error).message };
 }
 
 function timeOfError(e: unknown): number | undefined {

@@ -8,7 +8,7 @@
 import type { MachineState } from "../contracts/deployment-state.codec.js";
 import { DecodeError, decode } from "../contracts/decode.js";
 import { DomainEvent, isDomainEventType, type DomainEventOf, type DomainEventType, type JournalCause, type JournalCauseV1, type Step } from "../contracts/journal-event.codec.js";
-import { restartOf, retryAfter, undatedErrorTime, type DeploymentContext, type DeploymentEvent, type RetryStep } from "./deployment.machine.js";
+import { notReadyOf, restartOf, retryAfter, undatedErrorTime, type DeploymentContext, type DeploymentEvent, type RetryStep } from "./deployment.machine.js";
 import type { RemoveAllOutput, StartOutput, StepDone, StopOutput, VerifyOutput } from "./deployment.steps.js";
 import { servicesNeedingRepair } from "./upgrade.plan.js";
 
@@ -269,10 +269,6 @@ function retryAt(before: Before, step: RetryStep, at: number): number {
   return retryAfter(before.context, step, at).at;
 }
 
-/** A readiness step that threw (not the executor's way): its first service, and the error. */
-function notReadyOf(ctx: DeploymentContext, error: unknown): { service: string; reason: string } {
-  return { service: ctx.plan?.start[0]?.service.name ?? Object.keys(ctx.applied)[0] ?? "unknown", reason: messageOf(error) };
-}
 
 function timeOf(e: unknown): number | undefined {
   return typeof e === "object" && e !== null && "at" in e && typeof e.at === "number" ? e.at : undefined;

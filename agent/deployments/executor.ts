@@ -34,6 +34,11 @@ export interface ExecutorOptions {
    * runtime's event stream themselves.
    */
   liveness?: StepLiveness;
+  /**
+   * Waits until the clock reads `at` (a restart's backoff, a readiness wait), or `signal` aborts.
+   * Default: a timer on `now`; the model and property suites pass one their test drives.
+   */
+  sleepUntil?: (at: number, signal: AbortSignal, why: "restart" | "ready") => Promise<void>;
 }
 
 /** A restart that was due this long before its actor began is taken as done or lost: the liveness reports what is still wrong. */
@@ -56,6 +61,7 @@ class TimedError extends Error {
 export function deploymentActors(runtime: ContainerRuntime, opts: ExecutorOptions = {}) {
   const now = opts.now ?? Date.now;
   const liveness = opts.liveness ?? ownWatch(runtime, now);
+  const sleepUntil = opts.sleepUntil ?? ((at: number, signal: AbortSignal) => sleep(at - now(), signal));
   const timed = async <T extends object>(work: () => Promise<T>): Promise<T & StepDone> => {
     try {
       return { ...(await work()), at: now() };
@@ -93,7 +99,7 @@ export function deploymentActors(runtime: ContainerRuntime, opts: ExecutorOption
     const current = await runtime.status(svc.id).catch(() => undefined);
     if (current === null) return `service ${svc.service}: its container is gone`;
     if (current && current.state !== "running") return `service ${svc.service} exited with code ${current.exitCode ?? "unknown"}`;
-    const waitOrDeath = async (until: number) => Promise.race([sleep(Math.max(0, until - now()), signal).then(() => null), died]);
+    const waitOrDeath = async (until: number) => Promise.race([sleepUntil(until, signal, "ready").then(() => null), died]);
     if (!svc.health) {
       if (svc.minReadySecs === 0) return null;
       const dead = await waitOrDeath(since + svc.minReadySecs * 1000);
@@ -132,7 +138,7 @@ export function deploymentActors(runtime: ContainerRuntime, opts: ExecutorOption
   const restartWhenDue = async (deployment: string, due: RestartsInput["restarts"][number], began: number, signal: AbortSignal): Promise<RestartOutcome | null> => {
     // Before this actor's time (a restore, or a restart an earlier invocation carried out): not redone.
     if (due.at < began - STALE_RESTART_MS) return null;
-    await sleep(due.at - now(), signal);
+    await sleepUntil(due.at, signal, "restart");
     if (signal.aborted) return null;
     const restartedAt = liveness.startedAt(due.id);
     if (restartedAt !== null && restartedAt >= due.at) return null; // done already (a re-invocation)
