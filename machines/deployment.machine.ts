@@ -338,9 +338,11 @@ export const deploymentMachine = machineSetup().createMachine({
           id: "retry",
           src: "retryTimer",
           input: ({ context }): DeadlineInput => ({ deadline: context.retry?.at ?? Number.POSITIVE_INFINITY }),
+          // Guarded: a value taken since the timer began (a reject) may have disarmed the retry.
           onDone: [
             { guard: { type: "retries", params: { step: "pull" } }, target: "pulling", actions: { type: "markStepStart", params: output } },
-            { target: "startingNew", actions: { type: "markStepStart", params: output } },
+            { guard: { type: "retries", params: { step: "start" } }, target: "startingNew", actions: { type: "markStepStart", params: output } },
+            { guard: { type: "retries", params: { step: "verify" } }, target: "startingNew", actions: { type: "markStepStart", params: output } },
           ],
         },
       ],
