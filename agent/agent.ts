@@ -7,7 +7,8 @@ import { jetstream } from "@nats-io/jetstream";
 import { Kvm, KvWatchInclude, type KvWatchEntry } from "@nats-io/kv";
 import { canonicalHash } from "../contracts/canonical-json.js";
 import { decodeJson } from "../contracts/decode.js";
-import { ReconcileScore, type Health } from "../contracts/score.codec.js";
+import type { Health } from "../contracts/score.codec.js";
+import { DesiredValue } from "../contracts/signed-score.js";
 import { BUCKET_DESIRED_STATE, deploymentKey } from "../contracts/wire-names.js";
 import type { StepBudgets } from "../machines/deployment.machine.js";
 import type { ContainerRuntime } from "../runtime/container-runtime.js";
@@ -21,13 +22,18 @@ import { readStreamEvents } from "../fleet/stream.reader.js";
 import type { Logger } from "./logger.js";
 import { policyViolations } from "./deployments/policy.js";
 import { describeAuth, natsConnectOptions } from "../fleet/auth.js";
+import { deviceSigningKey } from "../fleet/signing-key.js";
 import { connectAgent, type NatsConnection } from "../fleet/connection.js";
+import { deviceInboxPrefix } from "../fleet/device.permissions.js";
 import { ensureFleetResources } from "../fleet/resources.js";
 import { loadContainerPolicy } from "./deployments/policy.file.js";
 import { sleep } from "../fleet/sleep.js";
 import { ScoreStore } from "./deployments/score.store.js";
 import { lockStateDir } from "./state-dir.lock.js";
 import { StateReporter } from "./nats/state.reporter.js";
+import { CommandResponder, type VerbLimit } from "./nats/command.responder.js";
+import { deviceCommandHandlers } from "./deployments/commands.js";
+import type { CommandVerb } from "../contracts/command.codec.js";
 import { AGENT_VERSION } from "./version.js";
 
 export interface AgentDeps {
@@ -44,6 +50,8 @@ export interface AgentDeps {
   replicas?: number;
   /** nats.js connection options (tests shorten reconnect waits). */
   natsOptions?: Parameters<typeof connectAgent>[0]["options"];
+  /** Per-verb bounds of the device commands (tests tighten them). */
+  commandLimits?: Partial<Record<CommandVerb, VerbLimit>>;
 }
 
 export interface RunningAgent {
@@ -62,20 +70,30 @@ export interface RunningAgent {
 export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<RunningAgent> {
   const log = deps.logger;
   const device = config.deviceId;
+  const startedAt = Date.now();
   // Both throw (before anything starts) on a bad policy or an unreadable key file; messages name files only.
   const policy = loadContainerPolicy(config);
-  const natsOptions = { inboxPrefix: `_INBOX_${device}`, ...natsConnectOptions(config.auth), ...deps.natsOptions };
+  const deviceKey = deviceSigningKey(config.auth);
+  // Its own inboxes: in a secured fleet the watch's and the history reader's deliveries reach the
+  // device's account through imports of exactly this prefix (fleet/device.permissions.ts).
+  const natsOptions = { inboxPrefix: deviceInboxPrefix(device), ...natsConnectOptions(config.auth), ...deps.natsOptions };
   mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
   const unlock = lockStateDir(config.stateDir);
   const journal = EventJournal.open(config.stateDir, device);
   const scores = await ScoreStore.open(config.stateDir);
   log.info({ policy: policy.from ?? "defaults", auth: describeAuth(config.auth) }, "container policy and NATS auth");
+  const operatorKeys = config.operatorKeys ?? [];
+  if (operatorKeys.length) log.info({ signing: "on", operatorKeys }, "applying only desired states signed by these operator keys");
+  else log.warn({ signing: "off" }, "signing is off: any desired state written to this device's keys is applied, signed or not (start with --operator-keys to require an operator's signature)");
+  if (deviceKey) log.info({ deviceKey: deviceKey.publicKey }, "reports and journal events are signed with this device's nkey");
+  else log.warn("no nkey seed (--nkey or --creds): reports and journal events go unsigned, and the operator can't tell them from forged ones");
   const offline = new AbortController();
   const connecting = connectAgent({ servers: config.natsServers, device, logger: log, options: natsOptions, signal: offline.signal });
   let nc: NatsConnection | null = null;
-  const reporter = new StateReporter({ device, nc: connecting, logger: log });
+  const signing = deviceKey ? { signingKey: deviceKey } : {};
+  const reporter = new StateReporter({ device, nc: connecting, logger: log, ...signing });
 
-  const publisher = new JournalPublisher({ journal, nc: connecting, logger: log });
+  const publisher = new JournalPublisher({ journal, nc: connecting, logger: log, ...signing });
   const supervisor = new DeploymentSupervisor({
     device,
     runtime: deps.runtime,
@@ -116,14 +134,24 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     applying = applying.then(() => supervisor.apply(c)).catch((e: Error) => log.error({ deployment: c.deployment, err: e.message }, "applying a desired change failed"));
   };
   let watch: DesiredStateWatch | null = null;
+  let commands: CommandResponder | null = null;
   let stopping = false;
   const online = (async () => {
     const conn = await connecting;
     nc = conn;
+    if (stopping) return;
+    // Commands first: an operator can ping a device while it is still catching up.
+    commands = CommandResponder.start({
+      device,
+      nc: conn,
+      logger: log,
+      handlers: deviceCommandHandlers({ device, agentVersion: AGENT_VERSION, supervisor, runtime: deps.runtime, scores, startedAt }),
+      ...(deps.commandLimits ? { limits: deps.commandLimits } : {}),
+    });
     for (let attempt = 1; !stopping; attempt++) {
       try {
         const r = await ensureFleetResources(conn, deps.replicas ? { replicas: deps.replicas } : {});
-        if (r === "not-permitted") log.info("no permission to create the fleet's buckets and stream (a restricted device); using the operator's");
+        if (r === "not-permitted") log.info("this device may not create the fleet's buckets and stream (its own NATS account, or restricted permissions); using the operator's");
         break;
       } catch (e) {
         log.warn({ attempt, err: (e as Error).message }, "creating the fleet's buckets and stream failed; retrying");
@@ -137,8 +165,9 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
       arch: arch(),
       podman_version: (await deps.runtimeVersion?.().catch(() => null)) ?? null,
       agent_version: AGENT_VERSION,
+      ...(operatorKeys.length ? { signing: "on", operator_keys: operatorKeys } : { signing: "off" }),
     });
-    watch = DesiredStateWatch.start({ device, nc: conn, logger: log, onChange });
+    watch = DesiredStateWatch.start({ device, nc: conn, logger: log, onChange, operatorKeys });
   })();
   online.catch((e: Error) => {
     if (!offline.signal.aborted) log.error({ err: e.message }, "connecting to NATS failed");
@@ -168,6 +197,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
       offline.abort(); // a first connection still being tried is given up; an open one is drained below
       clearInterval(timer);
       await (watch as DesiredStateWatch | null)?.stop();
+      await (commands as CommandResponder | null)?.stop();
       await applying;
       await ticking;
       await supervisor.shutdown(timeoutMs);
@@ -205,8 +235,8 @@ async function scoreFromHistory(nc: NatsConnection, device: string, deployment: 
       iter.stop();
     }
     if (!entry || entry.revision !== revision || entry.operation !== "PUT") return null;
-    const r = decodeJson(ReconcileScore, entry.string());
-    return r.ok && canonicalHash(r.value) === hash ? r.value : null;
+    const r = decodeJson(DesiredValue, entry.string());
+    return r.ok && canonicalHash(r.value.score) === hash ? r.value.score : null;
   } catch {
     return null;
   }

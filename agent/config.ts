@@ -2,6 +2,7 @@
 // Pure: the entry point prints `error` and exits 2, or prints `help` and exits 0.
 import { parseArgs } from "node:util";
 import { deviceOrDeploymentNameProblem } from "../contracts/names.js";
+import { userPublicKeyProblem } from "../contracts/nkey.js";
 import { AUTH_OPTIONS, authFlagsHelp, hasAuth, parseAuthFlags, type NatsAuth } from "../fleet/auth.js";
 
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
@@ -25,6 +26,11 @@ export interface AgentConfig {
   policyFile?: string;
   /** Restart and retry backoff in ms, when not the default (10 s doubling to 300 s). */
   backoff?: { baseMs: number; capMs: number };
+  /**
+   * The operator public keys (`U…`) whose signatures this device trusts (`--operator-keys` /
+   * `FLEET_OPERATOR_KEYS`). Absent: signing is off, any desired value is applied.
+   */
+  operatorKeys?: string[];
 }
 
 export type ConfigResult = { ok: true; config: AgentConfig } | { ok: false; error: string } | { help: string };
@@ -58,6 +64,11 @@ Options (a flag wins over its environment variable):
                                        bind-mount sources. Default: policy.json in the state dir if
                                        present, else ports >= 1024 and mounts under /srv or
                                        /var/lib/fleet-data only. The desired state can't change it.
+  --operator-keys KEYS  FLEET_OPERATOR_KEYS
+                                       operator public keys (U..., from \`fleetctl key create\`), comma
+                                       separated (several during a key rotation): only desired states
+                                       one of them signed for this device and deployment are applied.
+                                       Without them any desired state is applied (a warning at start).
   -h, --help                           print this text and exit.
 
 ${authFlagsHelp}
@@ -81,6 +92,7 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
         "log-level": { type: "string" },
         policy: { type: "string" },
         "backoff-secs": { type: "string" },
+        "operator-keys": { type: "string" },
         ...AUTH_OPTIONS,
         help: { type: "boolean", short: "h" },
       },
@@ -151,6 +163,16 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
   if (!auth.ok) return auth;
   const policy = pick("policy", "FLEET_POLICY");
 
+  let operatorKeys: string[] | undefined;
+  const keys = pick("operator-keys", "FLEET_OPERATOR_KEYS");
+  if (keys) {
+    operatorKeys = keys.value.split(",").map((k) => k.trim());
+    for (const [i, k] of operatorKeys.entries()) {
+      const problem = k === "" ? "empty key in the list" : userPublicKeyProblem(k);
+      if (problem) return { ok: false, error: `${keys.from}: key ${i + 1}: ${problem}` };
+    }
+  }
+
   const containerHost = env["CONTAINER_HOST"] === "" ? undefined : env["CONTAINER_HOST"];
   return {
     ok: true,
@@ -164,6 +186,7 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
       ...(hasAuth(auth.auth) ? { auth: auth.auth } : {}),
       ...(policy ? { policyFile: policy.value } : {}),
       ...(backoff ? { backoff } : {}),
+      ...(operatorKeys ? { operatorKeys: [...new Set(operatorKeys)] } : {}),
     },
   };
 }

@@ -4,6 +4,7 @@ import { parseConfig } from "./config.js";
 import { createLogger } from "./logger.js";
 import { startAgent } from "./agent.js";
 import { natsConnectOptions } from "../fleet/auth.js";
+import { deviceSigningKey } from "../fleet/signing-key.js";
 import { loadContainerPolicy } from "./deployments/policy.file.js";
 import { LibpodClient } from "../runtime/podman/libpod.client.js";
 import { PodmanRuntime } from "../runtime/podman/podman.runtime.js";
@@ -22,6 +23,7 @@ try {
   // A policy or key file that can't be used is a configuration error too (messages name files only).
   loadContainerPolicy(config);
   natsConnectOptions(config.auth);
+  deviceSigningKey(config.auth);
 } catch (e) {
   process.stderr.write(`fleet-agent: ${(e as Error).message}\n`);
   process.exit(2);

@@ -18,7 +18,7 @@ import { ScoreStore } from "../agent/deployments/score.store.js";
 import type { JournalEvent, JournalEventV2 } from "../contracts/journal-event.codec.js";
 import { ReconcileScore } from "../contracts/score.codec.js";
 import { decodeJson } from "../contracts/decode.js";
-import { eventMsgId, eventSubject } from "../contracts/wire-names.js";
+import { eventSubject } from "../contracts/wire-names.js";
 import { foldJournal } from "../machines/journal.fold.js";
 import { FakeRuntime } from "../runtime/fake.runtime.js";
 import { fmt, Report, stats } from "./lib.js";
@@ -147,7 +147,7 @@ try {
     const t0 = performance.now();
     for (let i = 0; i < events.length; i += 1000) {
       await Promise.all(
-        events.slice(i, i + 1000).map((e) => js.publish(subject, JSON.stringify({ ...e, deployment: dep }), { msgID: eventMsgId(device, dep, e.n) })),
+        events.slice(i, i + 1000).map((e) => js.publish(subject, JSON.stringify({ ...e, deployment: dep }))),
       );
     }
     const pubMs = performance.now() - t0;

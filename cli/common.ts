@@ -1,6 +1,6 @@
 // What every fleetctl command shares: its I/O, exit codes, option parsing and errors.
 import { AUTH_OPTIONS, authFlagsHelp, parseAuthFlags, type NatsTarget } from "../fleet/auth.js";
-import { deviceOrDeploymentNameProblem } from "../contracts/names.js";
+import { deviceOrDeploymentNameProblem, serviceNameProblem } from "../contracts/names.js";
 import { UsageError } from "../fleet/errors.js";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 
@@ -25,6 +25,14 @@ export interface CliIo {
   env: Readonly<Record<string, string | undefined>>;
   /** stderr is a terminal: progress redraws in place. */
   errIsTty?: boolean;
+  /** stdout is a terminal: tables fit its width and may be coloured (see outputStyle). */
+  outIsTty?: boolean;
+  /** The terminal's width, when stdout is one. */
+  columns?: number;
+  /** stdin is a terminal: a destructive command may ask for confirmation. */
+  stdinIsTty?: boolean;
+  /** Asks a yes/no question on the terminal (device rm); the bin reads stdin, tests answer. */
+  confirm?: (question: string) => Promise<boolean>;
   /** Ends long-running commands (`status --watch`, `serve`, a rollout's wait). */
   signal?: AbortSignal;
   /** Test seams; never set by the bin. */
@@ -80,6 +88,22 @@ export function deviceAndDeployment(ps: string[]): [string, string] {
     if (p) throw new UsageError(`invalid ${what} ${JSON.stringify(name.slice(0, 60))}: ${p}`);
   }
   return [device, deployment];
+}
+
+/** A `<device>` positional, a valid device id (else a usage error). */
+export function deviceArg(name: string): string {
+  const p = deviceOrDeploymentNameProblem(name);
+  if (p) throw new UsageError(`invalid device ${JSON.stringify(name.slice(0, 60))}: ${p}`);
+  return name;
+}
+
+/** `<device> <deployment> <service>` positionals, each a valid name (else a usage error naming which). */
+export function deviceDeploymentService(ps: string[]): [string, string, string] {
+  const [, , service] = positionals(ps, ["device", "deployment", "service"]) as [string, string, string];
+  const [device, deployment] = deviceAndDeployment(ps.slice(0, 2));
+  const p = serviceNameProblem(service);
+  if (p) throw new UsageError(`invalid service ${JSON.stringify(service.slice(0, 60))}: ${p}`);
+  return [device, deployment, service];
 }
 
 export function positionals(ps: string[], names: string[], min = names.length): string[] {

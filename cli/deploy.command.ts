@@ -1,80 +1,48 @@
 // fleetctl deploy <device> <deployment> -f score.json|yaml [--dry-run] [--json]
-import type { PodmanService, ReconcileScore } from "../contracts/score.codec.js";
-import { resolveLifecycle } from "../contracts/score.codec.js";
 import { deploymentKey } from "../contracts/wire-names.js";
-import { appliedFromScore, planUpgrade, type ServiceAction } from "../machines/upgrade.plan.js";
 import { COMMON_HELP, COMMON_OPTIONS, EXIT, JSON_OPTION, OperationError, UsageError, deviceAndDeployment, natsTarget, parse, type CliIo } from "./common.js";
-import { Fleet, type DesiredEntry } from "../fleet/fleet.client.js";
+import { Fleet, scoreWithoutEnvValues } from "../fleet/fleet.client.js";
+import { formatChanges, serviceChanges } from "./score.changes.js";
 import { readScoreFile } from "./score.file.js";
+import { SIGNING_HELP, SIGNING_OPTION, UNSIGNED_NOTE, alreadySigned, desiredText, signingKeyOf } from "./signing.js";
+import { yamlOf } from "./score.reference.js";
+import { requireKnownDevice } from "./status.command.js";
 
-export const DEPLOY_HELP = `Usage: fleetctl deploy <device> <deployment> -f <score.json|score.yaml> [--dry-run] [--json]
+/** The hint that goes with refusing a device that never reported. */
+export const NEW_DEVICE_HINT = "; check the id, or pass --new-device to write desired state for a device not installed yet";
+
+export const DEPLOY_HELP = `Usage: fleetctl deploy <device> <deployment> -f <score.json|score.yaml|docker-compose.yml> [--dry-run] [--new-device] [--json]
 
 Validates the score locally with the wire codecs (an invalid file is refused, naming the field, and
 nothing is written), prints what changes per service against the current desired state, then writes
 it with a compare-and-set on the revision it read: if someone changed the deployment in between, the
 write is refused, not overwritten.
 
+The score: {type: PodmanV0, data: {services: [{name, image, command?, env?, ports?, volumes?, health?,
+depends_on?}], lifecycle?: {stop_signal?, grace_period_secs?, min_ready_secs?}}}. fleetctl explain
+describes every field (types, defaults, limits, examples); fleetctl schema prints its JSON Schema.
+
+A Compose file (a top-level "services" map) is translated: image, command, entrypoint (put ahead of
+the command), environment, ports "HOST:CONTAINER[/proto]", bind volumes of absolute paths,
+healthcheck, stop_signal and stop_grace_period (one lifecycle for the whole score), depends_on
+(service_started), restart always/unless-stopped. Every other key is refused by name, nothing is
+dropped; what the translation approximated is printed. --dry-run shows the score it would write.
+
+A device that never reported (no device-info, heartbeat or device-state) is refused, naming a known
+device when the id is close to one: a typo must not write desired state nobody will ever read.
+
 Options:
-  -f, --file PATH   the score (.json, or .yaml/.yml)
-  --dry-run         validate and print the changes; write nothing
+  -f, --file PATH   the score (.json, or .yaml/.yml), or a Compose file
+  --dry-run         validate and print the changes (and a translated score); write nothing
+  --new-device      write even though the device never reported (it is about to be installed)
   --json            print the result as JSON
+${SIGNING_HELP}
 ${COMMON_HELP}
 
 Exit: 0 written (or nothing to change, or dry run), 1 refused or failed, 2 invalid usage or score.
 `;
 
-export interface ServiceChange {
-  service: string;
-  action: ServiceAction;
-  /** For a replaced service: what differs (env values are never shown, only variable names). */
-  details: string[];
-}
-
-/** Per service: added, replaced (and why), removed or unchanged, as the agent's planner decides it. */
-export function serviceChanges(current: DesiredEntry | null, next: ReconcileScore, nextHash: string): ServiceChange[] {
-  const old = current?.score ?? null;
-  const applied = old && current?.hash ? appliedFromScore(old.data, current.hash) : {};
-  const plan = planUpgrade(applied, next.data, nextHash);
-  const byName = new Map(next.data.services.map((s) => [s.name, s]));
-  return Object.entries(plan.actions).map(([service, action]) => {
-    const before = applied[service]?.service;
-    const after = byName.get(service);
-    const details: string[] = [];
-    if (action === "add" && after) details.push(`image ${after.image}`);
-    if (action === "replace" && before && after) details.push(...differences(before, after));
-    if (action === "replace" && old && details.length === 0) {
-      const a = resolveLifecycle(old.data.lifecycle);
-      const b = resolveLifecycle(next.data.lifecycle);
-      if (a.stop_signal !== b.stop_signal) details.push(`stop_signal ${a.stop_signal} → ${b.stop_signal}`);
-      if (a.grace_period_secs !== b.grace_period_secs) details.push(`grace_period_secs ${a.grace_period_secs} → ${b.grace_period_secs}`);
-    }
-    return { service, action, details };
-  });
-}
-
-function differences(a: PodmanService, b: PodmanService): string[] {
-  const out: string[] = [];
-  if (a.image !== b.image) out.push(`image ${a.image} → ${b.image}`);
-  const same = (x: unknown, y: unknown) => JSON.stringify(x ?? null) === JSON.stringify(y ?? null);
-  if (!same(a.command, b.command)) out.push("command changed");
-  const ea = a.env ?? {};
-  const eb = b.env ?? {};
-  const added = Object.keys(eb).filter((k) => !(k in ea));
-  const removed = Object.keys(ea).filter((k) => !(k in eb));
-  const changed = Object.keys(eb).filter((k) => k in ea && ea[k] !== eb[k]);
-  if (added.length) out.push(`env + ${added.join(",")}`);
-  if (removed.length) out.push(`env - ${removed.join(",")}`);
-  if (changed.length) out.push(`env value of ${changed.join(",")} changed`);
-  for (const f of ["ports", "volumes", "health"] as const) if (!same(a[f], b[f])) out.push(`${f} changed`);
-  return out;
-}
-
-const SIGN: Record<ServiceAction, string> = { add: "+", replace: "~", remove: "-", unchanged: "=" };
-
-export function formatChanges(changes: ServiceChange[]): string {
-  const w = Math.max(...changes.map((c) => c.service.length));
-  return changes.map((c) => `  ${SIGN[c.action]} ${c.service.padEnd(w)}  ${c.action.padEnd(9)} ${c.details.join("; ")}`.trimEnd()).join("\n") + "\n";
-}
+export { formatChanges, serviceChanges, type ServiceChange } from "./score.changes.js";
 
 /** Writes `text` at `key` only if its revision is still `revision` (null: only if absent). */
 export async function writeDesired(fleet: Fleet, key: string, text: string, revision: number | null): Promise<number> {
@@ -92,8 +60,10 @@ export async function writeDesired(fleet: Fleet, key: string, text: string, revi
   }
 }
 
+const indent = (text: string) => text.replace(/^(?=.)/gm, "  ");
+
 export async function deployCommand(argv: string[], io: CliIo): Promise<number> {
-  const { values, positionals: ps } = parse(argv, { ...COMMON_OPTIONS, ...JSON_OPTION, file: { type: "string", short: "f" }, "dry-run": { type: "boolean" } });
+  const { values, positionals: ps } = parse(argv, { ...COMMON_OPTIONS, ...JSON_OPTION, ...SIGNING_OPTION, file: { type: "string", short: "f" }, "dry-run": { type: "boolean" }, "new-device": { type: "boolean" } });
   if (values.help) {
     io.out(DEPLOY_HELP);
     return EXIT.OK;
@@ -101,13 +71,17 @@ export async function deployCommand(argv: string[], io: CliIo): Promise<number> 
   const [device, deployment] = deviceAndDeployment(ps);
   if (!values.file) throw new UsageError("missing -f <score file> (see --help)");
   const file = await readScoreFile(values.file);
+  const signingKey = signingKeyOf(values, io.env);
 
   const fleet = await Fleet.connect(natsTarget(values, io.env));
   try {
     const key = deploymentKey(device, deployment);
+    if (values["new-device"] !== true) await requireKnownDevice(fleet, device, NEW_DEVICE_HINT);
     const current = await fleet.desiredEntry(device, deployment);
-    const changes = serviceChanges(current, file.score, file.hash);
-    const unchanged = current?.hash === file.hash;
+    const before = current?.score && current.hash ? { score: current.score.data, hash: current.hash } : null;
+    const changes = serviceChanges(before, file.score.data, file.hash);
+    // Signing the same score again changes nothing on the device; writing it signed where it wasn't does.
+    const unchanged = current?.hash === file.hash && alreadySigned(current.signed, { device, deployment }, signingKey);
     const dryRun = values["dry-run"] === true;
     const result: Record<string, unknown> = {
       device,
@@ -116,14 +90,21 @@ export async function deployCommand(argv: string[], io: CliIo): Promise<number> 
       current_revision: current?.revision ?? null,
       current_hash: current?.hash ?? null,
       changes,
+      source: file.source,
+      notes: file.notes,
       written: false,
       revision: null,
       dry_run: dryRun,
+      ...(file.source === "compose" ? { score: scoreWithoutEnvValues(file.score) } : {}),
     };
     if (!values.json) {
       io.out(`deploy ${device}/${deployment}: ${current ? `desired revision ${current.revision}` : "no desired state yet"} → ${file.hash.slice(0, 19)}…\n`);
       if (current && !current.score) io.out(`  (the current value does not decode: ${current.errors.join("; ")})\n`);
       io.out(formatChanges(changes));
+      for (const n of file.notes) io.out(`note: ${n}\n`);
+      if (dryRun && file.source === "compose") {
+        io.out(`score translated from ${values.file} (env values not shown):\n${indent(`${yamlOf(scoreWithoutEnvValues(file.score))}\n`)}`);
+      }
     }
     if (unchanged || dryRun) {
       if (!values.json) io.out(unchanged ? "no change: the same score (canonical hash) is already desired; nothing written\n" : "dry run: nothing written\n");
@@ -131,9 +112,11 @@ export async function deployCommand(argv: string[], io: CliIo): Promise<number> 
       return EXIT.OK;
     }
     await io.hooks?.beforeWrite?.(key);
-    const revision = await writeDesired(fleet, key, file.text, current?.revision ?? null);
+    const revision = await writeDesired(fleet, key, desiredText(file.score, { device, deployment }, signingKey), current?.revision ?? null);
     result["written"] = true;
     result["revision"] = revision;
+    result["signed_by"] = signingKey?.publicKey ?? null;
+    if (!signingKey && !values.json) io.err(UNSIGNED_NOTE);
     if (values.json) io.out(JSON.stringify(result, null, 2) + "\n");
     else io.out(`written: desired-state ${key} revision ${revision}\n`);
     return EXIT.OK;

@@ -2,10 +2,13 @@
 import type { DeploymentState } from "../contracts/deployment-state.codec.js";
 import { deviceOrDeploymentNameProblem } from "../contracts/names.js";
 import { deploymentKey } from "../contracts/wire-names.js";
-import { COMMON_HELP, COMMON_OPTIONS, EXIT, JSON_OPTION, UsageError, duration, natsTarget, nonNegativeNumber, parse, positionals, positiveNumber, sleep, type CliIo } from "./common.js";
-import { writeDesired } from "./deploy.command.js";
+import { COMMON_HELP, COMMON_OPTIONS, EXIT, JSON_OPTION, OperationError, UsageError, duration, natsTarget, nonNegativeNumber, parse, positionals, positiveNumber, sleep, type CliIo } from "./common.js";
+import { didYouMean } from "../contracts/suggest.js";
+import { NEW_DEVICE_HINT, writeDesired } from "./deploy.command.js";
 import { Fleet } from "../fleet/fleet.client.js";
 import { readScoreFile, type ScoreFile } from "./score.file.js";
+import type { SigningKey } from "../contracts/nkey.js";
+import { SIGNING_HELP, SIGNING_OPTION, UNSIGNED_NOTE, alreadySigned, desiredText, signingKeyOf } from "./signing.js";
 
 export const ROLLOUT_HELP = `Usage: fleetctl rollout <deployment> -f <score> (--devices a,b,c | --selector GLOB) [options]
 
@@ -22,7 +25,7 @@ retries by itself (a pull, create, start or readiness failure, with backoff; its
 --retry-failed makes it retry at once, by writing the same desired value again (as fleetctl retry).
 
 Options:
-  -f, --file PATH       the score (.json or .yaml)
+  -f, --file PATH       the score (.json or .yaml), or a Compose file (see fleetctl deploy --help)
   --devices LIST        device ids, comma separated, in rollout order
   --selector GLOBS      device-id globs ('*' any run, '?' one character), comma separated, over the
                         devices known from device-info, device-heartbeat and device-state; sorted
@@ -33,7 +36,10 @@ Options:
   --soak SECS           how long each device of a wave must stay Running before the next wave (default 30)
   --wave-timeout SECS   halt when a device of a wave is not Running after this long (default 600)
   --retry-failed        write the desired value again for devices that failed on this very score
+  --new-device          allow --devices that never reported (no device-info, heartbeat or
+                        device-state); without it such a device refuses the whole rollout
   --json                print a JSON summary on stdout at the end
+${SIGNING_HELP}
 ${COMMON_HELP}
 
 Exit: 0 every device Running the score, 1 a write was refused or failed, 2 usage or invalid score,
@@ -113,6 +119,8 @@ export async function rolloutCommand(argv: string[], io: CliIo): Promise<number>
     soak: { type: "string" },
     "retry-failed": { type: "boolean" },
     "poll-ms": { type: "string" },
+    ...SIGNING_OPTION,
+    "new-device": { type: "boolean" },
   });
   if (values.help) {
     io.out(ROLLOUT_HELP);
@@ -137,10 +145,22 @@ export async function rolloutCommand(argv: string[], io: CliIo): Promise<number>
   }
   const match = values.selector !== undefined ? globMatcher(values.selector) : null;
   const file = await readScoreFile(values.file);
+  const signingKey = signingKeyOf(values, io.env);
+  if (!signingKey) io.err(UNSIGNED_NOTE);
+  for (const n of file.notes) io.err(`note: ${n}\n`);
 
   const fleet = await Fleet.connect(natsTarget(values, io.env));
   try {
-    const devices = listed ?? (await fleet.knownDevices()).filter((d) => match!(d));
+    const known = await fleet.knownDevices();
+    if (listed && values["new-device"] !== true) {
+      const unknown = listed.filter((d) => !known.includes(d));
+      if (unknown.length) {
+        throw new OperationError(
+          `refused, nothing written: ${unknown.map((d) => `${JSON.stringify(d)}${didYouMean(d, known)}`).join(", ")} never reported (no device-info, heartbeat or device-state)${NEW_DEVICE_HINT}`,
+        );
+      }
+    }
+    const devices = listed ?? known.filter((d) => match!(d));
     if (devices.length === 0) throw new UsageError(`--selector ${values.selector}: matches no known device`);
     const waves = planWaves(devices, values.waves ?? "100%");
     const reports: WaveReport[] = [];
@@ -151,7 +171,7 @@ export async function rolloutCommand(argv: string[], io: CliIo): Promise<number>
       reports.push(report);
       const pending = new Map<string, number>(); // device → revision written (or found)
       for (const device of wave) {
-        const r = await prepare(fleet, device, deployment, file, values["retry-failed"] === true);
+        const r = await prepare(fleet, device, deployment, file, values["retry-failed"] === true, signingKey);
         if (r === "skip") report.devices.push({ device, outcome: "skipped" });
         else pending.set(device, r);
       }
@@ -249,17 +269,18 @@ export function troubleOf(s: DeploymentState): { service: string; why: string } 
 }
 
 /** Writes the target for one device unless it is there already; gives the revision to await, or "skip". */
-async function prepare(fleet: Fleet, device: string, deployment: string, file: ScoreFile, retryFailed: boolean): Promise<number | "skip"> {
+async function prepare(fleet: Fleet, device: string, deployment: string, file: ScoreFile, retryFailed: boolean, signingKey: SigningKey | null): Promise<number | "skip"> {
   const key = deploymentKey(device, deployment);
+  const target = { device, deployment };
   const [desired, state] = await Promise.all([fleet.desiredEntry(device, deployment), fleet.deploymentState(device, deployment)]);
-  if (desired?.hash === file.hash) {
+  if (desired?.hash === file.hash && alreadySigned(desired.signed, target, signingKey)) {
     if (state?.phase === "Running" && state.score_hash === file.hash) return "skip";
     const failedOnIt = state?.phase === "Failed" && (state.desired_revision ?? 0) >= desired.revision;
     // The same value again, at a newer revision: the agent retries it at once (desired.retried).
-    if (failedOnIt && retryFailed) return writeDesired(fleet, key, file.text, desired.revision);
+    if (failedOnIt && retryFailed) return writeDesired(fleet, key, desiredText(file.score, target, signingKey), desired.revision);
     return desired.revision;
   }
-  return writeDesired(fleet, key, file.text, desired?.revision ?? null);
+  return writeDesired(fleet, key, desiredText(file.score, target, signingKey), desired?.revision ?? null);
 }
 
 class Progress {

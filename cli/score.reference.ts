@@ -110,7 +110,7 @@ export function nearestFieldPath(input: string, paths: readonly string[]): strin
 
 const leafKey = (path: string) => path.split(".").pop()!.replace(/\[\]$/, "");
 /** YAML as an operator writes it: lists of plain values on one line (`cmd: [CMD, true]`). */
-function yamlOf(value: unknown): string {
+export function yamlOf(value: unknown): string {
   const doc = new Document(value);
   visit(doc, {
     Seq(_, node) {
@@ -210,7 +210,9 @@ export function referenceMarkdown(refs = scoreReference()): string {
     "```",
     "",
     "after `fleetctl schema > score.schema.json`, and the editor checks and completes it as you type.",
-    `The schema says all the codec says except ${[...new Set(refs.flatMap((r) => r.rules))].join("; ")}: those are checked when deployed.`,
+    "The schema checks all that the agent's decoder checks but for what no JSON Schema can say; deploy checks these:",
+    "",
+    ...refs.filter((r) => r.rules.length).map((r) => `- \`${r.path}\`: ${r.rules.join("; ")}`),
     "",
     "## Example",
     "",

@@ -2,6 +2,7 @@
 import * as t from "io-ts";
 import { dict, nullable, refine, struct } from "./decode.js";
 import { DeploymentName, DeviceId, ServiceName } from "./names.js";
+import { ReportSignature } from "./report-signature.js";
 
 export const MACHINE_STATES = ["pending", "pulling", "stoppingOld", "startingNew", "verifying", "running", "failed", "removing", "removed"] as const;
 export type MachineState = (typeof MACHINE_STATES)[number];
@@ -54,6 +55,8 @@ export const DeploymentState = struct("DeploymentState", {
   // Written by agents with service health; absent from older agents' reports.
   retry_at: nullable(IsoTime),
   services: dict("ServiceStatuses", ServiceName, ServiceStatus),
+  /** The device's own signature of this report (docs/design.md, "Report signatures"). */
+  signed: ReportSignature,
 });
 export type DeploymentState = t.TypeOf<typeof DeploymentState>;
 

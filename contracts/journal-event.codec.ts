@@ -37,7 +37,8 @@ function event<T extends string, R extends t.Props, O extends t.Props = {}>(type
   return struct(type, { type: t.literal(type), at: EpochMs, ...required }, optional);
 }
 
-export const DesiredUpdated = event("desired.updated", { hash: ScoreHash, revision: Seq, score: PodmanV0Score });
+/** `signed_at`: when the operator signed the value, on a device that checks signatures (docs/design.md, "Signed desired state"). */
+export const DesiredUpdated = event("desired.updated", { hash: ScoreHash, revision: Seq, score: PodmanV0Score }, { signed_at: IsoTime });
 export const DesiredRetried = event("desired.retried", { hash: ScoreHash, revision: Seq });
 export const DesiredRejected = event("desired.rejected", { revision: Seq, error: Text });
 export const DesiredDeleted = event("desired.deleted", { revision: Seq });

@@ -5,6 +5,8 @@ export const BUCKET_DESIRED_STATE = "desired-state";
 export const BUCKET_DEVICE_STATE = "device-state";
 export const BUCKET_DEVICE_HEARTBEAT = "device-heartbeat";
 export const BUCKET_DEVICE_INFO = "device-info";
+/** Each device's public key, as the operator recorded it: what its reports are checked against. */
+export const BUCKET_DEVICE_KEYS = "device-keys";
 /** History kept per key in every bucket. */
 export const BUCKET_HISTORY = 5;
 
@@ -26,8 +28,6 @@ export function parseDeploymentKey(key: string): { device: string; deployment: s
 
 export const eventSubject = (device: string, deployment: string) => `fleet.events.${device}.${deployment}`;
 export const deviceEventSubjects = (device: string) => `fleet.events.${device}.>`;
-/** `Nats-Msg-Id` of a journal event: JetStream drops a republished one inside the duplicate window. */
-export const eventMsgId = (device: string, deployment: string, n: number) => `${device}.${deployment}.${n}`;
 
 /** Labels the agent puts on every container it creates; it touches no container without them. */
 export const LABEL_MANAGED = "io.fleet.managed";
@@ -35,3 +35,16 @@ export const LABEL_DEVICE = "io.fleet.device";
 export const LABEL_DEPLOYMENT = "io.fleet.deployment";
 export const LABEL_SERVICE = "io.fleet.service";
 export const LABEL_SCORE_HASH = "io.fleet.score-hash";
+
+/**
+ * Device commands (request/reply): `fleet.cmd.<device>.<verb>`. A device subscribes to its own
+ * subjects only and answers through the request's reply subject; only the operator publishes here.
+ */
+export const COMMAND_SUBJECTS = "fleet.cmd.>";
+export const commandSubject = (device: string, verb: string) => `fleet.cmd.${device}.${verb}`;
+export const deviceCommandSubjects = (device: string) => `fleet.cmd.${device}.>`;
+/** The verb of a command subject of `device`, or null when the subject is not one of its commands. */
+export function commandVerbOf(device: string, subject: string): string | null {
+  const prefix = `fleet.cmd.${device}.`;
+  return subject.startsWith(prefix) ? subject.slice(prefix.length) : null;
+}

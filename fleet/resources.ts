@@ -1,4 +1,4 @@
-// The fleet's JetStream resources: the four KV buckets and the FLEET_EVENTS stream, created by the
+// The fleet's JetStream resources: the KV buckets and the FLEET_EVENTS stream, created by the
 // operator's side (fleetctl, the dashboard) or by an agent that is allowed to.
 import { jetstreamManager, type JetStreamManager, RetentionPolicy, StorageType } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
@@ -7,6 +7,7 @@ import {
   BUCKET_DESIRED_STATE,
   BUCKET_DEVICE_HEARTBEAT,
   BUCKET_DEVICE_INFO,
+  BUCKET_DEVICE_KEYS,
   BUCKET_DEVICE_STATE,
   BUCKET_HISTORY,
   FLEET_EVENTS_DUPLICATE_WINDOW_NS,
@@ -14,31 +15,44 @@ import {
   STREAM_FLEET_EVENTS,
 } from "../contracts/wire-names.js";
 
-export const FLEET_BUCKETS = [BUCKET_DESIRED_STATE, BUCKET_DEVICE_STATE, BUCKET_DEVICE_HEARTBEAT, BUCKET_DEVICE_INFO] as const;
+// device-keys: written by the operator only (`fleetctl device add`), read to check device reports.
+export const FLEET_BUCKETS = [BUCKET_DESIRED_STATE, BUCKET_DEVICE_STATE, BUCKET_DEVICE_HEARTBEAT, BUCKET_DEVICE_INFO, BUCKET_DEVICE_KEYS] as const;
 
 export interface FleetResourceOptions {
   /** JetStream replicas for buckets and stream (default 1). */
   replicas?: number;
 }
 
+/** The buckets devices write. Their streams refuse rollup headers (below). */
+export const DEVICE_WRITTEN_BUCKETS = [BUCKET_DEVICE_STATE, BUCKET_DEVICE_HEARTBEAT, BUCKET_DEVICE_INFO] as const;
+
 /** True for the server's refusal of a subject this user may not use. */
 export const isPermissionError = (e: unknown): boolean =>
   e instanceof errors.PermissionViolationError || (e instanceof Error && /permissions violation/i.test(e.message));
 
 /**
- * Creates, if missing, the four KV buckets and the FLEET_EVENTS stream. Idempotent, and safe when
- * another agent creates them at the same moment (an existing resource is left as it is).
+ * True when this connection's account has no JetStream of its own: a device's account, which reaches
+ * the fleet's streams only through its imports and whose `$JS.API.INFO` answers "JetStream not
+ * enabled for account" (fleet/device.permissions.ts). nats.js names that error JetStreamNotEnabled.
+ */
+export const isNoJetStreamAccount = (e: unknown): boolean => e instanceof Error && e.name === "JetStreamNotEnabled";
+
+/**
+ * Creates, if missing, the KV buckets and the FLEET_EVENTS stream, and keeps the settings the
+ * fleet's isolation depends on (below) on ones that exist. Idempotent, and safe when another agent
+ * creates them at the same moment.
  *
- * A device with least-privilege permissions may not touch the JetStream API beyond its own keys:
- * its first request is refused by the server and this resolves "not-permitted" at once (one
- * refusal, nothing else tried); the operator creates the resources (README: Securing a fleet).
+ * A device may not: in its own account (the secured layout) the first request answers that the
+ * account has no JetStream, under user permissions it is refused; either way this resolves
+ * "not-permitted" at once, nothing else tried, and the operator creates the resources (README:
+ * Securing a fleet).
  */
 export async function ensureFleetResources(nc: NatsConnection, opts: FleetResourceOptions = {}): Promise<"ok" | "not-permitted"> {
   try {
     await createFleetResources(nc, opts);
     return "ok";
   } catch (e) {
-    if (isPermissionError(e)) return "not-permitted";
+    if (isPermissionError(e) || isNoJetStreamAccount(e)) return "not-permitted";
     throw e;
   }
 }
@@ -53,12 +67,17 @@ async function createFleetResources(nc: NatsConnection, opts: FleetResourceOptio
       () => streamExists(jsm, `KV_${bucket}`),
     );
   }
+  // nats.js creates every bucket with rollup headers allowed. On a bucket devices write, a put with
+  // `Nats-Rollup: all` on the device's own key would purge every device's entries: refused instead.
+  // The agents write values and never purge; the operator purges through the stream API.
+  for (const bucket of DEVICE_WRITTEN_BUCKETS) await refuseRollups(jsm, `KV_${bucket}`);
   await tolerateRace(
     async () => {
       if (await streamExists(jsm, STREAM_FLEET_EVENTS)) {
         // A stream made before direct gets were used: turn them on (an operator's right).
         const info = await jsm.streams.info(STREAM_FLEET_EVENTS);
         if (!info.config.allow_direct) await jsm.streams.update(STREAM_FLEET_EVENTS, { allow_direct: true });
+        await refuseRollups(jsm, STREAM_FLEET_EVENTS);
         return;
       }
       await jsm.streams.add({
@@ -69,12 +88,20 @@ async function createFleetResources(nc: NatsConnection, opts: FleetResourceOptio
         duplicate_window: FLEET_EVENTS_DUPLICATE_WINDOW_NS,
         num_replicas: replicas,
         // Direct gets by last subject put the subject in the request's subject, so a device's
-        // permissions can limit its reads of the stream to its own events.
+        // imports can limit its reads of the stream to its own events.
         allow_direct: true,
+        // Devices publish here: no header of theirs may purge the stream.
+        allow_rollup_hdrs: false,
       });
     },
     () => streamExists(jsm, STREAM_FLEET_EVENTS),
   );
+}
+
+/** Turns rollup headers off on an existing stream (also one made before this rule). */
+async function refuseRollups(jsm: JetStreamManager, stream: string) {
+  const info = await jsm.streams.info(stream);
+  if (info.config.allow_rollup_hdrs) await jsm.streams.update(stream, { allow_rollup_hdrs: false });
 }
 
 async function streamExists(jsm: JetStreamManager, name: string): Promise<boolean> {

@@ -7,6 +7,7 @@ import { DeliverPolicy, type JetStreamClient, type JetStreamManager, type Stored
 import { errors } from "@nats-io/transport-node";
 import { DecodeError, decodeJson } from "../contracts/decode.js";
 import { JournalEvent } from "../contracts/journal-event.codec.js";
+import { signatureFromHeaders } from "../contracts/report-signature.js";
 import { eventSubject, STREAM_FLEET_EVENTS } from "../contracts/wire-names.js";
 
 export interface ReadStreamOptions {
@@ -37,6 +38,18 @@ export async function lastMessageOnSubject(jsm: JetStreamManager, stream: string
  * Reads up to the subject's last message as of the call.
  */
 export async function readStreamEvents(js: JetStreamClient, device: string, deployment: string, opts: ReadStreamOptions = {}): Promise<JournalEvent[]> {
+  return (await readStreamMessages(js, device, deployment, opts)).map((m) => m.event);
+}
+
+/** An event as the stream holds it: decoded, as published (JSON), and the device's signature headers. */
+export interface StreamEvent {
+  event: JournalEvent;
+  /** The message's JSON with `signed` from its headers (when it has them), for `checkReport`. */
+  signedValue: Record<string, unknown>;
+}
+
+/** Like `readStreamEvents`, with what is needed to check each event's signature. */
+export async function readStreamMessages(js: JetStreamClient, device: string, deployment: string, opts: ReadStreamOptions = {}): Promise<StreamEvent[]> {
   const subject = eventSubject(device, deployment);
   // No $JS.API.INFO check: a device may read its own subjects without the right to the account info.
   const jsm = await js.jetstreamManager(false);
@@ -45,12 +58,14 @@ export async function readStreamEvents(js: JetStreamClient, device: string, depl
   const consumer = await js.consumers.getPushConsumer(STREAM_FLEET_EVENTS, { filter_subjects: subject, deliver_policy: DeliverPolicy.All });
   const messages = await consumer.consume();
   const timer = setTimeout(() => messages.stop(new Error(`timed out reading ${subject}`)), opts.timeoutMs ?? 15_000);
-  const out: JournalEvent[] = [];
+  const out: StreamEvent[] = [];
   try {
     for await (const m of messages) {
       const r = decodeJson(JournalEvent, m.string());
       if (!r.ok) throw new DecodeError(`journal event at ${STREAM_FLEET_EVENTS} seq ${m.seq}`, r.errors);
-      out.push(r.value);
+      const signed = signatureFromHeaders((name) => (m.headers?.has(name) ? m.headers.get(name) : undefined));
+      // The codec is exact, so its encoding is the event as the device signed it.
+      out.push({ event: r.value, signedValue: { ...JournalEvent.encode(r.value), ...(signed === undefined ? {} : { signed }) } });
       if (m.seq >= last.seq) break;
     }
   } finally {

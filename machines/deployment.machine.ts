@@ -9,6 +9,7 @@
 // actions they name, then the pure helpers those use.
 import { assign, fromCallback, fromPromise, setup, type DoneActorEvent, type ErrorActorEvent, type EventObject, type SnapshotFrom } from "xstate";
 import { DEFAULT_MIN_READY_SECS, HEALTH_DEFAULTS, resolveLifecycle, type PodmanV0Score } from "../contracts/score.codec.js";
+import { laterSignedAt } from "../contracts/signed-score.js";
 import type {
   DeadlineInput,
   PullInput,
@@ -51,7 +52,8 @@ export interface StepBudgets {
 const DEFAULT_BUDGETS: StepBudgets = { pullSecs: 600, stopSlackSecs: 15, startSecs: 120, verifySlackSecs: 30 };
 
 export type DeploymentEvent =
-  | { type: "UPDATE"; score: PodmanV0Score; hash: string; revision: number; at: number }
+  /** `signedAt`: when the operator signed it, for a device that checks signatures. */
+  | { type: "UPDATE"; score: PodmanV0Score; hash: string; revision: number; at: number; signedAt?: string }
   /** A desired value that failed to decode or broke the device's policy. */
   | { type: "REJECT"; error: string; revision: number; at: number }
   | { type: "DELETE"; revision: number; at: number }
@@ -66,8 +68,22 @@ export type DeploymentEvent =
   | { type: "SERVICE_UNHEALTHY"; service: string; output: string; at: number }
   /** …and passes again. */
   | { type: "SERVICE_HEALTHY"; service: string; output: string; at: number }
-  /** A recorded container that was gone was created again: its new id. */
-  | Extract<RestartOutcome, { type: "SERVICE_RESTARTED" }>;
+  /**
+   * A recorded service started anew: by the agent, a gone container created again (its new id); by
+   * an operator's `restart` command, the same container, counted. Sent once done: the machine never
+   * waits on it.
+   */
+  | ServiceRestarted;
+
+export interface ServiceRestarted {
+  type: "SERVICE_RESTARTED";
+  service: string;
+  id: string;
+  /** The service's restarts with this one (an operator's); the agent's own are counted by the machine. */
+  restarts: number;
+  by: "agent" | "operator";
+  at: number;
+}
 
 /** A desired-state event: one that may have to wait for the step in flight. */
 type DesiredEvent = Extract<DeploymentEvent, { type: "UPDATE" | "REJECT" | "DELETE" }>;
@@ -99,7 +115,7 @@ export interface Retry {
 
 /** A desired value that has not been acted on yet, by kind: the newest that arrived mid-step. */
 export type Queued =
-  | { kind: "update"; score: PodmanV0Score; hash: string; revision: number; at: number }
+  | { kind: "update"; score: PodmanV0Score; hash: string; revision: number; at: number; signedAt?: string }
   | { kind: "reject"; error: string; revision: number; at: number }
   | { kind: "delete"; revision: number; at: number };
 
@@ -113,6 +129,11 @@ export interface DeploymentContext {
   desiredHash: string | null;
   /** KV revision of the desired-state entry acted on. */
   revision: number | null;
+  /**
+   * The newest operator signature time of a score this deployment accepted: a different score
+   * signed before it is a replay (docs/design.md, "Signed desired state"). Null until a signed one.
+   */
+  signedAt: string | null;
   /** Coalesced: only the newest value that arrived mid-step (invariant 7). */
   next: Queued | null;
   plan: Plan | null;
@@ -132,11 +153,17 @@ export interface DeploymentContext {
   retry: Retry | null;
 }
 
+/** A recorded container's restarts so far (by the agent and by operators), or 0 for one not recorded. */
+export const restartsOf = (ctx: DeploymentContext, id: string) => {
+  const service = Object.keys(ctx.containerIds).find((s) => ctx.containerIds[s] === id);
+  return service === undefined ? 0 : (ctx.services[service]?.restarts ?? 0);
+};
+
 /**
  * The machine's version: bumped whenever its context or a transition changes, so that a
  * checkpoint (a saved snapshot) of another version is not restored into it.
  */
-export const MACHINE_VERSION = 2;
+export const MACHINE_VERSION = 3;
 
 /** A desired value that arrives while a step runs waits for it (coalesced: the newest wins). */
 const MID_STEP = {
@@ -161,7 +188,11 @@ const LIVENESS = (state: "running" | "failed") =>
     SERVICE_EXITED: { guard: "isRecordedService", target: state, reenter: true, actions: "recordExit" },
     SERVICE_UNHEALTHY: { guard: "isRecordedService", target: state, reenter: true, actions: "recordUnhealthy" },
     SERVICE_HEALTHY: { guard: "isUnhealthyService", target: state, reenter: true, actions: "recordHealthy" },
-    SERVICE_RESTARTED: { guard: "isRecordedService", target: state, reenter: true, actions: "recordRecreated" },
+    SERVICE_RESTARTED: [
+      // An operator restarted the recorded container: counted, nothing else changes.
+      { guard: "isOperatorRestart", actions: "recordOperatorRestart" },
+      { guard: "isRecreated", target: state, reenter: true, actions: "recordRecreated" },
+    ],
   }) as const;
 
 export const deploymentMachine = machineSetup().createMachine({
@@ -173,6 +204,7 @@ export const deploymentMachine = machineSetup().createMachine({
     target: null,
     desiredHash: null,
     revision: null,
+    signedAt: null,
     next: null,
     plan: null,
     applied: {},
@@ -438,6 +470,7 @@ function machineSetup() {
       isNewHash: ({ context, event }) => event.type === "UPDATE" && event.hash !== context.desiredHash,
       /** Mid-step, an update equal to the target in flight cancels whatever was queued. */
       isTargetHash: ({ context, event }) => event.type === "UPDATE" && event.hash === context.desiredHash,
+      /** The restarted container is the one recorded for its service (not one replaced since). */
       needsRepair: ({ context, event }) =>
         event.type === "TICK" && servicesNeedingRepair(context.applied, context.containerIds, event.containers).length > 0,
       queued: ({ context }, params: { kind: Queued["kind"] }) => context.next?.kind === params.kind,
@@ -446,6 +479,9 @@ function machineSetup() {
       /** The services just started need no wait: no health check, and `min_ready_secs` 0. */
       nothingToVerify: ({ context }) => (context.plan?.start ?? []).every((s) => !s.service.health && minReadySecsOf(context) === 0),
       isRecordedService: ({ context, event }) => isServiceEvent(event) && Object.hasOwn(context.applied, event.service) && Object.hasOwn(context.containerIds, event.service),
+      isOperatorRestart: ({ context, event }) => event.type === "SERVICE_RESTARTED" && event.by === "operator" && context.containerIds[event.service] === event.id,
+      /** The agent created a gone container of a recorded service again. */
+      isRecreated: ({ context, event }) => event.type === "SERVICE_RESTARTED" && event.by === "agent" && Object.hasOwn(context.applied, event.service),
       isUnhealthyService: ({ context, event }) => event.type === "SERVICE_HEALTHY" && context.services[event.service]?.unhealthy === true,
       retries: ({ context }, p: { step: RetryStep }) => context.retry?.step === p.step,
       /**
@@ -550,6 +586,11 @@ function machineSetup() {
       recordRecreated: assign(({ context, event }) =>
         event.type === "SERVICE_RESTARTED" ? { containerIds: { ...context.containerIds, [event.service]: event.id } } : {},
       ),
+      recordOperatorRestart: assign(({ context, event }) => {
+        if (event.type !== "SERVICE_RESTARTED") return {};
+        const rec = context.services[event.service] ?? FRESH;
+        return { services: { ...context.services, [event.service]: { ...rec, restarts: event.restarts } } };
+      }),
     },
   });
 }
@@ -603,7 +644,7 @@ function restartsDue(ctx: DeploymentContext): RestartDue[] {
     const id = ctx.containerIds[service];
     const spec = ctx.applied[service];
     if (rec.restartAt === null || !id || !spec || (rec.startedAt !== null && rec.restartAt <= rec.startedAt)) return [];
-    return [{ service, id, at: rec.restartAt, spec, recreate: spec.scoreHash === ctx.target?.hash, unhealthy: rec.unhealthy }];
+    return [{ service, id, at: rec.restartAt, spec, recreate: spec.scoreHash === ctx.target?.hash, unhealthy: rec.unhealthy, restarts: rec.restarts }];
   });
 }
 
@@ -663,7 +704,7 @@ function timeOfError(e: unknown): number | undefined {
 function queued(e: DesiredEvent): Queued {
   switch (e.type) {
     case "UPDATE":
-      return { kind: "update", score: e.score, hash: e.hash, revision: e.revision, at: e.at };
+      return { kind: "update", score: e.score, hash: e.hash, revision: e.revision, at: e.at, ...(e.signedAt ? { signedAt: e.signedAt } : {}) };
     case "REJECT":
       return { kind: "reject", error: e.error, revision: e.revision, at: e.at };
     case "DELETE":
@@ -680,6 +721,7 @@ function desiredEffect(ctx: DeploymentContext, d: Queued): Partial<DeploymentCon
         target: { score: d.score, hash: d.hash },
         desiredHash: d.hash,
         revision: d.revision,
+        signedAt: laterSignedAt(ctx.signedAt, d.signedAt ?? null),
         plan: planUpgrade(ctx.applied, d.score, d.hash),
         lastError: null,
         stepStartedAt: d.at,

@@ -105,6 +105,8 @@ export interface RestartDue {
   recreate: boolean;
   /** Restarted because it was unhealthy: a running container is restarted too. */
   unhealthy: boolean;
+  /** The service's restarts so far, this one counted. */
+  restarts: number;
 }
 export interface RestartsInput {
   deployment: string;
@@ -112,7 +114,7 @@ export interface RestartsInput {
 }
 /** What the restarts actor tells the machine: only what changes its record. */
 export type RestartOutcome =
-  /** The container was gone and was created again: its new id. */
-  | { type: "SERVICE_RESTARTED"; service: string; id: string; at: number }
+  /** The container was gone and was created again: its new id (`restarts`: the count before it, the machine's). */
+  | { type: "SERVICE_RESTARTED"; service: string; id: string; restarts: number; by: "agent"; at: number }
   /** The restart did not take (the runtime refused): the service is still down. */
   | { type: "SERVICE_EXITED"; service: string; exitCode: number | null; at: number };

@@ -86,7 +86,7 @@ export function journalEventOf(event: MachineEvent, before: Before): DomainEvent
     case "UPDATE":
       // The same score again while failed is the operator's retry (the only way it changes anything there).
       if (before.value === "failed" && event.hash === before.context.desiredHash) return { type: "desired.retried", at: event.at, hash: event.hash, revision: event.revision };
-      return { type: "desired.updated", at: event.at, hash: event.hash, revision: event.revision, score: event.score };
+      return { type: "desired.updated", at: event.at, hash: event.hash, revision: event.revision, score: event.score, ...(event.signedAt ? { signed_at: event.signedAt } : {}) };
     case "REJECT":
       return { type: "desired.rejected", at: event.at, revision: event.revision, error: event.error };
     case "DELETE":
@@ -100,6 +100,8 @@ export function journalEventOf(event: MachineEvent, before: Before): DomainEvent
         observed: event.containers.map((c) => ({ service: c.service, id: c.id, state: c.state })),
       };
     }
+    case "SERVICE_RESTARTED":
+      return { type: "service.restarted", at: event.at, service: event.service, id: event.id, restarts: event.restarts, by: event.by };
     case "xstate.done.actor.pull":
       return { type: "pull.done", at: event.output.at, images: [...(before.context.plan?.pull ?? [])] };
     case "xstate.done.actor.stopOld": {
@@ -137,8 +139,6 @@ export function journalEventOf(event: MachineEvent, before: Before): DomainEvent
       return { type: "service.unhealthy", at: event.at, service: event.service, output: event.output };
     case "SERVICE_HEALTHY":
       return { type: "service.healthy", at: event.at, service: event.service, output: event.output };
-    case "SERVICE_RESTARTED":
-      return { type: "service.restarted", at: event.at, service: event.service, id: event.id, restarts: before.context.services[event.service]?.restarts ?? 0 };
     case "xstate.done.actor.removeAll": {
       const o = event.output;
       return { type: "remove.done", at: o.at, removed: o.removed, ...(o.failure ? { failure: failureOf(o.failure) } : {}) };
@@ -168,7 +168,7 @@ export function journalEventOf(event: MachineEvent, before: Before): DomainEvent
 export function machineEventOf(e: DomainEvent, before: Before): MachineEvent | null {
   switch (e.type) {
     case "desired.updated":
-      return { type: "UPDATE", score: e.score, hash: e.hash, revision: e.revision, at: e.at };
+      return { type: "UPDATE", score: e.score, hash: e.hash, revision: e.revision, at: e.at, ...(e.signed_at ? { signedAt: e.signed_at } : {}) };
     case "desired.retried": {
       // The same score as the target: the journal keeps its hash only.
       const target = before.context.target;
@@ -187,7 +187,7 @@ export function machineEventOf(e: DomainEvent, before: Before): MachineEvent | n
     case "service.healthy":
       return { type: "SERVICE_HEALTHY", service: e.service, output: e.output, at: e.at };
     case "service.restarted":
-      return { type: "SERVICE_RESTARTED", service: e.service, id: e.id, at: e.at };
+      return { type: "SERVICE_RESTARTED", service: e.service, id: e.id, restarts: e.restarts, by: e.by ?? "agent", at: e.at };
     case "desired.rejected":
       return { type: "REJECT", error: e.error, revision: e.revision, at: e.at };
     case "desired.deleted":

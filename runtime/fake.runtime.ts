@@ -20,7 +20,7 @@ import type {
   StopAndRemoveOptions,
 } from "./container-runtime.js";
 import { HEALTH_OUTPUT_CHARS, RuntimeError } from "./container-runtime.js";
-import { LogWindow } from "./log-window.js";
+import { LogWindow, logQueryProblem } from "./log-window.js";
 
 export type RuntimeOp =
   | "ensureImage"
@@ -141,7 +141,8 @@ export class FakeRuntime implements ContainerRuntime {
   private seq = 0;
   private healthScripts: HealthScript[] = [];
   private readonly timers = new Set<NodeJS.Timeout>();
-  private readonly watchers = new Set<ContainerWatcher>();
+  /** Each watcher, and whether it has been told `connected` yet. */
+  private readonly watchers = new Map<ContainerWatcher, { connectedBefore: boolean }>();
   /** interruptWatch() was called and resumeWatch() not yet: events are lost. */
   private watchDown = false;
   /** The `at` of the call being acted on: one call reads the clock once. */
@@ -304,7 +305,8 @@ export class FakeRuntime implements ContainerRuntime {
 
   logs(id: string, query: LogQuery): Promise<ServiceLogs> {
     return this.call("logs", id, {}, () => {
-      if (query.tail !== undefined && (!Number.isInteger(query.tail) || query.tail < 0)) throw new RuntimeError(`logs: tail must be a whole number, got ${query.tail}`, id);
+      const problem = logQueryProblem(query);
+      if (problem) throw new RuntimeError(`logs: ${problem}`, id);
       const ct = this.owned(id, "read the logs of");
       const since = query.since?.getTime();
       let lines = since === undefined ? ct.log : ct.log.filter((l) => Date.parse(l.at) >= since);
@@ -319,8 +321,8 @@ export class FakeRuntime implements ContainerRuntime {
   watchContainers(watcher: ContainerWatcher, signal: AbortSignal): Promise<void> {
     return new Promise((resolve) => {
       if (signal.aborted) return resolve();
-      this.watchers.add(watcher);
-      if (!this.watchDown) queueMicrotask(() => this.tell(watcher, () => watcher.connected({ reconnected: false })));
+      this.watchers.set(watcher, { connectedBefore: false });
+      if (!this.watchDown) this.connect(watcher);
       signal.addEventListener(
         "abort",
         () => {
@@ -395,13 +397,13 @@ export class FakeRuntime implements ContainerRuntime {
   interruptWatch(): void {
     if (this.watchDown) return;
     this.watchDown = true;
-    for (const w of this.watchers) this.tell(w, () => w.error?.(new Error("simulated loss of the event stream")));
+    for (const w of this.watchers.keys()) this.tell(w, () => w.error?.(new Error("simulated loss of the event stream")));
   }
   /** The event stream is back: watchers are told `connected({ reconnected: true })`. */
   resumeWatch(): void {
     if (!this.watchDown) return;
     this.watchDown = false;
-    for (const w of this.watchers) queueMicrotask(() => this.tell(w, () => w.connected({ reconnected: true })));
+    for (const w of this.watchers.keys()) this.connect(w);
   }
   /** How many watchers are following the events. */
   get watcherCount(): number {
@@ -608,12 +610,21 @@ export class FakeRuntime implements ContainerRuntime {
   private emit(ct: Container, e: DistributiveOmit<ContainerEvent, "id" | "name" | "deployment" | "service" | "at">): void {
     if (ct.foreign || this.watchDown || this.watchers.size === 0) return;
     const event: ContainerEvent = { id: ct.id, name: ct.name, deployment: ct.deployment, service: ct.service, at: new Date(this.time()).toISOString(), ...e };
-    for (const w of [...this.watchers]) queueMicrotask(() => this.tell(w, () => w.event(event)));
+    for (const w of [...this.watchers.keys()]) queueMicrotask(() => this.tell(w, () => w.event(event)));
   }
 
   /** Now, as the call being acted on saw it, or the clock outside a call (a crash timer firing). */
   private time(): number {
     return this.acting ?? this.now();
+  }
+
+  /** Tells a watcher the stream is live, in its own microtask (after events already queued). */
+  private connect(w: ContainerWatcher): void {
+    const state = this.watchers.get(w);
+    if (!state) return;
+    const reconnected = state.connectedBefore;
+    state.connectedBefore = true;
+    queueMicrotask(() => this.tell(w, () => w.connected({ reconnected })));
   }
 
   /** Calls a watcher; what it throws goes to its `error`, as with PodmanRuntime. */

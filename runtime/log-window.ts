@@ -1,7 +1,7 @@
 // Collects a container's log lines under a byte budget, keeping the newest: the reply to a `logs`
 // command must stay under the server's max payload however much the service printed, and the agent
 // must not hold more than that budget while reading (docs/design.md, device commands).
-import type { LogLine, ServiceLogs } from "./container-runtime.js";
+import type { LogLine, LogQuery, ServiceLogs } from "./container-runtime.js";
 
 type Stream = LogLine["stream"];
 
@@ -9,6 +9,14 @@ interface Entry {
   line: LogLine;
   /** Bytes this line adds to `JSON.stringify(lines)`: its own JSON and one separator. */
   cost: number;
+}
+
+/** What is wrong with a log query, in words, or null: the same answer from every runtime. */
+export function logQueryProblem(q: LogQuery): string | null {
+  if (q.tail !== undefined && (!Number.isInteger(q.tail) || q.tail < 0)) return `tail must be a whole number, got ${q.tail}`;
+  if (q.since !== undefined && !Number.isFinite(q.since.getTime())) return "since is not a valid time";
+  if (!Number.isInteger(q.maxBytes) || q.maxBytes < 2) return `maxBytes must be a whole number of at least 2, got ${q.maxBytes}`;
+  return null;
 }
 
 /** Bytes `text` takes inside a JSON string (escapes included, quotes not). */
@@ -47,7 +55,11 @@ export class LogWindow {
   private readonly open = new Map<Stream, Entry | "skip">();
   private cut = false;
 
-  constructor(private readonly maxBytes: number) {
+  /** `maxLines`: keep only the newest this many lines (a tail; dropping for it is not a cut). */
+  constructor(
+    private readonly maxBytes: number,
+    private readonly maxLines = Number.POSITIVE_INFINITY,
+  ) {
     if (!Number.isInteger(maxBytes) || maxBytes < 2) throw new RangeError(`maxBytes must be an integer of at least 2, got ${maxBytes}`);
   }
 
@@ -69,6 +81,7 @@ export class LogWindow {
       entry = { line: { at, stream, text }, cost: lineOverhead(at, stream) + jsonTextBytes(text) };
       this.kept.push(entry);
       this.total += entry.cost;
+      if (this.kept.length - this.first > this.maxLines) this.dropOldest(false);
     }
     if (ends) this.open.delete(stream);
     else this.open.set(stream, entry);
@@ -100,12 +113,13 @@ export class LogWindow {
     only.cost = this.total;
   }
 
-  private dropOldest(): void {
+  /** Lines before the kept ones were dropped: when `cut`, to fit the bytes; else past the tail. */
+  private dropOldest(cut = true): void {
     const e = this.kept[this.first]!;
     this.kept[this.first] = undefined;
     this.first++;
     this.total -= e.cost;
-    this.cut = true;
+    if (cut) this.cut = true;
     if (this.open.get(e.line.stream) === e) this.open.set(e.line.stream, "skip");
     if (this.first > 1024 && this.first * 2 > this.kept.length) {
       this.kept.splice(0, this.first);

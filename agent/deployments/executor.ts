@@ -150,7 +150,7 @@ export function deploymentActors(runtime: ContainerRuntime, opts: ExecutorOption
         // env this device no longer has (recovered from a redacted journal): never "<redacted>".
         if (!due.recreate || Object.values(due.spec.service.env ?? {}).includes(REDACTED)) return null;
         const id = await runtime.startService({ deployment, ...due.spec });
-        return { type: "SERVICE_RESTARTED", service: due.service, id, at: now() };
+        return { type: "SERVICE_RESTARTED", service: due.service, id, restarts: due.restarts, by: "agent", at: now() };
       }
       if (c.state !== "running" || due.unhealthy) await runtime.restart(due.id);
       return null;

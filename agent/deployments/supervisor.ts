@@ -5,7 +5,8 @@ import { createActor, waitFor, type Actor } from "xstate";
 import type { Phase } from "../../contracts/deployment-state.codec.js";
 import type { JournalEvent } from "../../contracts/journal-event.codec.js";
 import { deviceOrDeploymentNameProblem } from "../../contracts/names.js";
-import type { DeploymentInput, DeploymentSnapshot, StepBudgets } from "../../machines/deployment.machine.js";
+import { laterSignedAt, replayRefusal } from "../../contracts/signed-score.js";
+import { restartsOf, type DeploymentInput, type DeploymentSnapshot, type StepBudgets } from "../../machines/deployment.machine.js";
 import { phaseAt } from "../../machines/deployment.report.js";
 import { isStepState } from "../../machines/journal.vocabulary.js";
 import { transitionRecorder } from "../../machines/transition.recorder.js";
@@ -154,16 +155,35 @@ export class DeploymentSupervisor {
       if (change.kind === "delete") return;
       actor = this.spawn(change.deployment);
     }
-    if (change.kind === "update") {
+    const replayed = change.kind === "update" && change.signedAt ? this.replayOf(actor.getSnapshot(), change.hash, change.signedAt) : null;
+    if (replayed) {
+      this.log.warn({ deployment: change.deployment, revision: change.revision, error: replayed }, "desired state refused: a replayed old value");
+      actor.send({ type: "REJECT", error: replayed, revision: change.revision, at });
+    } else if (change.kind === "update") {
       // The full score is kept before the machine sees it: the journal keeps only its redacted form.
       await this.o.scores.put(change.hash, change.score);
-      actor.send({ type: "UPDATE", score: change.score.data, hash: change.hash, revision: change.revision, at });
+      const signed = change.signedAt ? { signedAt: change.signedAt } : {};
+      actor.send({ type: "UPDATE", score: change.score.data, hash: change.hash, revision: change.revision, at, ...signed });
     } else if (change.kind === "reject") {
       this.log.warn({ deployment: change.deployment, revision: change.revision, error: change.error }, "desired state rejected");
       actor.send({ type: "REJECT", error: change.error, revision: change.revision, at });
     } else {
       actor.send({ type: "DELETE", revision: change.revision, at });
     }
+  }
+
+  /**
+   * Journals a restart of a recorded container, done outside the machine (an operator's command):
+   * the machine counts it and it goes on record, once written. Returns the container's restarts,
+   * or null when the deployment or its record moved on meanwhile (nothing is journaled then).
+   */
+  async serviceRestarted(deployment: string, r: { service: string; id: string; by: "operator" }): Promise<number | null> {
+    const actor = this.actors.get(deployment);
+    if (!actor) return null;
+    const restarts = restartsOf(actor.getSnapshot().context, r.id) + 1;
+    actor.send({ type: "SERVICE_RESTARTED", service: r.service, id: r.id, restarts, by: r.by, at: this.now() });
+    await this.recorder.recorded();
+    return restartsOf(actor.getSnapshot().context, r.id) === restarts ? restarts : null;
   }
 
   /** Deployments this device runs that have no desired entry any more (deleted while offline). */
@@ -219,6 +239,20 @@ export class DeploymentSupervisor {
       await waitFor(actor, (s) => SETTLED.has(String(s.value)) && s.context.next === null, { timeout: timeoutMs });
     }
     await this.recorder.recorded();
+  }
+
+  /**
+   * Why a signed update is a replay, or null: a different score than the one accepted (or queued),
+   * signed before the newest signature the deployment accepted (docs/design.md, "Signed desired
+   * state"). The signature time is in the snapshot, so it holds across restarts and recoveries.
+   */
+  private replayOf(s: DeploymentSnapshot, hash: string, signedAt: string): string | null {
+    const queued = s.context.next?.kind === "update" ? s.context.next : null;
+    if (hash === queued?.hash) return null;
+    const newest = laterSignedAt(s.context.signedAt, queued?.signedAt);
+    const accepted = s.context.target?.hash ?? s.context.desiredHash;
+    if (!newest || !accepted) return null;
+    return replayRefusal(hash, signedAt, { hash: accepted, signedAt: newest })?.error ?? null;
   }
 
   private input(deployment: string): DeploymentInput {

@@ -1,15 +1,21 @@
 // Publishes a device's journal, in order, to `fleet.events.<device>.<deployment>`: one writer per
-// deployment, msg id `<device>.<deployment>.<n>` (a republish inside the duplicate window is
-// dropped by JetStream) and `expect.lastSubjectSequence` (a second writer is detected, never forked).
+// deployment, each event published on the condition that the subject still ends where this
+// publisher last saw it (`expect.lastSubjectSequence`, 0 for an empty subject). That condition is
+// what makes publication exactly once: a retry after a lost acknowledgement is refused (wrong last
+// sequence) if the first attempt landed, and the re-read that follows finds this device's own event
+// there. No msg ids: JetStream's duplicate window is stream-wide, so another device could squat
+// them; the subject is this device's alone (docs/design.md, "Securing a fleet").
 //
 // Where it is in each deployment's journal is derived from the stream (its last message on the
 // subject) on start, after every reconnect and after every failure, so nothing extra is kept on disk.
 import { jetstream, JetStreamApiError, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
-import type { NatsConnection } from "@nats-io/transport-node";
+import { headers, type NatsConnection } from "@nats-io/transport-node";
 import { canonicalJson } from "../../contracts/canonical-json.js";
 import { decodeJson } from "../../contracts/decode.js";
 import { JournalEvent } from "../../contracts/journal-event.codec.js";
-import { eventMsgId, eventSubject, STREAM_FLEET_EVENTS } from "../../contracts/wire-names.js";
+import type { SigningKey } from "../../contracts/nkey.js";
+import { HEADER_SIG, HEADER_SIGNED_BY, signReport } from "../../contracts/report-signature.js";
+import { eventSubject, STREAM_FLEET_EVENTS } from "../../contracts/wire-names.js";
 import type { EventJournal } from "./journal.js";
 import { lastMessageOnSubject } from "../../fleet/stream.reader.js";
 import type { Logger } from "pino";
@@ -29,6 +35,11 @@ export interface JournalPublisherOptions {
   pausedRetryMs?: number;
   /** Publish acknowledgement timeout (ms); default 5000. */
   publishTimeoutMs?: number;
+  /**
+   * The device's own key: each event is published with its signature in two headers, so the event
+   * itself stays what the journal holds (docs/design.md, "Report signatures").
+   */
+  signingKey?: SigningKey;
 }
 
 export interface PublishState {
@@ -48,6 +59,11 @@ interface DepState {
   paused: boolean;
   running: Promise<void> | null;
   pausedTimer: NodeJS.Timeout | null;
+  /**
+   * The publish that failed last: timed out (it may have landed) or refused because the subject had
+   * moved on. The re-read that follows says whether it is this device's own event in the stream.
+   */
+  attempt: { n: number; expectedLastSeq: number; refused: boolean; actualLastSeq: number | null } | null;
 }
 
 type Step = "ok" | "retry" | "paused";
@@ -140,7 +156,7 @@ export class JournalPublisher {
   private stateOf(dep: string): DepState {
     let st = this.deps.get(dep);
     if (!st) {
-      st = { streamN: 0, confirmedN: 0, lastSeq: 0, needSync: true, paused: false, running: null, pausedTimer: null };
+      st = { streamN: 0, confirmedN: 0, lastSeq: 0, needSync: true, paused: false, running: null, pausedTimer: null, attempt: null };
       this.deps.set(dep, st);
     }
     return st;
@@ -190,6 +206,7 @@ export class JournalPublisher {
       if (sm) {
         const r = decodeJson(JournalEvent, sm.string());
         if (!r.ok || r.value.device !== this.device || r.value.deployment !== dep) {
+          this.settleAttempt(dep, st, subject, false);
           const problem = r.ok ? `it is an event of ${r.value.device}/${r.value.deployment}` : r.errors.join("; ");
           return this.pause(dep, st, { subject, streamSeq: sm.seq, problem }, "journal conflict: the last message on the subject is not one of this deployment's events; publication paused");
         }
@@ -213,10 +230,10 @@ export class JournalPublisher {
       return this.pause(dep, st, { subject, streamN, compactedThrough: base, streamSeq: lastSeq }, "journal conflict: the stream lacks events this device compacted away after they were published (purged?); publication paused");
     }
     const mine = this.o.journal.durableAt(dep, streamN);
-    if (streamEvent && mine) {
-      if (canonicalJson(JournalEvent.encode(mine)) !== canonicalJson(JournalEvent.encode(streamEvent))) {
-        this.log.error({ deployment: dep, subject, n: streamN, streamSeq: lastSeq }, "journal diverged: the stream's event with this n differs from the local one; the stream's stands, publication goes on after it");
-      }
+    const same = streamEvent !== null && mine !== undefined && canonicalJson(JournalEvent.encode(mine)) === canonicalJson(JournalEvent.encode(streamEvent));
+    this.settleAttempt(dep, st, subject, same && streamN === st.attempt?.n, lastSeq);
+    if (streamEvent && mine && !same) {
+      this.log.error({ deployment: dep, subject, n: streamN, streamSeq: lastSeq }, "journal diverged: the stream's event with this n differs from the local one; the stream's stands, publication goes on after it");
     }
     if (st.paused) this.log.warn({ deployment: dep, subject, streamN, streamSeq: lastSeq }, "journal publication resumed");
     st.streamN = streamN;
@@ -225,6 +242,19 @@ export class JournalPublisher {
     st.paused = false;
     st.needSync = false;
     return "ok";
+  }
+
+  /** Says what became of the failed publish, now that the subject's last event is known. */
+  private settleAttempt(dep: string, st: DepState, subject: string, landed: boolean, seq?: number) {
+    const a = st.attempt;
+    st.attempt = null;
+    if (!a) return;
+    if (landed) {
+      this.log.info({ deployment: dep, n: a.n, seq, retryRefused: a.refused }, "journal event was already in the stream (an earlier attempt landed; its acknowledgement was lost)");
+    } else if (a.refused) {
+      const { refused: _, ...details } = a;
+      this.log.error({ deployment: dep, subject, ...details }, "JOURNAL CONFLICT: another writer published on this deployment's subject (wrong last sequence); the stream's events stand");
+    }
   }
 
   private pause(dep: string, st: DepState, details: Record<string, unknown>, msg: string): Step {
@@ -242,48 +272,41 @@ export class JournalPublisher {
     }, this.pausedRetryMs);
   }
 
+  private signatureHeaders(event: Record<string, unknown>) {
+    if (!this.o.signingKey) return {};
+    const s = signReport("event", event, this.o.signingKey);
+    const h = headers();
+    h.set(HEADER_SIGNED_BY, s.by);
+    h.set(HEADER_SIG, s.sig);
+    return { headers: h };
+  }
+
   private async publish(dep: string, st: DepState, ev: JournalEvent): Promise<Step> {
-    const { js, jsm } = this.conn!;
+    const { js } = this.conn!;
     const subject = eventSubject(this.device, dep);
-    const body = JSON.stringify(JournalEvent.encode(ev));
+    const encoded = JournalEvent.encode(ev);
+    const body = JSON.stringify(encoded);
     try {
       const ack = await js.publish(subject, body, {
-        msgID: eventMsgId(this.device, dep, ev.n),
+        ...this.signatureHeaders(encoded),
         expect: { lastSubjectSequence: st.lastSeq },
         timeout: this.publishTimeoutMs,
       });
       st.streamN = ev.n;
       st.confirmedN = Math.max(st.confirmedN, ev.n);
-      if (!ack.duplicate) {
-        st.lastSeq = ack.seq;
-        this.log.debug({ deployment: dep, n: ev.n, seq: ack.seq }, "journal event published");
-        return "ok";
-      }
-      // Already in the stream (a republish after a reconnect). Make sure it is the same event, and
-      // re-read where the subject ends, since the original is not necessarily its last message.
-      st.needSync = true;
-      // Compared when the original is still the subject's last message (a get by sequence can't be
-      // limited to this device's subjects by NATS permissions; the re-sync checks the rest).
-      const last = await lastMessageOnSubject(jsm, STREAM_FLEET_EVENTS, subject).catch(() => null);
-      const original = last && last.seq === ack.seq ? last : null;
-      if (original && original.string() !== body && canonicalJson(JSON.parse(original.string())) !== canonicalJson(JSON.parse(body))) {
-        this.log.error({ deployment: dep, subject, n: ev.n, streamSeq: ack.seq }, "journal diverged: a different event with this msg id is already in the stream; the stream's stands");
-      } else {
-        this.log.info({ deployment: dep, n: ev.n, seq: ack.seq }, "journal event was already in the stream (duplicate msg id)");
-      }
+      st.lastSeq = ack.seq;
+      this.log.debug({ deployment: dep, n: ev.n, seq: ack.seq }, "journal event published");
       return "ok";
     } catch (e) {
+      st.needSync = true;
       if (e instanceof JetStreamApiError && e.code === WRONG_LAST_SEQUENCE) {
+        // The subject has moved on since it was last read: this publisher's own earlier attempt
+        // (its acknowledgement lost) or another writer. The re-read that follows at once tells.
         const actual = /wrong last sequence:\s*(\d+)/i.exec(e.message)?.[1];
-        this.pause(dep, st, {
-          subject,
-          n: ev.n,
-          expectedLastSeq: st.lastSeq,
-          actualLastSeq: actual === undefined ? null : Number(actual),
-        }, "JOURNAL CONFLICT: another writer published on this deployment's subject (wrong last sequence); publication paused until the stream is re-read");
+        st.attempt = { n: ev.n, expectedLastSeq: st.lastSeq, refused: true, actualLastSeq: actual === undefined ? null : Number(actual) };
         return "ok";
       }
-      st.needSync = true;
+      st.attempt = { n: ev.n, expectedLastSeq: st.lastSeq, refused: false, actualLastSeq: null };
       this.log.warn({ deployment: dep, n: ev.n, err: (e as Error).message }, "journal publish failed; will retry");
       return "retry";
     }

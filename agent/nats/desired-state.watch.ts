@@ -11,14 +11,16 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { canonicalHash } from "../../contracts/canonical-json.js";
 import { decodeJson } from "../../contracts/decode.js";
 import { deviceOrDeploymentNameProblem } from "../../contracts/names.js";
-import { ReconcileScore } from "../../contracts/score.codec.js";
+import type { ReconcileScore } from "../../contracts/score.codec.js";
+import { DesiredValue, signatureRefusal } from "../../contracts/signed-score.js";
 import { BUCKET_DESIRED_STATE, deviceKeys } from "../../contracts/wire-names.js";
 import type { Logger } from "pino";
 import { type ConnectionSource, connectionOrAbort, OnlineTracker } from "./online.js";
 import { sleep } from "../../fleet/sleep.js";
 
 export type DesiredChange =
-  | { kind: "update"; deployment: string; score: ReconcileScore; hash: string; revision: number }
+  /** `signedAt`: when an operator key this device trusts signed it (only when it checks signatures). */
+  | { kind: "update"; deployment: string; score: ReconcileScore; hash: string; revision: number; signedAt?: string }
   | { kind: "reject"; deployment: string; revision: number; error: string }
   | { kind: "delete"; deployment: string; revision: number };
 
@@ -27,14 +29,21 @@ export interface DesiredStateWatchOptions {
   nc: ConnectionSource;
   logger: Logger;
   onChange: (change: DesiredChange) => void;
+  /** Operator keys whose signatures this device requires; absent or empty: signing is off. */
+  operatorKeys?: readonly string[];
   /** Pause before re-creating a failed watch (ms); default 1000. */
   retryMs?: number;
 }
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
-/** The change a desired-state entry stands for (pure). */
-export function toDesiredChange(device: string, e: Pick<KvWatchEntry, "key" | "operation" | "revision" | "value">): DesiredChange {
+/**
+ * The change a desired-state entry stands for (pure). With `operatorKeys`, a value one of them did
+ * not sign for this device and deployment is refused like one that does not decode (docs/design.md,
+ * "Signed desired state"); a replay of an older signed value is refused by the supervisor, which
+ * knows what the deployment accepted.
+ */
+export function toDesiredChange(device: string, e: Pick<KvWatchEntry, "key" | "operation" | "revision" | "value">, operatorKeys?: readonly string[]): DesiredChange {
   const prefix = `${device}.`;
   const deployment = e.key.startsWith(prefix) ? e.key.slice(prefix.length) : e.key;
   const revision = e.revision;
@@ -47,9 +56,14 @@ export function toDesiredChange(device: string, e: Pick<KvWatchEntry, "key" | "o
   } catch {
     return { kind: "reject", deployment, revision, error: "(root): the value is not valid UTF-8" };
   }
-  const r = decodeJson(ReconcileScore, text);
+  const r = decodeJson(DesiredValue, text);
   if (!r.ok) return { kind: "reject", deployment, revision, error: r.errors.join("; ") };
-  return { kind: "update", deployment, score: r.value, hash: canonicalHash(r.value), revision };
+  const { score, signed } = r.value;
+  const update = { kind: "update" as const, deployment, score, hash: canonicalHash(score), revision };
+  if (!operatorKeys?.length) return update;
+  const refused = signatureRefusal(r.value, { device, deployment }, operatorKeys);
+  if (refused || !signed) return { kind: "reject", deployment, revision, error: refused?.error ?? "signed: missing" };
+  return { ...update, signedAt: signed.at };
 }
 
 export class DesiredStateWatch {
@@ -136,7 +150,7 @@ export class DesiredStateWatch {
   }
 
   private deliver(e: KvWatchEntry) {
-    const change = toDesiredChange(this.o.device, e);
+    const change = toDesiredChange(this.o.device, e, this.o.operatorKeys);
     if (change.kind === "reject") this.log.warn({ deployment: change.deployment, revision: change.revision, error: change.error }, "rejected a desired state");
     else if (change.kind === "update") this.log.info({ deployment: change.deployment, revision: change.revision, hash: change.hash }, "desired state");
     else this.log.info({ deployment: change.deployment, revision: change.revision }, "desired state deleted");

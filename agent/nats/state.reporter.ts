@@ -7,6 +7,8 @@ import { decode } from "../../contracts/decode.js";
 import { DeploymentState } from "../../contracts/deployment-state.codec.js";
 import { DeviceInfo } from "../../contracts/device-info.codec.js";
 import { Heartbeat } from "../../contracts/heartbeat.codec.js";
+import type { SigningKey } from "../../contracts/nkey.js";
+import { signReport, type ReportKind } from "../../contracts/report-signature.js";
 import { BUCKET_DEVICE_HEARTBEAT, BUCKET_DEVICE_INFO, BUCKET_DEVICE_STATE, deploymentKey } from "../../contracts/wire-names.js";
 import type { Logger } from "pino";
 import { type ConnectionSource, connectionOrAbort, OnlineTracker } from "./online.js";
@@ -18,6 +20,8 @@ export interface StateReporterOptions {
   logger: Logger;
   /** Pause after a failed write while connected (ms); default 1000. */
   retryMs?: number;
+  /** The device's own key: every report carries its signature (docs/design.md, "Report signatures"). */
+  signingKey?: SigningKey;
 }
 
 interface Pending {
@@ -53,15 +57,15 @@ export class StateReporter {
       this.log.error({ device: state.device, deployment: state.deployment }, "dropped a deployment state of another device");
       return;
     }
-    this.enqueue(DeploymentState, "DeploymentState", BUCKET_DEVICE_STATE, deploymentKey(state.device, state.deployment), state);
+    this.enqueue(DeploymentState, "device-state", BUCKET_DEVICE_STATE, deploymentKey(state.device, state.deployment), state);
   }
 
   reportHeartbeat(hb: Heartbeat): void {
-    this.enqueue(Heartbeat, "Heartbeat", BUCKET_DEVICE_HEARTBEAT, this.o.device, hb);
+    this.enqueue(Heartbeat, "device-heartbeat", BUCKET_DEVICE_HEARTBEAT, this.o.device, hb);
   }
 
   reportDeviceInfo(info: DeviceInfo): void {
-    this.enqueue(DeviceInfo, "DeviceInfo", BUCKET_DEVICE_INFO, this.o.device, info);
+    this.enqueue(DeviceInfo, "device-info", BUCKET_DEVICE_INFO, this.o.device, info);
   }
 
   /** Number of values waiting to be written. */
@@ -86,14 +90,16 @@ export class StateReporter {
     await this.running;
   }
 
-  private enqueue<A, O>(codec: t.Type<A, O, unknown>, what: string, bucket: string, key: string, value: A) {
+  private enqueue<A, O extends Record<string, unknown>>(codec: t.Type<A, O, unknown>, kind: ReportKind, bucket: string, key: string, value: A) {
     const checked = decode(codec, codec.encode(value));
     if (!checked.ok) {
       // The errors name paths and shapes, never values of env maps (a state carries none anyway).
-      this.log.error({ bucket, key, errors: checked.errors }, `dropped an invalid ${what}`);
+      this.log.error({ bucket, key, errors: checked.errors }, `dropped an invalid ${codec.name}`);
       return;
     }
-    this.pending.set(`${bucket}/${key}`, { bucket, key, data: JSON.stringify(codec.encode(checked.value)) });
+    const encoded = codec.encode(checked.value);
+    const signed = this.o.signingKey ? { signed: signReport(kind, encoded, this.o.signingKey) } : {};
+    this.pending.set(`${bucket}/${key}`, { bucket, key, data: JSON.stringify({ ...encoded, ...signed }) });
     this.kick();
   }
 

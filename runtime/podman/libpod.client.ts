@@ -401,17 +401,32 @@ export class LibpodClient {
     }
     this.count("GET", "/events");
     const subscribedNs = Date.now() * 1e6;
-    const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
-      // A dedicated connection: a stream must not hold one of the keep-alive pool's sockets.
-      const req = http.request(
-        { socketPath: this.socketPath, method: "GET", path: path + queryString(query), agent: false, signal: controller.signal },
-        resolve,
-      );
-      req.on("error", (e) => reject(this.transportError("GET", path, e)));
-      req.end();
-    });
+    let res: http.IncomingMessage;
+    try {
+      res = await new Promise<http.IncomingMessage>((resolve, reject) => {
+        // A dedicated connection: a stream must not hold one of the keep-alive pool's sockets.
+        const req = http.request(
+          { socketPath: this.socketPath, method: "GET", path: path + queryString(query), agent: false, signal: controller.signal },
+          (r) => {
+            clearTimeout(answerTimer);
+            resolve(r);
+          },
+        );
+        // Only the answer is timed: a live stream may rightly be quiet for hours.
+        const answerTimer = setTimeout(() => req.destroy(new RequestTimedOut(`no answer within ${this.timeoutMs} ms`)), this.timeoutMs);
+        req.on("error", (e) => {
+          clearTimeout(answerTimer);
+          reject(this.transportError("GET", path, e));
+        });
+        req.end();
+      });
+    } catch (e) {
+      signal?.removeEventListener("abort", onAbort);
+      throw e;
+    }
     if (res.statusCode !== 200) {
-      const body = await readBody(res).catch(() => Buffer.alloc(0));
+      const body = await readBody(res, MAX_ERROR_BODY_BYTES).catch(() => Buffer.alloc(0));
+      signal?.removeEventListener("abort", onAbort);
       controller.abort();
       throw this.statusError("GET", path, res.statusCode ?? 0, body.toString("utf8"));
     }

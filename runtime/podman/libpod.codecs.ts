@@ -32,7 +32,7 @@ export const VersionResponse = t.type(
 export const CreateResponse = t.type({ Id: t.string, Warnings: nullable(t.array(t.string)) }, "CreateResponse");
 
 /** Podman's health status names; "" before a container's first start. */
-export const PodmanHealthStatus = t.keyof({ "": null, starting: null, healthy: null, unhealthy: null }, "PodmanHealthStatus");
+export const PodmanHealthStatus = t.keyof({ "": null, starting: null, healthy: null, unhealthy: null }, '"" | "starting" | "healthy" | "unhealthy"');
 
 /** One run in a container's health log. 4.3.1 keeps the last five; ExitCode -1 is a run over its timeout. */
 const HealthLogEntry = t.partial({ Start: t.string, End: t.string, ExitCode: t.number, Output: t.string }, "HealthLogEntry");
@@ -145,7 +145,7 @@ const ExitCodeString = refine(t.string, "ExitCodeString", (s) => (/^-?\d{1,10}$/
 export const DiedAttributes = t.type({ containerExitCode: ExitCodeString }, "DiedAttributes");
 
 /** A `health_status` event's status (4.3.1: the status from before the check that emitted it). */
-export const HealthStatusEvent = t.type({ HealthStatus: t.keyof({ starting: null, healthy: null, unhealthy: null }, "EventHealthStatus") }, "HealthStatusEvent");
+export const HealthStatusEvent = t.type({ HealthStatus: t.keyof({ starting: null, healthy: null, unhealthy: null }, '"starting" | "healthy" | "unhealthy"') }, "HealthStatusEvent");
 
 export type VersionResponse = t.TypeOf<typeof VersionResponse>;
 export type CreateResponse = t.TypeOf<typeof CreateResponse>;

@@ -3,7 +3,7 @@
 // an agent reported.
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -29,11 +29,17 @@ export async function freePort(): Promise<number> {
 }
 
 /**
- * Starts `/usr/sbin/nats-server` with `args` and resolves once it is ready; everything it writes to
- * stderr goes to `onLog` too (permission violations are logged there).
+ * The nats-server binary private servers run: Debian's 2.9.10, or the one FLEET_TEST_NATS_SERVER
+ * names (the security suite is run against a current server that way, README: Securing a fleet).
+ */
+export const NATS_SERVER_BIN = process.env["FLEET_TEST_NATS_SERVER"] || "/usr/sbin/nats-server";
+
+/**
+ * Starts the nats-server with `args` and resolves once it is ready; everything it writes to
+ * stderr goes to `onLog` too (permission violations and panics are logged there).
  */
 export async function spawnNatsServer(args: string[], onLog: (text: string) => void = () => {}): Promise<ChildProcess> {
-  const proc = spawn("/usr/sbin/nats-server", args, { stdio: ["ignore", "ignore", "pipe"] });
+  const proc = spawn(NATS_SERVER_BIN, args, { stdio: ["ignore", "ignore", "pipe"] });
   let log = "";
   proc.stderr?.on("data", (d: Buffer) => {
     log += d.toString();
@@ -101,6 +107,44 @@ export class PrivateNats {
   async destroy(): Promise<void> {
     await this.stop();
     rmSync(this.storeDir, { recursive: true, force: true });
+  }
+}
+
+/** A private nats-server started from a config file (accounts, TLS), whose log the test can read. */
+export class ConfiguredNats extends PrivateNats {
+  /** Everything the server wrote to stderr, across restarts. */
+  log = "";
+  private constructor(
+    port: number,
+    private readonly body: string,
+  ) {
+    super(port);
+  }
+
+  /** `body` is the config without `listen` and `jetstream`, which are added here. */
+  static async withConfig(body: string): Promise<ConfiguredNats> {
+    const s = new ConfiguredNats(await freePort(), body);
+    await s.start();
+    return s;
+  }
+
+  get configFile() {
+    return join(this.storeDir, "nats-server.conf");
+  }
+
+  protected override spawn(): Promise<ChildProcess> {
+    writeFileSync(this.configFile, `listen: "127.0.0.1:${this.port}"\njetstream { store_dir: ${JSON.stringify(join(this.storeDir, "store"))} }\n${this.body}\n`);
+    return spawnNatsServer(["-c", this.configFile], (text) => (this.log += text));
+  }
+
+  /** The server's "Permissions Violation" lines since `from` (an offset into `log`). */
+  violations(from = 0): string[] {
+    return this.log.slice(from).split("\n").filter((l) => /Violation/.test(l));
+  }
+
+  /** True once the server has panicked (it then exits). */
+  get panicked(): boolean {
+    return /panic:/.test(this.log);
   }
 }
 

@@ -43,12 +43,12 @@ const EVENT = {
   from: "stoppingOld",
   to: "startingNew",
 };
-const SERVICE_STATUS = { container_id: "1f8a", image: "localhost/app:v2", state: "running", health: "healthy", restarts: 3, last_exit_code: 1, restart_at: null };
 const EVENT_V2 = {
   ...EVENT,
   v: 2,
   event: { type: "stop.done", at: 1_795_957_200_000, stopped: ["web"], swept: [] },
 };
+const SERVICE_STATUS = { container_id: "1f8a", image: "localhost/app:v2", state: "running", health: "healthy", restarts: 3, last_exit_code: 1, restart_at: null };
 const HEARTBEAT = { device: "pi-17", agent_version: "0.1.0", at: "2026-11-28T13:00:00.000Z", deployments: { web: "Running" } };
 const INFO = { device: "pi-17", hostname: "pi17", arch: "arm64", podman_version: "4.3.1", agent_version: "0.1.0" };
 

@@ -25,6 +25,7 @@ async function until(what: string, pred: () => boolean, ms = 5000): Promise<void
     await new Promise((r) => setTimeout(r, 2));
   }
 }
+import { FIXTURE_DIR, fixtureDeployments } from "../support/journal-v1.fixture.js";
 
 const score = (image: string, env: Record<string, string> = { TOKEN: "hunter2" }): ReconcileScore => ({
   type: "PodmanV0",
@@ -334,8 +335,8 @@ describe("deployment supervisor (FakeRuntime, real journal files)", () => {
   });
 
   it("upgraded in place: a state dir with a v1 journal (the committed fixture) recovers to its snapshot and goes on in v2", async () => {
-    const fixture = join(import.meta.dirname, "..", "fixtures", "journal-v1");
-    const [expected] = (JSON.parse(readFileSync(join(fixture, "expected.json"), "utf8")) as Array<{ view: unknown }>);
+    const fixture = FIXTURE_DIR;
+    const [expected] = fixtureDeployments();
     const journal = EventJournal.open(dir, "dev1");
     writeFileSync(journal.fileOf("app"), readFileSync(join(fixture, "app.jsonl")));
     const store = await ScoreStore.open(dir);
@@ -384,5 +385,87 @@ describe("deployment supervisor (FakeRuntime, real journal files)", () => {
     const events = EventJournal.open(dir, "dev1").read("app");
     expect(foldJournal({ device: "dev1", deployment: "app" }, events.map((e) => e.event)).value).to.equal("removed");
     expect(reports.at(-1)).to.include({ state: "removed", phase: "Pending" });
+  });
+
+  describe("signed values: a replayed old one is refused (docs/design.md, Signed desired state)", () => {
+    const T1 = "2026-12-01T10:00:00.000Z";
+    const T2 = "2026-12-01T11:00:00.000Z";
+    const T3 = "2026-12-01T12:00:00.000Z";
+    const signed = (s: ReconcileScore, signedAt: string) => ({ ...update(s), signedAt });
+    const view = () => EventJournal.open(dir, "dev1").read("app");
+
+    it("refuses a different score signed before the one accepted, touching nothing, also after a restart and from a checkpoint", async () => {
+      const first = await supervisor(undefined, 3);
+      await first.apply(signed(score("img/web:1"), T1));
+      await first.idle();
+      await first.apply(signed(score("img/web:2"), T2));
+      await first.idle();
+      const ids = first.snapshot("app")!.context.containerIds;
+      expect(first.snapshot("app")!.context.signedAt).to.equal(T2);
+      fake.clearCalls();
+
+      await first.apply(signed(score("img/web:1"), T1));
+      await first.idle();
+      const refused = first.snapshot("app")!;
+      expect(refused.value).to.equal("failed");
+      expect(refused.context.lastError).to.match(new RegExp(`^signed\\.at: ${T1} is older than ${T2}, .*a replayed old desired state$`));
+      expect(reports.at(-1)).to.include({ phase: "Failed", last_error: refused.context.lastError });
+      expect(fake.mutations(), "no container touched").to.deep.equal([]);
+      expect(refused.context.containerIds).to.deep.equal(ids);
+      const live = first.snapshot("app")!;
+      await first.shutdown(1000);
+
+      // The signature time is in the journal and the checkpoint: the replay of the journal is the
+      // live snapshot, and a restart still refuses the replay.
+      expect(CheckpointStore.open(dir).get("dev1", "app")).to.not.equal(null);
+      const second = await supervisor(undefined, 3);
+      await second.recover();
+      expect(snapshotView(second.snapshot("app")!)).to.equal(snapshotView(live));
+      const n = view().length;
+      await second.apply(signed(score("img/web:1"), "2026-12-01T10:30:00.000Z"));
+      await second.idle();
+      expect(second.snapshot("app")!.context.lastError).to.match(/a replayed old desired state$/);
+      expect(view().length, "the refusal is journaled").to.equal(n + 1);
+      expect(fake.mutations()).to.deep.equal([]);
+
+      // A newer signature rolls forward, whatever the score.
+      await second.apply(signed(score("img/web:1"), T3));
+      await second.idle();
+      expect(second.snapshot("app")!.value).to.equal("running");
+      expect(second.snapshot("app")!.context.signedAt).to.equal(T3);
+      await second.shutdown(1000);
+    });
+
+    it("the same score signed again, earlier or later, is no change: nothing journaled, nothing touched (invariant 4)", async () => {
+      const sup = await supervisor();
+      await sup.apply(signed(score("img/web:1"), T2));
+      await sup.idle();
+      const n = view().length;
+      fake.clearCalls();
+      await sup.apply(signed(score("img/web:1"), T3));
+      await sup.apply(signed(score("img/web:1"), T1));
+      await sup.idle();
+      expect(view().length).to.equal(n);
+      expect(fake.mutations()).to.deep.equal([]);
+      expect(sup.snapshot("app")!.value).to.equal("running");
+      await sup.shutdown(1000);
+    });
+
+    it("mid-upgrade, a replay is judged against the value queued too", async () => {
+      const sup = await supervisor();
+      await sup.apply(signed(score("img/web:1"), T1));
+      await sup.idle();
+      const gate = fake.hold("stop");
+      await sup.apply(signed(score("img/web:2"), T2));
+      await gate.reached;
+      await sup.apply(signed(score("img/web:3"), T3));
+      // Older than the queued web:3 though newer than the web:2 in flight.
+      await sup.apply(signed(score("img/web:4"), "2026-12-01T11:30:00.000Z"));
+      expect(sup.snapshot("app")!.context.next).to.include({ kind: "reject" });
+      gate();
+      await sup.idle();
+      expect(sup.snapshot("app")!.context.lastError).to.match(/a replayed old desired state$/);
+      await sup.shutdown(1000);
+    });
   });
 });

@@ -10,9 +10,10 @@ import type { DeploymentInput } from "../../machines/deployment.machine.js";
 import { foldJournal, foldSteps } from "../../machines/journal.fold.js";
 import { buildTimeline } from "../../machines/timeline.js";
 import { v1View } from "../support/v1.view.js";
+import { FIXTURE_DIR, fixtureDeployments } from "../support/journal-v1.fixture.js";
 
-const DIR = join(import.meta.dirname, "..", "fixtures", "journal-v1");
-const expected = JSON.parse(readFileSync(join(DIR, "expected.json"), "utf8")) as Array<{ input: DeploymentInput; events: number; view: unknown }>;
+const DIR = FIXTURE_DIR;
+const expected = fixtureDeployments();
 const scores = JSON.parse(readFileSync(join(DIR, "scores.json"), "utf8")) as Record<string, unknown>;
 
 function linesOf(deployment: string): JournalEventV1[] {

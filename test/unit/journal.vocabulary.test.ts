@@ -108,7 +108,7 @@ describe("journal vocabulary", () => {
       { type: "verify.done", at: 100, ready: ["web"] },
       { type: "verify.failed", at: 100, service: "web", reason: "no answer", retry_at: 100 },
       { type: "service.exited", at: 100, service: "web", exit_code: 1, restart_at: 100 },
-      { type: "service.restarted", at: 100, service: "web", id: "abc", restarts: 1, by: "operator" },
+      { type: "service.restarted", at: 100, service: "web", id: "abc", restarts: 1, by: "agent" },
       { type: "service.unhealthy", at: 100, service: "web", output: "timeout" },
       { type: "service.healthy", at: 100, service: "web", output: "" },
       { type: "step.retried", at: 100, step: "pull" },
@@ -117,6 +117,14 @@ describe("journal vocabulary", () => {
       expect(decode(DomainEvent, e).ok, e.type).to.equal(true);
       expect(machineEventOf(e, h.snapshot), e.type).to.not.equal(null);
     }
+  });
+
+  it("an operator's restart translates both ways: SERVICE_RESTARTED ⇄ service.restarted {service, id, restarts, by}", () => {
+    const restarted = { type: "SERVICE_RESTARTED", service: "web", id: "abc", restarts: 2, by: "operator", at: 100 } as const;
+    const domain = journalEventOf(restarted, { value: "running", context: h.snapshot.context });
+    expect(domain).to.deep.equal({ type: "service.restarted", at: 100, service: "web", id: "abc", restarts: 2, by: "operator" });
+    expect(decode(DomainEvent, domain).ok).to.equal(true);
+    expect(machineEventOf(domain, h.snapshot)).to.deep.equal(restarted);
   });
 
   it("every event the machine takes has a domain name, and the translation covers the whole vocabulary", () => {

@@ -62,17 +62,17 @@ describe("fleetctl on real NATS", function () {
 
     it("--dry-run prints the per-service changes and writes nothing", async () => {
       const f = files.write(scoreJson("img/web:1"));
-      const r = await fleetctl(["deploy", device, "app", "-f", f, "--dry-run"]);
+      const r = await fleetctl(["deploy", device, "app", "-f", f, "--dry-run", "--new-device"]);
       expect(r.code, r.err).to.equal(EXIT.OK);
       expect(r.out).to.match(/\+ web\s+add\s+image img\/web:1/);
       expect(r.out).to.match(/\+ db\s+add\s+image img\/db:1/);
       expect(r.out).to.include("dry run: nothing written");
       expect(await desired.get(deploymentKey(device, "app"))).to.equal(null);
 
-      expect((await fleetctl(["deploy", device, "app", "-f", f])).code).to.equal(EXIT.OK);
+      expect((await fleetctl(["deploy", device, "app", "-f", f, "--new-device"])).code).to.equal(EXIT.OK);
       const rev = (await desired.get(deploymentKey(device, "app")))!.revision;
       const f2 = files.write(scoreJson("img/web:2"));
-      const d2 = await fleetctl(["deploy", device, "app", "-f", f2, "--dry-run", "--json"]);
+      const d2 = await fleetctl(["deploy", device, "app", "-f", f2, "--dry-run", "--json", "--new-device"]);
       expect(d2.code).to.equal(EXIT.OK);
       const j = JSON.parse(d2.out) as { written: boolean; changes: Array<{ service: string; action: string; details: string[] }> };
       expect(j.written).to.equal(false);
@@ -83,27 +83,27 @@ describe("fleetctl on real NATS", function () {
 
     it("writes YAML as the decoded score, and shows env changes by name only", async () => {
       const yaml = files.write("type: PodmanV0\ndata:\n  services:\n    - name: web\n      image: img/web:1\n      env: {TOKEN: abc}\n", "yaml");
-      const r = await fleetctl(["deploy", device, "app", "-f", yaml]);
+      const r = await fleetctl(["deploy", device, "app", "-f", yaml, "--new-device"]);
       expect(r.code, r.err).to.equal(EXIT.OK);
       expect(r.out).to.match(/written: desired-state .*revision \d+/);
       const stored = decodeJson(ReconcileScore, (await desired.get(deploymentKey(device, "app")))!.string());
       expect(stored.ok && stored.value.data.services[0]!.env).to.deep.equal({ TOKEN: "abc" });
       const yaml2 = files.write("type: PodmanV0\ndata:\n  services:\n    - name: web\n      image: img/web:1\n      env: {TOKEN: zzz-new-secret}\n", "yaml");
-      const r2 = await fleetctl(["deploy", device, "app", "-f", yaml2, "--dry-run"]);
+      const r2 = await fleetctl(["deploy", device, "app", "-f", yaml2, "--dry-run", "--new-device"]);
       expect(r2.out).to.match(/~ web\s+replace\s+env value of TOKEN changed/);
       expect(r2.out + r2.err).to.not.include("zzz-new-secret");
       expect(r2.out + r2.err).to.not.include("abc");
       // The same score again (reformatted) is no change.
-      const again = await fleetctl(["deploy", device, "app", "-f", files.write(JSON.stringify(stored.ok && stored.value, null, 4))]);
+      const again = await fleetctl(["deploy", device, "app", "-f", files.write(JSON.stringify(stored.ok && stored.value, null, 4)), "--new-device"]);
       expect(again.code).to.equal(EXIT.OK);
       expect(again.out).to.include("no change");
     });
 
     it("refuses (exit 1) when the desired state changed between its read and its write", async () => {
       const f1 = files.write(scoreJson("img/web:1"));
-      expect((await fleetctl(["deploy", device, "app", "-f", f1])).code).to.equal(EXIT.OK);
+      expect((await fleetctl(["deploy", device, "app", "-f", f1, "--new-device"])).code).to.equal(EXIT.OK);
       const theirs = scoreJson("img/web:9");
-      const r = await fleetctl(["deploy", device, "app", "-f", files.write(scoreJson("img/web:2"))], {
+      const r = await fleetctl(["deploy", device, "app", "-f", files.write(scoreJson("img/web:2")), "--new-device"], {
         hooks: { beforeWrite: async (key) => void (await desired.put(key, theirs)) },
       });
       expect(r.code).to.equal(EXIT.FAILED);
@@ -111,7 +111,7 @@ describe("fleetctl on real NATS", function () {
       expect((await desired.get(deploymentKey(device, "app")))!.string()).to.equal(theirs);
 
       // Also for a first deploy racing another first deploy.
-      const r2 = await fleetctl(["deploy", device, "other", "-f", f1], {
+      const r2 = await fleetctl(["deploy", device, "other", "-f", f1, "--new-device"], {
         hooks: { beforeWrite: async (key) => void (await desired.put(key, theirs)) },
       });
       expect(r2.code).to.equal(EXIT.FAILED);
@@ -129,8 +129,8 @@ describe("fleetctl on real NATS", function () {
     });
 
     it("every command has --help (exit 0)", async () => {
-      for (const cmd of ["deploy", "status", "history", "rollout", "delete", "serve"]) {
-        const r = await fleetctl([cmd, "--help"]);
+      for (const cmd of ["deploy", "status", "history", "rollout", "delete", "serve", "describe", "explain", "schema", "device rm"]) {
+        const r = await fleetctl([...cmd.split(" "), "--help"]);
         expect(r.code, cmd).to.equal(EXIT.OK);
         expect(r.out, cmd).to.include(`Usage: fleetctl ${cmd}`);
         expect(r.out, cmd).to.include("Exit:");
@@ -148,10 +148,13 @@ describe("fleetctl on real NATS", function () {
       const r = await fleetctl(["status", device]);
       expect(r.code, r.err).to.equal(EXIT.OK);
       const row = r.out.split("\n").find((l) => l.startsWith(device))!;
-      expect(row).to.match(new RegExp(`^${device}\\s+app\\s+Running\\s+running\\s+`));
-      expect(row).to.include(`web=${s.container_ids["web"]!.slice(0, 12)}`);
-      expect(row).to.include(`db=${s.container_ids["db"]!.slice(0, 12)}`);
+      // This agent reports no per-service status: IMAGE, RESTARTS and HEALTH are "-"; times are relative.
+      expect(row).to.match(new RegExp(`^${device}\\s+app\\s+Running\\s+-\\s+-\\s+-\\s+\\d+s ago\\s+\\d+s ago\\s+-$`));
       expect(row).to.not.include("STALE");
+      const wide = (await fleetctl(["status", device, "-o", "wide"])).out.split("\n").find((l) => l.startsWith(device))!;
+      expect(wide).to.match(new RegExp(`^${device}\\s+app\\s+Running\\s+running\\s+`));
+      expect(wide).to.include(`web=${s.container_ids["web"]!.slice(0, 12)}`);
+      expect(wide).to.include(`db=${s.container_ids["db"]!.slice(0, 12)}`);
 
       const j = await fleetctl(["status", device, "--json"]);
       const parsed = JSON.parse(j.out) as Array<{ device: string; stale: boolean; deployments: DeploymentState[] }>;
@@ -255,13 +258,17 @@ describe("fleetctl on real NATS", function () {
       const bad = await spawnCli(["deploy", device, "app", "-f", files.write('{"type":"PodmanV1","data":{"services":[]}}')]);
       expect(bad.code).to.equal(2);
       expect(bad.err).to.include("type:");
-      const good = await spawnCli(["deploy", device, "app", "-f", files.write(scoreJson("img/web:1"))]);
+      const good = await spawnCli(["deploy", device, "app", "-f", files.write(scoreJson("img/web:1")), "--new-device"]);
       expect(good.code, good.err).to.equal(0);
       const e = await desired.get(deploymentKey(device, "app"));
       expect(canonicalHash(JSON.parse(e!.string()))).to.equal(canonicalHash(JSON.parse(scoreJson("img/web:1"))));
+      // Desired state alone is no report: the device is still unknown to status (exit 1).
       const st = await spawnCli(["status", device, "--json"]);
-      expect(st.code).to.equal(0);
-      expect((JSON.parse(st.out) as Array<{ device: string }>)[0]!.device).to.equal(device);
+      expect(st.code).to.equal(1);
+      expect(st.err).to.include(`no device "${device}" has ever reported`);
+      const all = await spawnCli(["status", "--json"]);
+      expect(all.code).to.equal(0);
+      expect(JSON.parse(all.out)).to.be.an("array");
       const down = await spawnCli(["status", "--nats", "nats://127.0.0.1:1"]);
       expect(down.code).to.equal(1);
       expect(down.err).to.include("cannot reach NATS");

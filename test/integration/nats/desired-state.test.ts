@@ -70,7 +70,7 @@ describe("desired-state watch", function () {
       const errors = changes.filter((c): c is Extract<DesiredChange, { kind: "reject" }> => c.kind === "reject").map((c) => `${c.deployment}: ${c.error}`);
       expect(errors[0]).to.match(/^web: \(root\): malformed JSON/);
       expect(errors[1]).to.equal("web: (root): the value is not valid UTF-8");
-      expect(errors[2]).to.equal("web: data.lifecycle.grace_period_sec: unknown field");
+      expect(errors[2]).to.equal("web: data.lifecycle.grace_period_sec: unknown field (did you mean grace_period_secs?)");
       expect(errors[3]).to.match(/^web: type: /);
       expect(errors[4]).to.match(/^a\.b: key .*invalid deployment name: must be letters/);
       expect(errors[5]).to.match(/^-dash: key .*invalid deployment name/);

@@ -1,14 +1,16 @@
 import { expect } from "chai";
 import { rmSync } from "node:fs";
-import { jetstream, jetstreamManager } from "@nats-io/jetstream";
-import type { NatsConnection } from "@nats-io/transport-node";
+import { jetstream, JetStreamApiError, jetstreamManager } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
+import { errors, type NatsConnection } from "@nats-io/transport-node";
 import { EventJournal } from "../../../agent/journal/journal.js";
-import { JournalPublisher } from "../../../agent/journal/publisher.js";
+import { JournalPublisher, WRONG_LAST_SEQUENCE } from "../../../agent/journal/publisher.js";
 import { readStreamEvents } from "../../../fleet/stream.reader.js";
 import { memoryLogger } from "../../../agent/logger.js";
 import { connectAgent } from "../../../fleet/connection.js";
 import { ensureFleetResources } from "../../../fleet/resources.js";
-import { eventMsgId, eventSubject, STREAM_FLEET_EVENTS } from "../../../contracts/wire-names.js";
+import { JournalEvent } from "../../../contracts/journal-event.codec.js";
+import { eventSubject, STREAM_FLEET_EVENTS } from "../../../contracts/wire-names.js";
 import { cleanupDevice, connectTest, PrivateNats, SHARED_NATS, tempDir, uniqueDevice, waitFor } from "../../support/nats.js";
 
 /** Event i: a v2 event that says which one it is by its `at`. */
@@ -44,6 +46,17 @@ describe("journal publication (shared NATS)", function () {
     dirs.push(dir);
     return { device, dir };
   };
+  /** Stream sequences of the messages on a deployment's subject, in order. */
+  const readStreamSeqs = async (device: string, deployment: string) => {
+    const jsm = await jetstreamManager(nc);
+    const seqs: number[] = [];
+    for (let seq = 0; ; ) {
+      const m = await jsm.direct.getMessage(STREAM_FLEET_EVENTS, { next_by_subj: eventSubject(device, deployment), seq: seq + 1 }).catch(() => null);
+      if (!m) return seqs;
+      seqs.push(m.seq);
+      seq = m.seq;
+    }
+  };
   const publisher = (journal: EventJournal, conn: NatsConnection | Promise<NatsConnection> = nc) => {
     const mem = memoryLogger("debug");
     const p = new JournalPublisher({ journal, nc: conn, logger: mem.logger, retryMs: 100, pausedRetryMs: 200 });
@@ -71,23 +84,29 @@ describe("journal publication (shared NATS)", function () {
     }
   });
 
-  it("ensureFleetResources creates everything on an empty server, concurrently, with replicas given", async () => {
+  it("ensureFleetResources creates everything on an empty server, concurrently, with replicas given; what devices write refuses rollups", async () => {
     const srv = await PrivateNats.start();
     try {
       const cs = await Promise.all([1, 2, 3].map(() => connectTest(srv.url)));
+      // A bucket made the way nats.js makes them (rollups allowed) before this rule: it is updated.
+      await new Kvm(cs[0]!).create("device-heartbeat", { history: 5 });
       await Promise.all(cs.map((c) => ensureFleetResources(c, { replicas: 1 })));
       const jsm = await jetstreamManager(cs[0]!);
       const names: string[] = [];
       for await (const n of jsm.streams.names()) names.push(n);
-      expect(names.sort()).to.deep.equal(["FLEET_EVENTS", "KV_desired-state", "KV_device-heartbeat", "KV_device-info", "KV_device-state"]);
+      expect(names.sort()).to.deep.equal(["FLEET_EVENTS", "KV_desired-state", "KV_device-heartbeat", "KV_device-info", "KV_device-keys", "KV_device-state"]);
       expect((await jsm.streams.info("KV_desired-state")).config.max_msgs_per_subject).to.equal(5);
+      const rollups: Record<string, boolean | undefined> = {};
+      for (const n of names) rollups[n] = (await jsm.streams.info(n)).config.allow_rollup_hdrs;
+      // The operator's buckets keep them (kv.purge); devices can't write those.
+      expect(rollups).to.deep.equal({ FLEET_EVENTS: false, "KV_desired-state": true, "KV_device-heartbeat": false, "KV_device-info": false, "KV_device-keys": true, "KV_device-state": false });
       await Promise.all(cs.map((c) => c.close()));
     } finally {
       await srv.destroy();
     }
   });
 
-  it("publishes events in order with contiguous n and msg ids; reads them back from the stream", async () => {
+  it("publishes events in order with contiguous n, without msg ids; reads them back from the stream", async () => {
     const { device, dir } = setup();
     const journal = EventJournal.open(dir, device);
     await journal.append("web", tr(1));
@@ -105,10 +124,11 @@ describe("journal publication (shared NATS)", function () {
     expect(await readStreamEvents(js, device, "none")).to.deep.equal([]);
     const jsm = await jetstreamManager(nc);
     const last = await jsm.streams.getMessage(STREAM_FLEET_EVENTS, { last_by_subj: eventSubject(device, "web") });
-    expect(last!.header.get("Nats-Msg-Id")).to.equal(eventMsgId(device, "web", 6));
+    // Keyed by the subject's sequence, not by a stream-wide msg id another device could squat.
+    expect(last!.header?.get("Nats-Msg-Id") ?? "").to.equal("");
   });
 
-  it("a republish of the same event is a duplicate, and a restarted publisher skips what the stream has", async () => {
+  it("a republish on the sequence it was first published on is refused, and a restarted publisher skips what the stream has", async () => {
     const { device, dir } = setup();
     const journal = EventJournal.open(dir, device);
     for (let i = 1; i <= 3; i++) await journal.append("web", tr(i));
@@ -116,9 +136,16 @@ describe("journal publication (shared NATS)", function () {
     await first.p.idle();
     await first.p.stop();
     const js = jetstream(nc);
-    const ev = journal.read("web")[1]!;
-    const ack = await js.publish(eventSubject(device, "web"), JSON.stringify(ev), { msgID: eventMsgId(device, "web", 2) });
-    expect(ack.duplicate).to.equal(true);
+    const jsm = await jetstreamManager(nc);
+    const info = await jsm.streams.info(STREAM_FLEET_EVENTS, { subjects_filter: eventSubject(device, "web") });
+    const [one] = await readStreamSeqs(device, "web");
+    // Event 2 again, on the condition it was published on (the subject ending at event 1): refused.
+    const again = await js.publish(eventSubject(device, "web"), JSON.stringify(JournalEvent.encode(journal.read("web")[1]!)), { expect: { lastSubjectSequence: one! } }).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(again).to.be.instanceOf(JetStreamApiError);
+    expect((again as JetStreamApiError).code).to.equal(WRONG_LAST_SEQUENCE);
 
     const reopened = EventJournal.open(dir, device);
     const second = publisher(reopened);
@@ -126,8 +153,57 @@ describe("journal publication (shared NATS)", function () {
     await reopened.append("web", tr(4));
     await second.p.idle();
     expect((await readStreamEvents(js, device, "web")).map((e) => e.n)).to.deep.equal([1, 2, 3, 4]);
+    expect(info.state.subjects?.[eventSubject(device, "web")]).to.equal(3);
     expect(second.records.filter((r) => (r["level"] as number) >= 50)).to.deep.equal([]);
   });
+
+  /**
+   * `nc` as the publisher sees it when the acknowledgement of its `lose`-th publish never arrives:
+   * "before" the publish reaches the server (and is stored) before the client gives up on it;
+   * "after" it is stored only once the publisher has re-read the subject, just before its retry.
+   */
+  const losingAck = (lose: number, when: "before" | "after") => {
+    let publishes = 0;
+    let late: (() => Promise<unknown>) | null = null;
+    type Rest = Parameters<NatsConnection["request"]> extends [string, ...infer R] ? R : never;
+    return new Proxy(nc, {
+      get(target, prop, receiver) {
+        if (prop !== "request") return Reflect.get(target, prop, receiver) as unknown;
+        return async (subject: string, ...rest: Rest) => {
+          if (subject.startsWith("fleet.events.") && ++publishes === lose) {
+            if (when === "before") await target.request(subject, ...rest);
+            else late = () => target.request(subject, ...rest);
+            throw new errors.TimeoutError();
+          }
+          const answer = await target.request(subject, ...rest);
+          if (late && subject.includes(".DIRECT.GET.")) {
+            const send = late;
+            late = null;
+            await send();
+          }
+          return answer;
+        };
+      },
+    });
+  };
+
+  for (const when of ["before", "after"] as const) {
+    it(`an acknowledgement lost, the event stored ${when} the publisher re-reads the subject: its own event is found, and is in the stream once`, async () => {
+      const { device, dir } = setup();
+      const journal = EventJournal.open(dir, device);
+      const { p, records } = publisher(journal, losingAck(2, when));
+      for (let i = 1; i <= 4; i++) await journal.append("web", tr(i));
+      await p.idle(20_000);
+      const events = await readStreamEvents(jetstream(nc), device, "web");
+      expect(events.map((e) => e.n)).to.deep.equal([1, 2, 3, 4]);
+      expect(events).to.deep.equal(journal.read("web"));
+      expect(records.filter((r) => r["msg"] === "journal publish failed; will retry")).to.have.length(1);
+      // Stored after the re-read, the retry's condition (the subject ending at event 1) no longer holds.
+      const found = records.filter((r) => /already in the stream/.test(String(r["msg"])));
+      expect(found.map((r) => [r["n"], r["retryRefused"]])).to.deep.equal([[2, when === "after"]]);
+      expect(records.filter((r) => (r["level"] as number) >= 50)).to.deep.equal([]);
+    });
+  }
 
   it("a second writer on the subject: loud error with both sequences, publication pauses, no fork", async () => {
     const { device, dir } = setup();
@@ -141,7 +217,7 @@ describe("journal publication (shared NATS)", function () {
     // Another writer publishes n=3 (its own content, its own msg id) behind this publisher's back.
     const js = jetstream(nc);
     const foreign = { v: 1, device, deployment: "web", n: 3, at: "2026-02-02T00:00:00.000Z", event: { type: "FOREIGN" }, from: "pending", to: "failed" };
-    const fack = await js.publish(eventSubject(device, "web"), JSON.stringify(foreign), { msgID: `someone-else-${device}` });
+    const fack = await js.publish(eventSubject(device, "web"), JSON.stringify(foreign));
 
     await journal.append("web", tr(3));
     await journal.append("web", tr(4));

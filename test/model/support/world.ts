@@ -2,7 +2,7 @@
 // (agent/deployment.actors.ts) bound to a FakeRuntime, each step held behind a deferred the test
 // releases, the deadline actor a deferred the test fires, every runtime call attributed to the
 // machine state it was made in, and the invariants of docs/design.md (1–7) checked against all of it.
-import { createActor, fromPromise, initialTransition, toPromise, transition, type Actor, type AnyActorLogic, type AnyEventObject, type InspectionEvent } from "xstate";
+import { createActor, fromPromise, initialTransition, toPromise, transition, type Actor, type AnyActorLogic, type InspectionEvent } from "xstate";
 import { canonicalHash } from "../../../contracts/canonical-json.js";
 import { resolveLifecycle, type PodmanService, type PodmanV0Score } from "../../../contracts/score.codec.js";
 import { deploymentActors } from "../../../agent/deployments/executor.js";

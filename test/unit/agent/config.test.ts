@@ -1,5 +1,6 @@
 import { expect } from "chai";
 import { parseConfig } from "../../../agent/config.js";
+import { newUserKey } from "../../../contracts/nkey.js";
 
 const ok = (argv: string[], env: Record<string, string> = {}) => {
   const r = parseConfig(argv, env);
@@ -70,6 +71,17 @@ describe("agent config", () => {
     expect(ok(["--device-id", "d"], { FLEET_BACKOFF_SECS: "1" }).backoff).to.deep.equal({ baseMs: 1000, capMs: 30_000 });
     expect(ok(["--device-id", "d"]).backoff).to.equal(undefined);
     for (const v of ["0", "-1", "x", "5:1", "1:2:3"]) expect(err(["--device-id", "d", `--backoff-secs=${v}`])).to.match(/--backoff-secs: expected BASE or BASE:CAP seconds/);
+  });
+
+  it("takes operator keys (several, for a rotation) from --operator-keys or FLEET_OPERATOR_KEYS, each checked", () => {
+    const [k1, k2] = [newUserKey().publicKey, newUserKey().publicKey];
+    expect(ok(["--device-id", "d", "--operator-keys", `${k1}, ${k2},${k1}`]).operatorKeys).to.deep.equal([k1, k2]);
+    expect(ok(["--device-id", "d"], { FLEET_OPERATOR_KEYS: k2 }).operatorKeys).to.deep.equal([k2]);
+    expect(ok(["--device-id", "d"])).to.not.have.property("operatorKeys");
+    expect(err(["--device-id", "d", "--operator-keys", `${k1},UABC`])).to.equal('--operator-keys: key 2: expected an nkey user public key (U followed by 55 base32 characters), got "UABC"');
+    expect(err(["--device-id", "d"], { FLEET_OPERATOR_KEYS: `${k1},` })).to.equal("FLEET_OPERATOR_KEYS: key 2: empty key in the list");
+    const badSum = `${k1.slice(0, -1)}${k1.endsWith("A") ? "B" : "A"}`;
+    expect(err(["--device-id", "d", "--operator-keys", badSum])).to.match(/^--operator-keys: key 1: not a valid nkey public key \(bad checksum\)/);
   });
 
   it("gives help text that explains every option", () => {

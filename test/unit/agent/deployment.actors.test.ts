@@ -111,6 +111,7 @@ describe("the restarts actor", () => {
     spec: service("web"),
     recreate: true,
     unhealthy: false,
+    restarts: 1,
     ...over,
   });
 

@@ -13,7 +13,7 @@ import { ReconcileScore } from "../../../contracts/score.codec.js";
 import { LibpodClient } from "../../../runtime/podman/libpod.client.js";
 import { PodmanRuntime } from "../../../runtime/podman/podman.runtime.js";
 import { deviceCommand } from "../../../cli/device.command.js";
-import { authorizationBlock, devicePermissions, deviceUserEntry, newDeviceKey } from "../../../fleet/device.permissions.js";
+import { accountsBlock, deviceAccount, deviceImports, deviceInboxPrefix, fleetAccounts, newDeviceKey } from "../../../fleet/device.permissions.js";
 
 const score = (service: Record<string, unknown>): ReconcileScore => {
   const r = decodeJson(ReconcileScore, JSON.stringify({ type: "PodmanV0", data: { services: [{ name: "web", image: "img/web:1", ...service }] } }));
@@ -158,29 +158,61 @@ describe("container policy", () => {
   });
 });
 
-describe("device permissions (fleetctl device add)", () => {
-  it("the entry names the device's nkey and only its own subjects", () => {
+describe("device accounts (fleetctl device add, fleetctl device accounts)", () => {
+  it("a device's account imports only its own keys and subjects, each with a reason, none mapped", () => {
     const { publicKey, seed } = newDeviceKey();
     expect(nkeys.fromSeed(new TextEncoder().encode(seed)).getPublicKey()).to.equal(publicKey);
-    const entry = deviceUserEntry("pi-7", publicKey);
-    expect(entry).to.include(`nkey: "${publicKey}"`).and.include("allow_responses: true");
-    const p = devicePermissions("pi-7");
-    for (const x of [...p.publish, ...p.subscribe]) {
-      expect(x.subject, x.subject).to.match(/pi-7/);
-      expect(x.why).to.not.equal("");
-    }
-    expect(p.publish.map((x) => x.subject)).to.deep.equal([
-      "$KV.device-state.pi-7.>",
-      "$KV.device-heartbeat.pi-7",
-      "$KV.device-info.pi-7",
-      "fleet.events.pi-7.>",
-      "$JS.API.CONSUMER.CREATE.KV_desired-state.*.$KV.desired-state.pi-7.>",
-      "$JS.API.CONSUMER.CREATE.FLEET_EVENTS.*.fleet.events.pi-7.>",
-      "$JS.API.DIRECT.GET.FLEET_EVENTS.fleet.events.pi-7.>",
+    const a = deviceAccount("pi-7", publicKey);
+    expect(a.name).to.equal("FLEET_DEVICE_pi-7");
+    expect(a.users).to.have.length(1);
+    // No command may come from a device, not even one to itself (issue 15).
+    expect(a.users![0]!.entry).to.equal(`{ nkey: "${publicKey}", permissions: { publish: { deny: ["fleet.cmd.>"] } } }`);
+    expect(a.users![0]!.why).to.include("It may publish no command (fleet.cmd.>)");
+    const subjects = deviceImports("pi-7").map((l) => {
+      expect(l.why, l.entry).to.not.equal("");
+      // A mapped import (`to`) with a wildcard crashes nats-server 2.9 when an answer lands on it.
+      expect(l.entry, l.entry).to.not.include(" to:");
+      const m = /^\{ (service|stream): \{ account: "(\w+)", subject: "([^"]+)" \} \}$/.exec(l.entry);
+      expect(m, l.entry).to.not.equal(null);
+      return `${m![1]} ${m![2]} ${m![3]}`;
+    });
+    expect(subjects).to.deep.equal([
+      "service FLEET_REPORTS $KV.device-state.pi-7.>",
+      "service FLEET_REPORTS $KV.device-heartbeat.pi-7",
+      "service FLEET_REPORTS $KV.device-info.pi-7",
+      "service FLEET_JOURNAL fleet.events.pi-7.>",
+      "service FLEET_JOURNAL $JS.API.DIRECT.GET.FLEET_EVENTS.fleet.events.pi-7.>",
+      "service FLEET_JOURNAL $JS.API.CONSUMER.CREATE.FLEET_EVENTS.*.fleet.events.pi-7.>",
+      "service FLEET_JOURNAL $JS.FC.FLEET_EVENTS.>",
+      "stream FLEET_JOURNAL _INBOX_device.pi-7.>",
+      "service FLEET_DESIRED $JS.API.CONSUMER.CREATE.KV_desired-state.*.$KV.desired-state.pi-7.>",
+      "service FLEET_DESIRED $JS.FC.KV_desired-state.>",
+      "stream FLEET_DESIRED _INBOX_device.pi-7.>",
+      "service FLEET_NO_JETSTREAM $JS.API.INFO",
     ]);
-    expect(p.subscribe.map((x) => x.subject)).to.deep.equal(["_INBOX_pi-7.>"]);
-    expect(() => devicePermissions("a.b")).to.throw(/invalid device id/);
-    expect(authorizationBlock({ user: "op", password: "pw" }, [{ id: "pi-7", publicKey }])).to.match(/^authorization \{\n {2}users = \[\n {4}\{ user: "op", password: "pw" \}/);
+    expect(deviceInboxPrefix("pi-7")).to.equal("_INBOX_device.pi-7");
+    expect(a.exports!.map((l) => l.entry)).to.deep.equal(['{ service: "fleet.cmd.pi-7.>", accounts: ["FLEET_OPERATOR"] }']);
+    expect(() => deviceAccount("a.b", publicKey)).to.throw(/invalid device id/);
+  });
+
+  it("the fleet's accounts: streams apart, the operator imports every stream's API by name and each device's commands", () => {
+    const { publicKey } = newDeviceKey();
+    const accounts = fleetAccounts({ user: "op", password: "pw" }, [{ id: "pi-7", publicKey }]);
+    expect(accounts.map((a) => a.name)).to.deep.equal(["FLEET_OPERATOR", "FLEET_DESIRED", "FLEET_JOURNAL", "FLEET_REPORTS", "FLEET_NO_JETSTREAM", "FLEET_DEVICE_pi-7"]);
+    expect(accounts.filter((a) => a.jetstream).map((a) => a.name)).to.deep.equal(["FLEET_DESIRED", "FLEET_JOURNAL", "FLEET_REPORTS"]);
+    const op = accounts[0]!;
+    expect(op.users!.map((l) => l.entry)).to.deep.equal(['{ user: "op", password: "pw" }']);
+    const imports = op.imports!.map((l) => l.entry);
+    expect(imports).to.include('{ service: { account: "FLEET_DESIRED", subject: "$JS.API.STREAM.*.KV_desired-state" } }');
+    expect(imports).to.include('{ service: { account: "FLEET_JOURNAL", subject: "$JS.API.CONSUMER.*.FLEET_EVENTS.>" } }');
+    expect(imports).to.include('{ service: { account: "FLEET_REPORTS", subject: "$JS.API.INFO" } }');
+    expect(imports.at(-1)).to.equal('{ service: { account: "FLEET_DEVICE_pi-7", subject: "fleet.cmd.pi-7.>" } }');
+    // Stream-scoped only: nothing of the whole API, so no account's API overlaps another's.
+    expect(imports.filter((i) => /"\$JS\.API\.>"|STREAM\.(NAMES|LIST)/.test(i))).to.deep.equal([]);
+    for (const a of accounts) for (const l of [...(a.users ?? []), ...(a.imports ?? []), ...(a.exports ?? [])]) expect(l.why, `${a.name} ${l.entry}`).to.not.equal("");
+    const text = accountsBlock({ user: "op", password: "pw" }, [{ id: "pi-7", publicKey }]);
+    expect(text).to.match(/^accounts \{\n/).and.match(/\n\}\n$/);
+    expect(text.split("\n").filter((l) => /^\s+\{ (service|stream|user|nkey)/.test(l)).length).to.equal(imports.length + accounts.slice(1).reduce((n, a) => n + (a.imports?.length ?? 0) + (a.exports?.length ?? 0) + (a.users?.length ?? 0), 0) + 1);
   });
 
   it("fleetctl device add prints the entry; --seed-out writes the seed 0600 and never overwrites", async () => {
@@ -189,20 +221,31 @@ describe("device permissions (fleetctl device add)", () => {
       let out = "";
       let err = "";
       const io = { out: (s: string) => void (out += s), err: (s: string) => void (err += s), env: {} };
-      expect(await deviceCommand(["add", "pi-9"], io)).to.equal(0);
-      expect(out).to.include("# fleet-agent device pi-9").and.match(/# seed of pi-9 .*: SU[A-Z2-7]+\n$/);
+      expect(await deviceCommand(["add", "pi-9", "--offline"], io)).to.equal(0);
+      expect(out).to.include('"FLEET_DEVICE_pi-9": {').and.include('{ service: { account: "FLEET_DEVICE_pi-9", subject: "fleet.cmd.pi-9.>" } }').and.match(/# seed of pi-9 .*: SU[A-Z2-7]+\n$/);
       out = "";
       const seedFile = join(dir, "pi-9.seed");
-      expect(await deviceCommand(["add", "pi-9", "--seed-out", seedFile], io)).to.equal(0);
+      expect(await deviceCommand(["add", "pi-9", "--offline", "--seed-out", seedFile], io)).to.equal(0);
       expect(statSync(seedFile).mode & 0o777).to.equal(0o600);
       const seed = readFileSync(seedFile, "utf8").trim();
       expect(out).to.not.include(seed).and.not.include("# seed");
       expect(err).to.include(seedFile);
-      await deviceCommand(["add", "pi-9", "--seed-out", seedFile], io).then(
+      await deviceCommand(["add", "pi-9", "--offline", "--seed-out", seedFile], io).then(
         (code) => expect.fail(`expected a refusal, got ${code}`),
         (e: Error) => expect(e.message).to.include("EEXIST"),
       );
       expect(readFileSync(seedFile, "utf8").trim()).to.equal(seed);
+
+      out = "";
+      const pub = nkeys.fromSeed(new TextEncoder().encode(seed)).getPublicKey();
+      expect(await deviceCommand(["accounts", "--operator-password", "$2a$11$x", "--device", `pi-9=${pub}`], io)).to.equal(0);
+      expect(out).to.include('{ user: "operator", password: "$2a$11$x" }').and.include(`{ nkey: "${pub}", permissions: { publish: { deny: ["fleet.cmd.>"] } } }`);
+      for (const bad of ["pi-9", "pi-9=SUXYZ", `pi.9=${pub}`]) {
+        await deviceCommand(["accounts", "--device", bad], io).then(
+          (code) => expect.fail(`expected a refusal of ${bad}, got ${code}`),
+          (e: Error) => expect(e.message).to.include("--device"),
+        );
+      }
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
