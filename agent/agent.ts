@@ -7,6 +7,7 @@ import { jetstream } from "@nats-io/jetstream";
 import { Kvm, KvWatchInclude, type KvWatchEntry } from "@nats-io/kv";
 import { canonicalHash } from "../contracts/canonical-json.js";
 import { decodeJson } from "../contracts/decode.js";
+import type { Health } from "../contracts/score.codec.js";
 import { DesiredValue } from "../contracts/signed-score.js";
 import { BUCKET_DESIRED_STATE, deploymentKey } from "../contracts/wire-names.js";
 import type { StepBudgets } from "../machines/deployment.machine.js";
@@ -30,6 +31,9 @@ import { sleep } from "../fleet/sleep.js";
 import { ScoreStore } from "./deployments/score.store.js";
 import { lockStateDir } from "./state-dir.lock.js";
 import { StateReporter } from "./nats/state.reporter.js";
+import { CommandResponder, type VerbLimit } from "./nats/command.responder.js";
+import { deviceCommandHandlers } from "./deployments/commands.js";
+import type { CommandVerb } from "../contracts/command.codec.js";
 import { AGENT_VERSION } from "./version.js";
 
 export interface AgentDeps {
@@ -38,12 +42,16 @@ export interface AgentDeps {
   /** Podman's version for device-info, when the runtime can tell. */
   runtimeVersion?: () => Promise<string | null>;
   budgets?: Partial<StepBudgets>;
+  /** The time between a service's health checks; default its `interval_secs` (tests shorten it). */
+  healthIntervalMs?: (h: Health) => number;
   /** Journal events between snapshot checkpoints (default 500); tests make it small. */
   checkpointEvery?: number;
   /** Replicas for buckets and stream when this agent creates them (a clustered fleet). */
   replicas?: number;
   /** nats.js connection options (tests shorten reconnect waits). */
   natsOptions?: Parameters<typeof connectAgent>[0]["options"];
+  /** Per-verb bounds of the device commands (tests tighten them). */
+  commandLimits?: Partial<Record<CommandVerb, VerbLimit>>;
 }
 
 export interface RunningAgent {
@@ -62,6 +70,7 @@ export interface RunningAgent {
 export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<RunningAgent> {
   const log = deps.logger;
   const device = config.deviceId;
+  const startedAt = Date.now();
   // Both throw (before anything starts) on a bad policy or an unreadable key file; messages name files only.
   const policy = loadContainerPolicy(config);
   const deviceKey = deviceSigningKey(config.auth);
@@ -105,6 +114,8 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     },
     lookupScore: (deployment, hash, revision) => (nc ? scoreFromHistory(nc, device, deployment, hash, revision) : Promise.resolve(null)),
     ...(deps.budgets ? { budgets: deps.budgets } : {}),
+    ...(config.backoff ? { backoff: config.backoff } : {}),
+    ...(deps.healthIntervalMs ? { healthIntervalMs: deps.healthIntervalMs } : {}),
     ...(deps.checkpointEvery ? { checkpointEvery: deps.checkpointEvery } : {}),
   });
   const resumed = await supervisor.recover();
@@ -123,10 +134,20 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     applying = applying.then(() => supervisor.apply(c)).catch((e: Error) => log.error({ deployment: c.deployment, err: e.message }, "applying a desired change failed"));
   };
   let watch: DesiredStateWatch | null = null;
+  let commands: CommandResponder | null = null;
   let stopping = false;
   const online = (async () => {
     const conn = await connecting;
     nc = conn;
+    if (stopping) return;
+    // Commands first: an operator can ping a device while it is still catching up.
+    commands = CommandResponder.start({
+      device,
+      nc: conn,
+      logger: log,
+      handlers: deviceCommandHandlers({ device, agentVersion: AGENT_VERSION, supervisor, runtime: deps.runtime, scores, startedAt }),
+      ...(deps.commandLimits ? { limits: deps.commandLimits } : {}),
+    });
     for (let attempt = 1; !stopping; attempt++) {
       try {
         const r = await ensureFleetResources(conn, deps.replicas ? { replicas: deps.replicas } : {});
@@ -157,7 +178,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     if (ticking) return ticking; // a slow tick is never overlapped by the next
     ticking = (async () => {
       await supervisor.tick();
-      reporter.reportHeartbeat({ device, agent_version: AGENT_VERSION, at: new Date().toISOString(), deployments: supervisor.phases() });
+      reporter.reportHeartbeat({ device, agent_version: AGENT_VERSION, at: new Date().toISOString(), deployments: supervisor.phases(), tick_secs: config.tickSecs });
     })().finally(() => (ticking = null));
     return ticking;
   };
@@ -176,6 +197,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
       offline.abort(); // a first connection still being tried is given up; an open one is drained below
       clearInterval(timer);
       await (watch as DesiredStateWatch | null)?.stop();
+      await (commands as CommandResponder | null)?.stop();
       await applying;
       await ticking;
       await supervisor.shutdown(timeoutMs);

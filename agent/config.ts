@@ -24,6 +24,8 @@ export interface AgentConfig {
    * state dir if it exists, else the built-in defaults.
    */
   policyFile?: string;
+  /** Restart and retry backoff in ms, when not the default (10 s doubling to 300 s). */
+  backoff?: { baseMs: number; capMs: number };
   /**
    * The operator public keys (`U…`) whose signatures this device trusts (`--operator-keys` /
    * `FLEET_OPERATOR_KEYS`). Absent: signing is off, any desired value is applied.
@@ -54,6 +56,10 @@ Options (a flag wins over its environment variable):
   --tick-secs N      FLEET_TICK_SECS   seconds between liveness ticks, a positive number (default ${DEFAULTS.tickSecs}).
   --log-level LEVEL  FLEET_LOG_LEVEL   one of ${LOG_LEVELS.join(", ")} (default ${DEFAULTS.logLevel}).
                                        Logs are JSON lines on stdout.
+  --backoff-secs B[:C]  FLEET_BACKOFF_SECS
+                                       restarts of a dead or unhealthy service, and forward retries of
+                                       a failed step: at once, then after B seconds, doubling up to C
+                                       (default 10:300); 2 × C seconds up start it afresh.
   --policy FILE      FLEET_POLICY      this device's container policy (JSON): host ports below 1024,
                                        bind-mount sources. Default: policy.json in the state dir if
                                        present, else ports >= 1024 and mounts under /srv or
@@ -85,6 +91,7 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
         "tick-secs": { type: "string" },
         "log-level": { type: "string" },
         policy: { type: "string" },
+        "backoff-secs": { type: "string" },
         "operator-keys": { type: "string" },
         ...AUTH_OPTIONS,
         help: { type: "boolean", short: "h" },
@@ -140,6 +147,18 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
     logLevel = l as LogLevel;
   }
 
+  let backoff: AgentConfig["backoff"];
+  const bo = pick("backoff-secs", "FLEET_BACKOFF_SECS");
+  if (bo) {
+    const m = /^\s*(\d+(?:\.\d+)?)\s*(?::\s*(\d+(?:\.\d+)?)\s*)?$/.exec(bo.value);
+    const base = m ? Number(m[1]) : NaN;
+    const cap = m?.[2] !== undefined ? Number(m[2]) : base * 30;
+    if (!m || !(base > 0) || !(cap >= base)) {
+      return { ok: false, error: `${bo.from}: expected BASE or BASE:CAP seconds, 0 < BASE <= CAP, got ${JSON.stringify(bo.value)}` };
+    }
+    backoff = { baseMs: Math.round(base * 1000), capMs: Math.round(cap * 1000) };
+  }
+
   const auth = parseAuthFlags(values, env);
   if (!auth.ok) return auth;
   const policy = pick("policy", "FLEET_POLICY");
@@ -166,6 +185,7 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
       containerHost,
       ...(hasAuth(auth.auth) ? { auth: auth.auth } : {}),
       ...(policy ? { policyFile: policy.value } : {}),
+      ...(backoff ? { backoff } : {}),
       ...(operatorKeys ? { operatorKeys: [...new Set(operatorKeys)] } : {}),
     },
   };

@@ -30,10 +30,8 @@ try {
 }
 const logger = createLogger({ level: config.logLevel, device: config.deviceId });
 
-// A container that exits within this long after its start fails the upgrade (roll forward, no revert).
-const START_SETTLE_MS = 1000;
 const client = new LibpodClient(config.containerHost ? { containerHost: config.containerHost } : {});
-const runtime = new PodmanRuntime({ device: config.deviceId, client, startSettleMs: START_SETTLE_MS });
+const runtime = new PodmanRuntime({ device: config.deviceId, client });
 
 const agent = await startAgent(config, {
   runtime,

@@ -10,7 +10,7 @@ const BUDGET_MS = Number(process.env.BENCH_BUDGET_SECS ?? 570) * 1000;
 const t0 = Date.now();
 const deadline = t0 + BUDGET_MS;
 const only = process.argv.slice(2);
-const BENCHES = ["upgrade", "tick", "footprint", "replay", "fleet"].filter((b) => only.length === 0 || only.includes(b));
+const BENCHES = ["upgrade", "tick", "footprint", "replay", "visualiser", "fleet"].filter((b) => only.length === 0 || only.includes(b));
 
 async function version(cmd: string, args: string[]): Promise<string> {
   try {
@@ -89,6 +89,11 @@ const FINDINGS: Record<string, string> = {
     "and compacts the journal file through what is both checkpointed and in the stream, so an online device's file stays near a checkpoint's tail. " +
     "Most of the recovery of a 100,000-event journal (a device that never reached NATS) is reading and decoding the file (see the recovery table). Next: decode lines lazily past the checkpoint, " +
     "and let stream replay start from a checkpoint's sequence.",
+  "viz-open":
+    "The dashboard reads the newest page only (see the API figures: the server's part); what is left is the browser's: loading the page's assets, the statechart and the page's JSON, " +
+    "and drawing a hundred steps, on a machine whose two cores the server, nats-server and Chromium share. Check the API figure against the browser's to see which side moved.",
+  "viz-back":
+    "A step back reads one more page from the stream (a few direct gets to find where it starts, one consumer); see the API figure for the server's part and the browser's for the drawing.",
   fleet:
     "The workers' profiles show where the agents' time goes during a rollout (see the merged profile); the nats-server's CPU time is given beside it.",
 };

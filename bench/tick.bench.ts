@@ -62,7 +62,7 @@ try {
     } else {
       env ??= await startPodmanEnv({ dir: PODMAN_DIR, stopService: false });
       client = new LibpodClient({ containerHost: env.containerHost });
-      runtime = env.runtime(device, { client, startSettleMs: 0 });
+      runtime = env.runtime(device, { client });
       const cl = client;
       requests = () => cl.requestCount;
     }

@@ -1,6 +1,6 @@
 // What every fleetctl command shares: its I/O, exit codes, option parsing and errors.
 import { AUTH_OPTIONS, authFlagsHelp, parseAuthFlags, type NatsTarget } from "../fleet/auth.js";
-import { deviceOrDeploymentNameProblem } from "../contracts/names.js";
+import { deviceOrDeploymentNameProblem, serviceNameProblem } from "../contracts/names.js";
 import { UsageError } from "../fleet/errors.js";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 
@@ -90,6 +90,22 @@ export function deviceAndDeployment(ps: string[]): [string, string] {
   return [device, deployment];
 }
 
+/** A `<device>` positional, a valid device id (else a usage error). */
+export function deviceArg(name: string): string {
+  const p = deviceOrDeploymentNameProblem(name);
+  if (p) throw new UsageError(`invalid device ${JSON.stringify(name.slice(0, 60))}: ${p}`);
+  return name;
+}
+
+/** `<device> <deployment> <service>` positionals, each a valid name (else a usage error naming which). */
+export function deviceDeploymentService(ps: string[]): [string, string, string] {
+  const [, , service] = positionals(ps, ["device", "deployment", "service"]) as [string, string, string];
+  const [device, deployment] = deviceAndDeployment(ps.slice(0, 2));
+  const p = serviceNameProblem(service);
+  if (p) throw new UsageError(`invalid service ${JSON.stringify(service.slice(0, 60))}: ${p}`);
+  return [device, deployment, service];
+}
+
 export function positionals(ps: string[], names: string[], min = names.length): string[] {
   if (ps.length < min) throw new UsageError(`missing ${names.slice(ps.length).map((n) => `<${n}>`).join(" ")} (see --help)`);
   if (ps.length > names.length) throw new UsageError(`unexpected argument ${JSON.stringify(ps[names.length])} (see --help)`);
@@ -100,6 +116,13 @@ export function positiveNumber(flag: string, v: unknown, dflt: number): number {
   if (v === undefined) return dflt;
   const n = Number(v);
   if (typeof v !== "string" || v.trim() === "" || !Number.isFinite(n) || n <= 0) throw new UsageError(`--${flag}: expected a positive number, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+export function nonNegativeNumber(flag: string, v: unknown, dflt: number): number {
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (typeof v !== "string" || v.trim() === "" || !Number.isFinite(n) || n < 0) throw new UsageError(`--${flag}: expected a number of seconds, 0 or more, got ${JSON.stringify(v)}`);
   return n;
 }
 

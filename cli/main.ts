@@ -11,6 +11,10 @@ import { describeCommand } from "./describe.command.js";
 import { deviceCommand } from "./device.command.js";
 import { explainCommand, schemaCommand } from "./explain.command.js";
 import { historyCommand } from "./history.command.js";
+import { retryCommand } from "./retry.command.js";
+import { logsCommand } from "./logs.command.js";
+import { pingCommand } from "./ping.command.js";
+import { restartCommand } from "./restart.command.js";
 import { keyCommand } from "./key.command.js";
 import { rolloutCommand } from "./rollout.command.js";
 import { serveCommand } from "./serve.command.js";
@@ -27,7 +31,11 @@ Commands:
   status [device] [-o wide] [--watch]                deployments: phase, image, restarts, health, errors, heartbeat age
   describe <device> [deployment]                     everything about one device or deployment: services, health, events
   history <device> <deployment>                      the journal as a timeline: what each update changed, time in each state
-  rollout <deployment> -f FILE --devices|--selector  roll a score out in waves, halting on a failed device
+  ping <device>                                      is its agent there now: version, uptime, its deployments' phases
+  logs <device> <deployment> <service> [-f]          a service's output, stdout and stderr (--tail N, --since T), env values hidden
+  restart <device> <deployment> <service>            start a service's container anew (journaled)
+  rollout <deployment> -f FILE --devices|--selector  roll a score out in waves, each soaking healthy; halts on a Degraded or failed device
+  retry <device> <deployment>                        write the same desired state again: a failed deployment retries at once
   delete <device> <deployment>                       delete a deployment's desired state
   explain [field]                                    what a score may hold: every field, its type, default, limits, example
   schema                                             the score's JSON Schema, for editors
@@ -49,7 +57,11 @@ const COMMANDS: Record<string, (argv: string[], io: CliIo) => Promise<number>> =
   deploy: deployCommand,
   status: statusCommand,
   history: historyCommand,
+  ping: pingCommand,
+  logs: logsCommand,
+  restart: restartCommand,
   rollout: rolloutCommand,
+  retry: retryCommand,
   delete: deleteCommand,
   serve: serveCommand,
   device: deviceCommand,

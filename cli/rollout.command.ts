@@ -2,7 +2,7 @@
 import type { DeploymentState } from "../contracts/deployment-state.codec.js";
 import { deviceOrDeploymentNameProblem } from "../contracts/names.js";
 import { deploymentKey } from "../contracts/wire-names.js";
-import { COMMON_HELP, COMMON_OPTIONS, EXIT, JSON_OPTION, OperationError, UsageError, duration, natsTarget, parse, positionals, positiveNumber, sleep, type CliIo } from "./common.js";
+import { COMMON_HELP, COMMON_OPTIONS, EXIT, JSON_OPTION, OperationError, UsageError, duration, natsTarget, nonNegativeNumber, parse, positionals, positiveNumber, sleep, type CliIo } from "./common.js";
 import { didYouMean } from "../contracts/suggest.js";
 import { NEW_DEVICE_HINT, writeDesired } from "./deploy.command.js";
 import { Fleet } from "../fleet/fleet.client.js";
@@ -14,14 +14,15 @@ export const ROLLOUT_HELP = `Usage: fleetctl rollout <deployment> -f <score> (--
 
 Rolls a score out to many devices in waves. Each wave's devices get the score in desired-state
 (compare-and-set, as deploy does), then the rollout waits until every device of the wave reports
-Running with the new score hash. A device that reports Failed halts the rollout: it prints which
-device and why, and exits 3. Progress goes to stderr.
+Running with the new score hash and has stayed Running, with no service restarted, for --soak
+seconds. A device that reports Degraded (a service crashed, waits for a restart, or is unhealthy)
+or Failed on the new score halts the rollout, naming the device, the service and why; so does a
+device still not Running when --wave-timeout has passed. It exits 3. Progress goes to stderr.
 
 Resumable: run the same command again. Devices already Running the target hash are skipped; devices
 that already have it as desired state are awaited, not rewritten. A device that failed on the target
-stays failed (roll forward only: the agent does not retry the same score by itself); after fixing the
-cause, add --retry-failed to have the rollout re-arm it (it writes a marker value that the agent
-rejects, then the score again, so the agent applies it afresh; both show in the device's journal).
+retries by itself (a pull, create, start or readiness failure, with backoff; its retry_at says when);
+--retry-failed makes it retry at once, by writing the same desired value again (as fleetctl retry).
 
 Options:
   -f, --file PATH       the score (.json or .yaml), or a Compose file (see fleetctl deploy --help)
@@ -32,8 +33,9 @@ Options:
                         selected devices (default 100%). Each wave adds at least one device; if the
                         list stops short of every device, a last wave takes the rest.
                         Example: --waves 1,10%,50%,100%
-  --wave-timeout SECS   halt when a wave is not Running after this long (default 600)
-  --retry-failed        re-arm devices that failed on this very score (see above)
+  --soak SECS           how long each device of a wave must stay Running before the next wave (default 30)
+  --wave-timeout SECS   halt when a device of a wave is not Running after this long (default 600)
+  --retry-failed        write the desired value again for devices that failed on this very score
   --new-device          allow --devices that never reported (no device-info, heartbeat or
                         device-state); without it such a device refuses the whole rollout
   --json                print a JSON summary on stdout at the end
@@ -41,7 +43,7 @@ ${SIGNING_HELP}
 ${COMMON_HELP}
 
 Exit: 0 every device Running the score, 1 a write was refused or failed, 2 usage or invalid score,
-3 halted (a device failed, a wave timed out, or interrupted; re-run to resume).
+3 halted (a device Degraded or failed, a wave timed out, or interrupted; re-run to resume).
 `;
 
 /** Splits `devices` into cumulative waves as `spec` says (see ROLLOUT_HELP). */
@@ -81,11 +83,29 @@ export function globMatcher(globs: string): (s: string) => boolean {
   return (s) => res.some((r) => r.test(s));
 }
 
-type DeviceOutcome = "skipped" | "running" | "failed" | "timeout";
+type DeviceOutcome = "skipped" | "running" | "degraded" | "failed" | "timeout";
 interface WaveReport {
   wave: number;
-  devices: Array<{ device: string; outcome: DeviceOutcome; error?: string | null }>;
+  devices: Array<{ device: string; outcome: DeviceOutcome; error?: string | null; service?: string }>;
 }
+interface Halt {
+  device: string;
+  why: string;
+  outcome: DeviceOutcome;
+  service?: string;
+}
+
+/** A device seen Running the target: since when, and its services' restarts then. */
+export interface Soak {
+  since: number;
+  restarts: Record<string, number>;
+}
+
+export type Verdict =
+  | { kind: "wait" }
+  | { kind: "soaking"; soak: Soak }
+  | { kind: "done" }
+  | { kind: "halt"; outcome: "degraded" | "failed"; why: string; service?: string };
 
 export async function rolloutCommand(argv: string[], io: CliIo): Promise<number> {
   const { values, positionals: ps } = parse(argv, {
@@ -96,6 +116,7 @@ export async function rolloutCommand(argv: string[], io: CliIo): Promise<number>
     selector: { type: "string" },
     waves: { type: "string" },
     "wave-timeout": { type: "string" },
+    soak: { type: "string" },
     "retry-failed": { type: "boolean" },
     "poll-ms": { type: "string" },
     ...SIGNING_OPTION,
@@ -111,6 +132,7 @@ export async function rolloutCommand(argv: string[], io: CliIo): Promise<number>
   if (!values.file) throw new UsageError("missing -f <score file> (see --help)");
   if ((values.devices === undefined) === (values.selector === undefined)) throw new UsageError("give exactly one of --devices or --selector (see --help)");
   const waveTimeoutMs = positiveNumber("wave-timeout", values["wave-timeout"], 600) * 1000;
+  const soakMs = nonNegativeNumber("soak", values.soak, 30) * 1000;
   const pollMs = positiveNumber("poll-ms", values["poll-ms"], 250);
   let listed: string[] | null = null;
   if (values.devices !== undefined) {
@@ -155,37 +177,44 @@ export async function rolloutCommand(argv: string[], io: CliIo): Promise<number>
       }
       const started = Date.now();
       const label = `wave ${i + 1}/${waves.length}`;
-      let halted: { device: string; why: string } | null = null;
+      const soaking = new Map<string, Soak>();
+      let halted: Halt | null = null;
       while (pending.size > 0) {
         for (const [device, rev] of [...pending]) {
           const s = await fleet.deploymentState(device, deployment);
-          const v = verdict(s, file.hash, rev);
-          if (v === "running") {
+          const v = verdict(s, file.hash, rev, soaking.get(device) ?? null, Date.now(), soakMs);
+          if (v.kind === "soaking") soaking.set(device, v.soak);
+          else soaking.delete(device);
+          if (v.kind === "done") {
             pending.delete(device);
             report.devices.push({ device, outcome: "running" });
-          } else if (v === "failed") {
+          } else if (v.kind === "halt") {
             pending.delete(device);
-            report.devices.push({ device, outcome: "failed", error: s?.last_error ?? null });
-            halted ??= { device, why: s?.last_error ?? `state ${s?.state}` };
+            report.devices.push({ device, outcome: v.outcome, error: v.why, ...(v.service ? { service: v.service } : {}) });
+            halted ??= { device, why: v.why, outcome: v.outcome, ...(v.service ? { service: v.service } : {}) };
           }
         }
-        progress.draw(label, wave.length - pending.size, wave.length, report.devices.filter((d) => d.outcome === "failed").length, Date.now() - started);
+        const settled = wave.length - pending.size;
+        progress.draw(label, settled, wave.length, soaking.size, report.devices.filter((d) => d.outcome === "failed" || d.outcome === "degraded").length, Date.now() - started);
         if (halted || pending.size === 0) break;
         if (io.signal?.aborted) {
-          halted = { device: [...pending.keys()].join(","), why: "interrupted" };
+          halted = { device: [...pending.keys()].join(","), why: "interrupted", outcome: "timeout" };
           break;
         }
-        if (Date.now() - started > waveTimeoutMs) {
-          for (const d of pending.keys()) report.devices.push({ device: d, outcome: "timeout" });
-          halted = { device: [...pending.keys()].join(","), why: `not Running after ${duration(waveTimeoutMs)}` };
+        // A device that is Running and soaking gets its soak; one that is not Running by now halts the wave.
+        const late = [...pending.keys()].filter((d) => !soaking.has(d));
+        if (Date.now() - started > waveTimeoutMs && late.length > 0) {
+          for (const d of late) report.devices.push({ device: d, outcome: "timeout" });
+          halted = { device: late.join(","), why: `not Running after ${duration(waveTimeoutMs)}`, outcome: "timeout" };
           break;
         }
         await sleep(pollMs, io.signal);
       }
       progress.end();
       if (halted) {
-        io.err(`HALTED at ${label}: device ${halted.device} failed: ${halted.why}\n`);
-        io.err(`fix the cause, then re-run the same command to resume${halted.why === "interrupted" || halted.why.startsWith("not Running") ? "" : " (with --retry-failed for the failed device)"}\n`);
+        const what = halted.outcome === "degraded" ? "is Degraded" : halted.outcome === "failed" ? "failed" : "halted the wave";
+        io.err(`HALTED at ${label}: device ${halted.device} ${what}: ${halted.service ? `service ${halted.service}: ` : ""}${halted.why}\n`);
+        io.err(`fix the cause, then re-run the same command to resume${halted.outcome === "failed" ? " (with --retry-failed to retry the failed device at once)" : ""}\n`);
         if (values.json) io.out(JSON.stringify({ deployment, score_hash: file.hash, completed: false, halted: { wave: i + 1, ...halted }, waves: reports }, null, 2) + "\n");
         return EXIT.HALTED;
       }
@@ -200,13 +229,43 @@ export async function rolloutCommand(argv: string[], io: CliIo): Promise<number>
   }
 }
 
-/** Where one device stands against the target: done, failed on it, or still to wait for. */
-function verdict(s: DeploymentState | null, hash: string, revision: number): "running" | "failed" | "wait" {
-  if (!s) return "wait";
-  if (s.phase === "Running" && s.score_hash === hash) return "running";
+/**
+ * Where one device stands against the target: still to wait for, Running and soaking, done (Running
+ * with no restart for `soakMs`), or halting the rollout (Degraded or Failed on our write).
+ */
+export function verdict(s: DeploymentState | null, hash: string, revision: number, soak: Soak | null, now: number, soakMs: number): Verdict {
+  if (!s) return { kind: "wait" };
+  const actedOn = (s.desired_revision ?? 0) >= revision;
   // Failed on our write (or later): the agent acted on it and it did not work.
-  if (s.phase === "Failed" && (s.desired_revision ?? 0) >= revision) return "failed";
-  return "wait";
+  if (s.phase === "Failed" && actedOn) {
+    const t = troubleOf(s);
+    return { kind: "halt", outcome: "failed", why: s.last_error ?? t?.why ?? `state ${s.state}`, ...(t ? { service: t.service } : {}) };
+  }
+  if (s.score_hash !== hash) return { kind: "wait" };
+  if (s.phase === "Degraded" && actedOn) {
+    const t = troubleOf(s);
+    return { kind: "halt", outcome: "degraded", why: t?.why ?? s.last_error ?? "degraded", ...(t ? { service: t.service } : {}) };
+  }
+  if (s.phase !== "Running") return { kind: "wait" };
+  const restarts = Object.fromEntries(Object.entries(s.services ?? {}).map(([svc, x]) => [svc, x.restarts]));
+  if (!soak) return soakMs === 0 ? { kind: "done" } : { kind: "soaking", soak: { since: now, restarts } };
+  // A restart between two looks is a crash the device got over before this one could see it.
+  const restarted = Object.entries(restarts).find(([svc, n]) => n > (soak.restarts[svc] ?? n));
+  if (restarted) return { kind: "halt", outcome: "degraded", service: restarted[0], why: `restarted during the soak (restarts ${restarted[1]})` };
+  return now - soak.since >= soakMs ? { kind: "done" } : { kind: "soaking", soak };
+}
+
+/** The first service that is not well, and why, in the words of its status. */
+export function troubleOf(s: DeploymentState): { service: string; why: string } | null {
+  for (const [service, x] of Object.entries(s.services ?? {})) {
+    const code = x.last_exit_code === null ? "" : ` with code ${x.last_exit_code}`;
+    const restarts = `restarts ${x.restarts}${x.restart_at ? `, next restart at ${x.restart_at}` : ""}`;
+    if (x.state === "exited") return { service, why: `exited${code} (${restarts})` };
+    if (x.state === "missing") return { service, why: `its container is missing (${restarts})` };
+    if (x.health === "unhealthy") return { service, why: `unhealthy (${restarts})` };
+    if (x.restart_at) return { service, why: `last exited${code}; ${restarts}` };
+  }
+  return null;
 }
 
 /** Writes the target for one device unless it is there already; gives the revision to await, or "skip". */
@@ -217,38 +276,22 @@ async function prepare(fleet: Fleet, device: string, deployment: string, file: S
   if (desired?.hash === file.hash && alreadySigned(desired.signed, target, signingKey)) {
     if (state?.phase === "Running" && state.score_hash === file.hash) return "skip";
     const failedOnIt = state?.phase === "Failed" && (state.desired_revision ?? 0) >= desired.revision;
-    if (failedOnIt && retryFailed) return rearm(fleet, key, device, deployment, file, desired.revision, signingKey);
+    // The same value again, at a newer revision: the agent retries it at once (desired.retried).
+    if (failedOnIt && retryFailed) return writeDesired(fleet, key, desiredText(file.score, target, signingKey), desired.revision);
     return desired.revision;
   }
   return writeDesired(fleet, key, desiredText(file.score, target, signingKey), desired?.revision ?? null);
-}
-
-/**
- * The agent applies a score once per hash (invariant 4) and never retries a failed one by itself.
- * A value it rejects (the score plus an unknown field) resets that, then the score is written again.
- */
-async function rearm(fleet: Fleet, key: string, device: string, deployment: string, file: ScoreFile, revision: number, signingKey: SigningKey | null): Promise<number> {
-  const marker = JSON.stringify({ ...file.score, fleetctl_retry: new Date().toISOString() });
-  const markerRev = await writeDesired(fleet, key, marker, revision);
-  // Let the agent see the marker before the score (a watch that restarted in between would skip it).
-  const until = Date.now() + 5000;
-  while (Date.now() < until) {
-    const s = await fleet.deploymentState(device, deployment);
-    if ((s?.desired_revision ?? 0) >= markerRev) break;
-    await sleep(100);
-  }
-  return writeDesired(fleet, key, desiredText(file.score, { device, deployment }, signingKey), markerRev);
 }
 
 class Progress {
   private last = "";
   private drawn = false;
   constructor(private readonly io: CliIo) {}
-  draw(label: string, done: number, total: number, failed: number, elapsedMs: number) {
+  draw(label: string, done: number, total: number, soaking: number, halted: number, elapsedMs: number) {
     const width = 20;
     const filled = total === 0 ? width : Math.round((done / total) * width);
     const bar = "#".repeat(filled) + ".".repeat(width - filled);
-    const counts = `${done}/${total} settled${failed ? `, ${failed} failed` : ""}`;
+    const counts = `${done}/${total} settled${soaking ? `, ${soaking} soaking` : ""}${halted ? `, ${halted} halted` : ""}`;
     if (this.io.errIsTty) {
       this.io.err(`\r${label} [${bar}] ${counts} ${duration(elapsedMs)}   `);
       this.drawn = true;

@@ -5,17 +5,19 @@ import { Fleet } from "../fleet/fleet.client.js";
 
 export const SERVE_HELP = `Usage: fleetctl serve [--port N] [--tick-secs N]
 
-Serves the dashboard on http://127.0.0.1:PORT/ until interrupted: devices with heartbeat age and
-stale marks; per device its deployments (phase, state, container ids); per deployment the
-visualiser (the machine's statechart with the current state highlighted, the journal's timeline with
-a step control that replays each transition on the chart, the event payload and container ids at
-each step), live updates over server-sent events, side-by-side comparison of two deployments or two
-devices, and a timeline's JSON export. Every asset is served from the package: no network needed
-beyond NATS. Env values are never shown.
+Serves the operator console on http://127.0.0.1:PORT/ until interrupted: a fleet summary (devices,
+deployments by phase, failing, stale and unsigned devices) with search and filters; per device its
+deployments and each service's image, state, health, restarts and container id; per deployment the
+visualiser (the machine's statechart, the journal's timeline a page at a time with the per-service
+change at each update, a step control that replays each transition on the chart); comparison of two
+deployments or two devices with the differences highlighted; retry, delete and restart behind a
+confirmation; live updates over server-sent events; a timeline's JSON export. Every asset is served
+from the package: no network needed beyond NATS. Env values are never shown.
 
 Options:
   --port N        port on 127.0.0.1 (default 8080; 0 picks a free one)
-  --tick-secs N   the agents' tick in seconds, for stale marks (default 30)
+  --tick-secs N   the agents' tick in seconds, for stale marks of devices whose heartbeat
+                  does not give its own (default 30)
 ${COMMON_HELP}
 
 Exit: 0 stopped by a signal, 1 NATS unreachable or the port is taken, 2 usage error.

@@ -4,7 +4,7 @@ import { dict, nullable, refine, struct } from "./decode.js";
 import { DeploymentName, DeviceId, ServiceName } from "./names.js";
 import { ReportSignature } from "./report-signature.js";
 
-export const MACHINE_STATES = ["pending", "pulling", "stoppingOld", "startingNew", "running", "failed", "removing", "removed"] as const;
+export const MACHINE_STATES = ["pending", "pulling", "stoppingOld", "startingNew", "verifying", "running", "failed", "removing", "removed"] as const;
 export type MachineState = (typeof MACHINE_STATES)[number];
 export const MachineState = t.keyof(Object.fromEntries(MACHINE_STATES.map((s) => [s, null])) as Record<MachineState, null>, "MachineState");
 

@@ -20,7 +20,7 @@ export const EpochMs = refine(t.number, "EpochMs", (n) => (Number.isInteger(n) &
 const ContainerId = refine(t.string, "ContainerId", (s) => (s.length > 0 && s.length <= 128 ? null : `expected a container id of 1 to 128 characters, got ${s.length}`));
 const Text = refine(t.string, "Text", (s) => (s.length <= 64 * 1024 ? null : `must be at most 65536 characters, got ${s.length}`));
 
-/** The steps a deployment's machine runs (`verify` is reserved for readiness checks). */
+/** The steps a deployment's machine runs (`verify`: readiness, docs/design.md "Service health"). */
 export const STEPS = ["pull", "stop", "start", "verify", "remove"] as const;
 export type Step = (typeof STEPS)[number];
 export const StepName = t.keyof(Object.fromEntries(STEPS.map((s) => [s, null])) as Record<Step, null>, "Step");
@@ -46,13 +46,15 @@ export const PullDone = event("pull.done", { images: t.array(ImageRef) });
 export const PullFailed = event("pull.failed", { error: Text }, { retry_at: EpochMs });
 export const StopDone = event("stop.done", { stopped: t.array(ServiceName), swept: t.array(ContainerId) }, { failure: StepFailure });
 export const StopFailed = event("stop.failed", { error: Text });
-export const StartDone = event("start.done", { started: dict("Started", ServiceName, ContainerId) }, { failure: StartFailure });
+export const StartDone = event("start.done", { started: dict("Started", ServiceName, ContainerId) }, { failure: StartFailure, retry_at: EpochMs });
 export const StartFailed = event("start.failed", { error: Text }, { retry_at: EpochMs });
 export const VerifyDone = event("verify.done", { ready: t.array(ServiceName) });
 export const VerifyFailed = event("verify.failed", { service: ServiceName, reason: Text }, { retry_at: EpochMs });
 export const RemoveDone = event("remove.done", { removed: t.array(ContainerId) }, { failure: StepFailure });
 export const RemoveFailed = event("remove.failed", { error: Text });
-export const StepTimedOut = event("step.timed_out", { step: StepName });
+export const StepTimedOut = event("step.timed_out", { step: StepName }, { retry_at: EpochMs });
+/** A failed step's forward retry came due (docs/design.md, "Service health"): the step runs again, toward the same target. */
+export const StepRetried = event("step.retried", { step: StepName });
 export const LivenessRepair = event("liveness.repair", { services: t.array(ServiceName), observed: t.array(ObservedContainer) });
 export const ServiceExited = event("service.exited", { service: ServiceName, exit_code: nullable(t.number), restart_at: nullable(EpochMs) });
 export const ServiceRestarted = event("service.restarted", { service: ServiceName, id: ContainerId, restarts: Seq }, { by: t.keyof({ agent: null, operator: null }) });
@@ -76,6 +78,7 @@ const DOMAIN_EVENTS = {
   "remove.done": RemoveDone,
   "remove.failed": RemoveFailed,
   "step.timed_out": StepTimedOut,
+  "step.retried": StepRetried,
   "liveness.repair": LivenessRepair,
   "service.exited": ServiceExited,
   "service.restarted": ServiceRestarted,

@@ -35,3 +35,16 @@ export const LABEL_DEVICE = "io.fleet.device";
 export const LABEL_DEPLOYMENT = "io.fleet.deployment";
 export const LABEL_SERVICE = "io.fleet.service";
 export const LABEL_SCORE_HASH = "io.fleet.score-hash";
+
+/**
+ * Device commands (request/reply): `fleet.cmd.<device>.<verb>`. A device subscribes to its own
+ * subjects only and answers through the request's reply subject; only the operator publishes here.
+ */
+export const COMMAND_SUBJECTS = "fleet.cmd.>";
+export const commandSubject = (device: string, verb: string) => `fleet.cmd.${device}.${verb}`;
+export const deviceCommandSubjects = (device: string) => `fleet.cmd.${device}.>`;
+/** The verb of a command subject of `device`, or null when the subject is not one of its commands. */
+export function commandVerbOf(device: string, subject: string): string | null {
+  const prefix = `fleet.cmd.${device}.`;
+  return subject.startsWith(prefix) ? subject.slice(prefix.length) : null;
+}

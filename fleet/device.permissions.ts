@@ -27,7 +27,9 @@ import {
   BUCKET_DEVICE_KEYS,
   BUCKET_DEVICE_STATE,
   FLEET_EVENTS_SUBJECTS,
+  COMMAND_SUBJECTS,
   STREAM_FLEET_EVENTS,
+  deviceCommandSubjects,
   deviceEventSubjects,
 } from "../contracts/wire-names.js";
 
@@ -59,8 +61,6 @@ export const STREAM_ACCOUNTS = [
 /** Prefix of a device's inboxes (the agent connects with `inboxPrefix`): its consumers deliver there. */
 export const DEVICE_INBOXES = "_INBOX_device";
 export const deviceInboxPrefix = (id: string) => `${DEVICE_INBOXES}.${id}`;
-/** Subject of a command to a device (issue 15): `fleet.cmd.<device>.<verb>`. */
-export const deviceCommandSubjects = (id: string) => `fleet.cmd.${id}.>`;
 
 /** One entry of a config list and the reason it is there. */
 export interface ConfigLine {
@@ -139,7 +139,12 @@ export function deviceAccount(id: string, publicKey: string): AccountBlock {
   return {
     name: deviceAccountName(checkedId(id)),
     why: `fleet-agent device ${id}: reaches only its own keys and subjects, through its imports; no user permissions are needed inside it`,
-    users: [{ entry: `{ nkey: ${q(publicKey)} }`, why: "the agent's nkey user; its seed is the device's secret (--nkey)" }],
+    users: [
+      {
+        entry: `{ nkey: ${q(publicKey)}, permissions: { publish: { deny: [${q(COMMAND_SUBJECTS)}] } } }`,
+        why: `the agent's nkey user; its seed is the device's secret (--nkey). It may publish no command (${COMMAND_SUBJECTS}), not even one to itself: commands are the operator's, and its answers go to the reply subjects the import gives them`,
+      },
+    ],
     imports: deviceImports(id),
     exports: [
       {

@@ -1,25 +1,30 @@
-// The dashboard's server: node:http, a few JSON endpoints, server-sent events, and the page's own
-// static files. Listens on 127.0.0.1 only; needs no network beyond NATS.
+// The dashboard's server: node:http, JSON endpoints for each page, three actions behind a
+// confirmation, server-sent events, and the page's own static files. Listens on 127.0.0.1 only and
+// needs no network beyond NATS.
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { fileURLToPath } from "node:url";
-import { KvWatchInclude } from "@nats-io/kv";
-import { deviceOrDeploymentNameProblem } from "../contracts/names.js";
 import { DeliverPolicy } from "@nats-io/jetstream";
+import { KvWatchInclude } from "@nats-io/kv";
+import { decodeJson } from "../contracts/decode.js";
+import { deviceOrDeploymentNameProblem } from "../contracts/names.js";
 import { STREAM_FLEET_EVENTS } from "../contracts/wire-names.js";
 import { deploymentMachine } from "../machines/deployment.machine.js";
-import { edgeLabel, machineEdges } from "../machines/statechart.js";
-import { Fleet, STALE_TICKS, scoreWithoutEnvValues, signatureSummary } from "../fleet/fleet.client.js";
-import { renderChartSvg } from "./statechart.svg.js";
 import { buildTimeline } from "../machines/timeline.js";
+import { Fleet, STALE_TICKS, scoreWithoutEnvValues, signatureSummary } from "../fleet/fleet.client.js";
+import { ActionError, ActionRequest, remove, restartService, retry } from "./actions.js";
+import { answerCommandRoute } from "./device-commands.js";
+import { MAX_PAGE_SIZE } from "./journal.pages.js";
+import { renderChartSvg } from "./statechart.svg.js";
+import { deploymentView, deviceRows, summarise } from "./views.js";
 
 export interface InspectorOptions {
   fleet: Fleet;
   /** 0 picks a free port. */
   port?: number;
   host?: string;
-  /** The agents' tick, for stale marks (default 30). */
+  /** The agents' tick, for stale marks of devices whose heartbeat does not say its own (default 30). */
   tickSecs?: number;
 }
 
@@ -32,8 +37,19 @@ const STATIC_FILES: Record<string, string> = {
   "/": "index.html",
   "/app.js": "app.js",
   "/app.css": "app.css",
+  "/commands.js": "commands.js",
+  "/commands.css": "commands.css",
+  "/favicon.svg": "favicon.svg",
+  "/favicon.ico": "favicon.svg",
 };
-const TYPES: Record<string, string> = { html: "text/html; charset=utf-8", js: "text/javascript; charset=utf-8", css: "text/css; charset=utf-8" };
+const TYPES: Record<string, string> = {
+  html: "text/html; charset=utf-8",
+  js: "text/javascript; charset=utf-8",
+  css: "text/css; charset=utf-8",
+  svg: "image/svg+xml",
+};
+/** An action's body is a few names; anything larger is not one. */
+const MAX_BODY = 16 * 1024;
 
 /** The static folder beside this module (source) or in the package (when run from dist/). */
 function staticDir(): string {
@@ -48,12 +64,7 @@ export async function startInspector(o: InspectorOptions): Promise<Inspector> {
   const fleet = o.fleet;
   const tickSecs = o.tickSecs ?? 30;
   const dir = staticDir();
-  const chart = {
-    svg: renderChartSvg(deploymentMachine),
-    edges: machineEdges(deploymentMachine).map((e) => ({ ...e, label: edgeLabel(e) })),
-    stale_ticks: STALE_TICKS,
-    tick_secs: tickSecs,
-  };
+  const chart = { svg: renderChartSvg(deploymentMachine), stale_ticks: STALE_TICKS, tick_secs: tickSecs };
 
   // ---- live feed: one set of NATS watchers, fanned out to every SSE client ----
   const clients = new Set<ServerResponse>();
@@ -62,115 +73,95 @@ export async function startInspector(o: InspectorOptions): Promise<Inspector> {
     for (const c of clients) c.write(frame);
   };
   const stops: Array<() => void> = [];
-  const stateWatch = await fleet.states.watch({ key: ">", include: KvWatchInclude.UpdatesOnly });
-  stops.push(() => stateWatch.stop());
-  void (async () => {
-    for await (const e of stateWatch) broadcast("state", { key: e.key, operation: e.operation, revision: e.revision });
-  })().catch(() => undefined);
-  const hbWatch = await fleet.heartbeats.watch({ key: ">", include: KvWatchInclude.UpdatesOnly });
-  stops.push(() => hbWatch.stop());
-  void (async () => {
-    for await (const e of hbWatch) broadcast("heartbeat", { device: e.key });
-  })().catch(() => undefined);
+  for (const [kv, type] of [[fleet.states, "state"], [fleet.desired, "desired"], [fleet.heartbeats, "heartbeat"], [fleet.infos, "info"]] as const) {
+    const w = await kv.watch({ key: ">", include: KvWatchInclude.UpdatesOnly });
+    stops.push(() => w.stop());
+    void (async () => {
+      for await (const e of w) broadcast(type, { key: e.key, operation: e.operation, revision: e.revision });
+    })().catch(() => undefined);
+  }
   // A consumer, not a core subscription: in a secured fleet devices publish into the journal's own
   // account, whose messages reach the operator's account through its JetStream imports only.
   const live = await (await fleet.js.consumers.getPushConsumer(STREAM_FLEET_EVENTS, { deliver_policy: DeliverPolicy.New })).consume();
-  stops.push(() => live.stop());
+  stops.push(() => void live.stop());
   void (async () => {
     for await (const m of live) {
       const [, , device, deployment] = m.subject.split(".");
-      let n: unknown = null;
-      try {
-        n = (m.json() as { n?: unknown }).n ?? null;
-      } catch {
-        /* not ours to judge here */
-      }
-      broadcast("journal", { device, deployment, n });
+      broadcast("journal", { device, deployment });
     }
   })().catch(() => undefined);
   const keepAlive = setInterval(() => {
     for (const c of clients) c.write(": keep-alive\n\n");
   }, 15_000);
 
-  const pair = (u: URL): [string, string] => {
-    const device = u.searchParams.get("device") ?? "";
-    const deployment = u.searchParams.get("deployment") ?? "";
-    for (const [what, v] of [["device", device], ["deployment", deployment]] as const) {
-      const p = deviceOrDeploymentNameProblem(v);
-      if (p) throw new HttpError(400, `${what}: ${p}`);
-    }
-    return [device, deployment];
+  const name = (u: URL, what: "device" | "deployment") => {
+    const v = u.searchParams.get(what) ?? "";
+    const p = deviceOrDeploymentNameProblem(v);
+    if (p) throw new HttpError(400, `${what}: ${p}`);
+    return v;
+  };
+  const count = (u: URL, what: string, max: number): number | undefined => {
+    const v = u.searchParams.get(what);
+    if (v === null || v === "") return undefined;
+    const n = Number(v);
+    if (!/^\d+$/.test(v) || n < 1 || n > max) throw new HttpError(400, `${what}: expected an integer from 1 to ${max}, got ${JSON.stringify(v.slice(0, 20))}`);
+    return n;
   };
 
-  const deploymentView = async (device: string, deployment: string) => {
-    const [state, desired, checked] = await Promise.all([fleet.deploymentState(device, deployment), fleet.desiredEntry(device, deployment), fleet.checkedJournal(device, deployment)]);
-    const events = checked.map((c) => c.event);
-    if (!state && !desired && events.length === 0) throw new HttpError(404, `no deployment ${device}/${deployment}`);
-    return {
-      device,
-      deployment,
-      state,
-      desired: desired && {
-        revision: desired.revision,
-        hash: desired.hash,
-        errors: desired.errors,
-        score: desired.score ? scoreWithoutEnvValues(desired.score) : null,
-        signed: desired.signed && { by: desired.signed.by, at: desired.signed.at },
-      },
-      timeline: buildTimeline(device, deployment, events),
-      // Which events the device itself signed (docs/design.md, "Report signatures").
-      signatures: signatureSummary(checked),
-    };
-  };
-
-  const handle = async (req: IncomingMessage, res: ServerResponse) => {
-    const u = new URL(req.url ?? "/", "http://localhost");
-    if (req.method !== "GET") throw new HttpError(405, "GET only");
-    const file = STATIC_FILES[u.pathname];
-    if (file) {
-      const body = await readFile(`${dir}${file}`);
-      res.writeHead(200, { "content-type": TYPES[file.split(".").pop()!]!, "cache-control": "no-store" });
-      res.end(body);
-      return;
-    }
+  const get = async (u: URL, res: ServerResponse) => {
     switch (u.pathname) {
       case "/api/chart":
         return json(res, chart);
       case "/api/fleet": {
-        const summary = await fleet.summary({ tickSecs });
-        return json(res, {
-          now: new Date().toISOString(),
-          tick_secs: tickSecs,
-          devices: summary.map((d) => ({
-            device: d.device,
-            info: d.info,
-            heartbeat: d.heartbeat,
-            heartbeat_age_ms: d.heartbeatAgeMs,
-            stale: d.stale,
-            deployments: d.deployments,
-            signing: d.signing,
-            device_key: d.deviceKey,
-            checks: d.checks,
-          })),
-        });
+        const devices = await deviceRows(fleet, tickSecs);
+        return json(res, { now: new Date().toISOString(), tick_secs: tickSecs, stale_ticks: STALE_TICKS, summary: summarise(devices), devices });
       }
-      case "/api/deployment":
-        return json(res, await deploymentView(...pair(u)));
+      case "/api/device": {
+        const device = name(u, "device");
+        const [d] = await deviceRows(fleet, tickSecs, device);
+        if (!d || (!d.info && !d.heartbeat && d.deployments.length === 0)) throw new HttpError(404, `no device ${device}`);
+        return json(res, { now: new Date().toISOString(), stale_ticks: STALE_TICKS, device: d });
+      }
+      case "/api/deployment": {
+        const [device, deployment] = [name(u, "device"), name(u, "deployment")];
+        const before = count(u, "before", Number.MAX_SAFE_INTEGER);
+        const size = count(u, "size", MAX_PAGE_SIZE);
+        const v = await deploymentView(fleet, device, deployment, { ...(before ? { before } : {}), ...(size ? { size } : {}) });
+        if (!v) throw new HttpError(404, `no deployment ${device}/${deployment}`);
+        return json(res, v);
+      }
       case "/api/export": {
-        const [device, deployment] = pair(u);
-        const v = await deploymentView(device, deployment);
+        // The whole journal, folded through the machine, for a bug report: an explicit download, not a page view.
+        const [device, deployment] = [name(u, "device"), name(u, "deployment")];
+        const [state, desired, checked] = await Promise.all([fleet.deploymentState(device, deployment), fleet.desiredEntry(device, deployment), fleet.checkedJournal(device, deployment)]);
+        const events = checked.map((c) => c.event);
+        if (!state && !desired && events.length === 0) throw new HttpError(404, `no deployment ${device}/${deployment}`);
         res.writeHead(200, {
           "content-type": "application/json; charset=utf-8",
           "content-disposition": `attachment; filename="timeline-${device}-${deployment}.json"`,
         });
-        res.end(JSON.stringify({ exported_at: new Date().toISOString(), ...v }, null, 2));
-        return;
-      }
-      case "/api/events": {
-        res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-store", connection: "keep-alive" });
-        res.write(": connected\n\n");
-        clients.add(res);
-        req.on("close", () => clients.delete(res));
+        res.end(
+          JSON.stringify(
+            {
+              exported_at: new Date().toISOString(),
+              device,
+              deployment,
+              state,
+              desired: desired && {
+                revision: desired.revision,
+                hash: desired.hash,
+                errors: desired.errors,
+                score: desired.score ? scoreWithoutEnvValues(desired.score) : null,
+                signed: desired.signed && { by: desired.signed.by, at: desired.signed.at },
+              },
+              timeline: buildTimeline(device, deployment, events),
+              // Which events the device itself signed (docs/design.md, "Report signatures").
+              signatures: signatureSummary(checked),
+            },
+            null,
+            2,
+          ),
+        );
         return;
       }
       default:
@@ -178,9 +169,51 @@ export async function startInspector(o: InspectorOptions): Promise<Inspector> {
     }
   };
 
+  const post = async (req: IncomingMessage, u: URL, res: ServerResponse) => {
+    // A page of another origin may post to 127.0.0.1 too: only this page's own requests act. A
+    // JSON body cannot be sent across origins without a preflight, which this server never grants.
+    const origin = req.headers.origin;
+    if (origin !== undefined && origin !== `http://${req.headers.host}`) throw new HttpError(403, `origin ${origin} may not act here`);
+    if (!/^application\/json\b/.test(req.headers["content-type"] ?? "")) throw new HttpError(415, "content-type: expected application/json");
+    const r = decodeJson(ActionRequest, await body(req));
+    if (!r.ok) throw new HttpError(400, r.errors.join("; "));
+    switch (u.pathname) {
+      case "/api/actions/retry":
+        return json(res, await retry(fleet, r.value));
+      case "/api/actions/delete":
+        return json(res, await remove(fleet, r.value));
+      case "/api/actions/restart":
+        return json(res, await restartService(fleet, r.value));
+      default:
+        throw new HttpError(404, "not found");
+    }
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse) => {
+    const u = new URL(req.url ?? "/", "http://localhost");
+    if (req.method === "POST") return post(req, u, res);
+    if (req.method !== "GET") throw new HttpError(405, "GET or POST only");
+    const file = STATIC_FILES[u.pathname];
+    if (file) {
+      const content = await readFile(`${dir}${file}`);
+      res.writeHead(200, { "content-type": TYPES[file.split(".").pop()!]!, "cache-control": "no-store" });
+      res.end(content);
+      return;
+    }
+    if (u.pathname === "/api/events") {
+      res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-store", connection: "keep-alive" });
+      res.write(": connected\n\n");
+      clients.add(res);
+      req.on("close", () => clients.delete(res));
+      return;
+    }
+    if (await answerCommandRoute(fleet.nc, u, res, req)) return;
+    return get(u, res);
+  };
+
   const server = createServer((req, res) => {
     handle(req, res).catch((e: unknown) => {
-      const status = e instanceof HttpError ? e.status : 500;
+      const status = e instanceof HttpError || e instanceof ActionError ? e.status : 500;
       if (!res.headersSent) res.writeHead(status, { "content-type": "application/json; charset=utf-8" });
       res.end(JSON.stringify({ error: (e as Error).message }));
     });
@@ -211,7 +244,25 @@ class HttpError extends Error {
   }
 }
 
-function json(res: ServerResponse, body: unknown) {
+function body(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let size = 0;
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_BODY) {
+        reject(new HttpError(413, `body: expected at most ${MAX_BODY} bytes`));
+        req.destroy();
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
+    req.on("error", reject);
+  });
+}
+
+function json(res: ServerResponse, content: unknown) {
   res.writeHead(200, { "content-type": "application/json; charset=utf-8", "cache-control": "no-store" });
-  res.end(JSON.stringify(body));
+  res.end(JSON.stringify(content));
 }

@@ -1,139 +1,180 @@
-// The deployment machine's statechart as SVG, laid out from the machine definition itself
-// (machineEdges), so the drawing can never drift from the code. No library, no network: every
-// node carries `data-state`, every edge `data-from`/`data-to`, and the page highlights by class.
+// The deployment machine's statechart as SVG, from the machine definition itself (machineEdges), so
+// the drawing can never drift from the code, laid out by dagre (a layered layout: ranks, then an
+// order that minimises crossings, edge labels placed as nodes of their own so none overlaps a state
+// or another label). Runs once at server start, in node: the page gets finished SVG, no library.
+// Every state carries `data-state`, every edge `data-from`/`data-to`; the page highlights by class.
+import dagre, { type EdgeLabel, type GraphLabel, type NodeLabel } from "@dagrejs/dagre";
 import type { AnyStateMachine, AnyStateNode } from "xstate";
 import { domainTypeOf } from "../machines/journal.vocabulary.js";
-import { edgeLabel, machineEdges, type Edge } from "../machines/statechart.js";
+import { machineEdges, type Edge } from "../machines/statechart.js";
 
+export interface ChartState {
+  id: string;
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+  final: boolean;
+  initial: boolean;
+}
+export interface ChartEdge {
+  from: string;
+  to: string;
+  /** Every transition of this edge in domain words, as the tooltip lists them. */
+  words: string[];
+  /** The lines drawn on the chart (queued variants of a drawn word folded into it). */
+  lines: string[];
+  points: Array<{ x: number; y: number }>;
+  label: { x: number; y: number; width: number; height: number };
+}
 export interface ChartLayout {
-  states: Array<{ id: string; x: number; y: number; final: boolean; initial: boolean }>;
-  edges: Array<{ from: string; to: string; labels: string[] }>;
+  states: ChartState[];
+  edges: ChartEdge[];
   width: number;
   height: number;
 }
 
-const COL = 175;
-const ROW = 120;
-const W = 120;
-const H = 40;
-const PAD = 30;
-/** Room above the top row for edges that bend upwards. */
-const TOP = 70;
+const NODE_H = 36;
+const FONT_STATE = 13;
+const FONT_LABEL = 11;
+const LINE_H = 14;
+/** Average glyph widths of the page's sans-serif at these sizes (the page sets the font). */
+const charW = (px: number, bold: boolean) => px * (bold ? 0.62 : 0.56);
 
-/** Progress edges first (eventless, a step done), failures last, so the happy path takes the top row. */
-function priority(e: Edge): number {
-  if (e.event === "always") return 0;
-  const type = domainTypeOf(e.event) ?? "";
-  return type.endsWith(".done") ? 1 : type.endsWith(".failed") || type === "step.timed_out" ? 3 : 2;
+/** The queued-kind guard's params → the desired event that waited for the step to end. */
+const QUEUED: Record<string, string> = { update: "desired.updated", delete: "desired.deleted", reject: "desired.rejected" };
+
+/**
+ * One transition in the journal's words (docs/design.md, journal events v2; the names from the
+ * vocabulary module): the event an operator sees in the timeline, not XState's actor ids or the
+ * machine's guard names. A transition taken because a desired value waited for the step to end says
+ * so: `desired.updated (queued)`; a step that ended with a failed service: `stop.done, a service failed`.
+ */
+export function edgeWords(e: Edge): string {
+  if (e.guard === "queued" && e.params && QUEUED[e.params]) return `${QUEUED[e.params]} (queued)`;
+  if (e.event === "always") return e.guard === "hasPlan" ? "plan made" : "then";
+  const name = domainTypeOf(e.event) ?? e.event;
+  return e.guard === "hasFailure" ? `${name}, a service failed` : name;
 }
 
 export function layoutChart(machine: AnyStateMachine): ChartLayout {
   const nodes = Object.values(machine.root.states) as AnyStateNode[];
   const initial = String(machine.root.initial?.target[0]?.key ?? nodes[0]?.key ?? "");
-  const edges = machineEdges(machine);
-  const out = new Map<string, Edge[]>();
-  for (const e of edges) out.set(e.from, [...(out.get(e.from) ?? []), e]);
-  for (const list of out.values()) list.sort((a, b) => priority(a) - priority(b));
-
-  // Breadth-first ranks (columns); a node takes its parent's row when free.
-  const rank = new Map<string, number>([[initial, 0]]);
-  const row = new Map<string, number>([[initial, 0]]);
-  const used = new Set<string>([`0:0`]);
-  const queue = [initial];
-  while (queue.length) {
-    const n = queue.shift()!;
-    for (const e of out.get(n) ?? []) {
-      if (rank.has(e.to)) continue;
-      const r = rank.get(n)! + 1;
-      let y = row.get(n)!;
-      while (used.has(`${r}:${y}`)) y++;
-      rank.set(e.to, r);
-      row.set(e.to, y);
-      used.add(`${r}:${y}`);
-      queue.push(e.to);
-    }
-  }
-  // Unreachable states (none today) go in a last column.
-  const maxRank = Math.max(...rank.values());
-  let extra = 0;
-  for (const n of nodes) if (!rank.has(n.key)) (rank.set(n.key, maxRank + 1), row.set(n.key, extra++));
-
-  const states = nodes.map((n) => ({
-    id: n.key,
-    x: PAD + rank.get(n.key)! * COL,
-    y: TOP + row.get(n.key)! * ROW,
-    final: n.type === "final",
-    initial: n.key === initial,
-  }));
-  const grouped = new Map<string, { from: string; to: string; labels: string[] }>();
-  for (const e of edges) {
+  const grouped = new Map<string, { from: string; to: string; words: string[] }>();
+  for (const e of machineEdges(machine)) {
     const k = `${e.from}>${e.to}`;
-    const g = grouped.get(k) ?? { from: e.from, to: e.to, labels: [] };
-    const l = edgeLabel(e);
-    if (!g.labels.includes(l)) g.labels.push(l);
+    const g = grouped.get(k) ?? { from: e.from, to: e.to, words: [] };
+    const w = edgeWords(e);
+    if (!g.words.includes(w)) g.words.push(w);
     grouped.set(k, g);
   }
-  return {
-    states,
-    edges: [...grouped.values()],
-    width: PAD * 2 + Math.max(...states.map((s) => s.x)) + W - PAD,
-    height: Math.max(...states.map((s) => s.y)) + H + TOP,
-  };
+
+  const g = new dagre.graphlib.Graph<GraphLabel, NodeLabel, EdgeLabel>();
+  g.setGraph({ rankdir: "TB", nodesep: 24, ranksep: 26, edgesep: 10, marginx: 16, marginy: 16, ranker: "network-simplex", align: "UL" });
+  for (const n of nodes) g.setNode(n.key, { width: Math.round(n.key.length * charW(FONT_STATE, true) + 28), height: NODE_H });
+  const edges = [...grouped.values()].map((e) => ({ ...e, lines: drawnLines(e.words) }));
+  const forward = forwardPath(initial, edges);
+  for (const e of edges) {
+    const width = e.lines.length ? Math.round(Math.max(...e.lines.map((l) => l.length)) * charW(FONT_LABEL, false) + 8) : 0;
+    // The way forward (an upgrade's steps, a removal) is held straight; returns and failures bend around it.
+    const weight = forward.has(`${e.from}>${e.to}`) ? 8 : e.to === initial ? 1 : 2;
+    g.setEdge(e.from, e.to, { width, height: e.lines.length ? e.lines.length * LINE_H + 2 : 0, labelpos: "c", weight });
+  }
+  dagre.layout(g);
+
+  const states: ChartState[] = nodes.map((n) => {
+    const p = g.node(n.key);
+    const [x, y] = [p.x ?? 0, p.y ?? 0];
+    return { id: n.key, x: x - p.width / 2, y: y - p.height / 2, width: p.width, height: p.height, final: n.type === "final", initial: n.key === initial };
+  });
+  const laid: ChartEdge[] = edges.map((e) => {
+    const p = g.edge(e.from, e.to);
+    return { from: e.from, to: e.to, words: e.words, lines: e.lines, points: p.points ?? [], label: { x: p.x ?? 0, y: p.y ?? 0, width: p.width ?? 0, height: p.height ?? 0 } };
+  });
+  const graph = g.graph();
+  return { states, edges: laid, width: Math.ceil(graph.width ?? 0), height: Math.ceil(graph.height ?? 0) };
+}
+
+/**
+ * The edges of the way forward: from the initial state, each state's first edge that a step's
+ * success or a plan takes (`<step>.done`, `plan made`) to a state not yet on the way, to a final
+ * state or back to the start. Read from the definition, so a new step joins it by itself.
+ */
+function forwardPath(initial: string, edges: Array<{ from: string; to: string; words: string[] }>): Set<string> {
+  const out = new Set<string>();
+  const progress = (w: string) => /\.done$/.test(w) || w === "plan made";
+  const seen = new Set<string>();
+  for (const start of [initial, ...edges.filter((e) => e.words.includes("desired.deleted")).map((e) => e.to)]) {
+    let at = start;
+    while (!seen.has(at)) {
+      seen.add(at);
+      const next = edges.find((e) => e.from === at && !seen.has(e.to) && e.words.some(progress));
+      if (!next) break;
+      out.add(`${next.from}>${next.to}`);
+      at = next.to;
+    }
+  }
+  return out;
+}
+
+/**
+ * The words drawn on an edge: none for a transition taken only because a desired value waited for a
+ * step to end (drawn dashed; the tooltip and the legend say so), and one word per step outcome: a
+ * step that ended with a failed service and a step that failed outright read as `<step>.failed`.
+ */
+function drawnLines(words: string[]): string[] {
+  const out: string[] = [];
+  for (const w of words) {
+    if (w.endsWith(" (queued)")) continue;
+    const failed = /^(\w+)\.done, a service failed$/.exec(w);
+    const line = failed ? `${failed[1]}.failed` : w;
+    if (!out.includes(line)) out.push(line);
+  }
+  return out;
 }
 
 const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
+const r = (n: number) => Math.round(n * 10) / 10;
+
+/** A smooth path through dagre's points: straight ends, quadratic bends at the inner points. */
+function pathOf(points: Array<{ x: number; y: number }>): string {
+  if (points.length < 2) return "";
+  const [p0, ...rest] = points;
+  let d = `M${r(p0!.x)},${r(p0!.y)}`;
+  if (rest.length === 1) return `${d} L${r(rest[0]!.x)},${r(rest[0]!.y)}`;
+  for (let i = 0; i < rest.length - 1; i++) {
+    const c = rest[i]!;
+    const n = rest[i + 1]!;
+    const mx = i === rest.length - 2 ? n.x : (c.x + n.x) / 2;
+    const my = i === rest.length - 2 ? n.y : (c.y + n.y) / 2;
+    d += ` Q${r(c.x)},${r(c.y)} ${r(mx)},${r(my)}`;
+  }
+  return d;
+}
 
 export function renderChartSvg(machine: AnyStateMachine): string {
   const l = layoutChart(machine);
-  const pos = new Map(l.states.map((s) => [s.id, s]));
-  const parts: string[] = [];
-  parts.push(
-    `<svg xmlns="http://www.w3.org/2000/svg" class="statechart" viewBox="0 0 ${l.width} ${l.height}" width="${l.width}" height="${l.height}" role="img" aria-label="deployment statechart">`,
-    `<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" class="arrowhead"/></marker></defs>`,
-  );
+  const parts: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" class="statechart" viewBox="0 0 ${l.width} ${l.height}" preserveAspectRatio="xMidYMin meet" role="img" aria-label="deployment statechart">`,
+    `<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="6" markerHeight="6" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" class="arrowhead"/></marker>` +
+      `<marker id="arrow-taken" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="6" markerHeight="6" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" class="arrowhead taken"/></marker></defs>`,
+  ];
   for (const e of l.edges) {
-    const a = pos.get(e.from)!;
-    const b = pos.get(e.to)!;
-    const [x1, y1] = [a.x + W / 2, a.y + H / 2];
-    const [x2, y2] = [b.x + W / 2, b.y + H / 2];
-    const dx = x2 - x1;
-    const dy = y2 - y1;
-    const len = Math.hypot(dx, dy) || 1;
-    // Bend sideways (a→b and b→a bend to opposite sides); longer edges bend more.
-    const bend = Math.min(90, 18 + len * 0.12);
-    const cx = (x1 + x2) / 2 + (-dy / len) * bend;
-    const cy = (y1 + y2) / 2 + (dx / len) * bend;
-    const [sx, sy] = clip(x1, y1, cx, cy);
-    const [ex, ey] = clip(x2, y2, cx, cy);
-    const mx = 0.25 * sx + 0.5 * cx + 0.25 * ex;
-    const my = 0.25 * sy + 0.5 * cy + 0.25 * ey;
+    const { x, y, height } = e.label;
+    const top = y - height / 2 + LINE_H - 3;
     parts.push(
-      `<g class="edge" data-from="${esc(e.from)}" data-to="${esc(e.to)}"><title>${esc(`${e.from} → ${e.to}: ${e.labels.join(" | ")}`)}</title>`,
-      `<path d="M${r(sx)},${r(sy)} Q${r(cx)},${r(cy)} ${r(ex)},${r(ey)}" marker-end="url(#arrow)"/>`,
-      `<text x="${r(mx)}" y="${r(my)}" text-anchor="middle">${esc(shorten(e.labels))}</text></g>`,
+      `<g class="edge${e.lines.length ? "" : " queued"}" data-from="${esc(e.from)}" data-to="${esc(e.to)}"><title>${esc(`${e.from} → ${e.to}: ${e.words.join(" | ")}`)}</title>`,
+      `<path d="${pathOf(e.points)}" marker-end="url(#arrow)"/>`,
+      e.lines.length ? `<text x="${r(x)}" y="${r(top)}" text-anchor="middle">${e.lines.map((line, i) => `<tspan x="${r(x)}" dy="${i === 0 ? 0 : LINE_H}">${esc(line)}</tspan>`).join("")}</text></g>` : "</g>",
     );
   }
   for (const s of l.states) {
-    if (s.initial) parts.push(`<circle class="initial-dot" cx="${s.x - 14}" cy="${s.y + H / 2}" r="5"/>`);
     parts.push(
-      `<g class="state${s.final ? " final" : ""}" data-state="${esc(s.id)}" transform="translate(${s.x},${s.y})">`,
-      `<rect width="${W}" height="${H}" rx="12"/>${s.final ? `<rect class="inner" x="3" y="3" width="${W - 6}" height="${H - 6}" rx="10"/>` : ""}`,
-      `<text x="${W / 2}" y="${H / 2 + 5}" text-anchor="middle">${esc(s.id)}</text></g>`,
+      `<g class="state${s.final ? " final" : ""}${s.initial ? " initial" : ""}" data-state="${esc(s.id)}" transform="translate(${r(s.x)},${r(s.y)})">`,
+      `<rect width="${r(s.width)}" height="${s.height}" rx="${s.height / 2}"/>${s.final ? `<rect class="inner" x="3" y="3" width="${r(s.width - 6)}" height="${s.height - 6}" rx="${(s.height - 6) / 2}"/>` : ""}`,
+      `<text x="${r(s.width / 2)}" y="${s.height / 2 + 4.5}" text-anchor="middle">${esc(s.id)}</text></g>`,
     );
   }
   parts.push("</svg>");
   return parts.join("\n");
-
-  /** Where the line from a node's centre towards (tx, ty) leaves its box. */
-  function clip(x: number, y: number, tx: number, ty: number): [number, number] {
-    const dx = tx - x;
-    const dy = ty - y;
-    const sx = dx === 0 ? Infinity : W / 2 / Math.abs(dx);
-    const sy = dy === 0 ? Infinity : H / 2 / Math.abs(dy);
-    const s = Math.min(sx, sy);
-    return [x + dx * s, y + dy * s];
-  }
 }
-
-const r = (n: number) => Math.round(n * 10) / 10;
-const shorten = (labels: string[]) => (labels.length > 2 ? `${labels.slice(0, 2).join(" / ")} …` : labels.join(" / "));

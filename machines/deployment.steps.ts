@@ -1,5 +1,6 @@
 // The inputs and outputs of the steps a deployment's machine invokes. The machine decides; an
 // executor bound to a ContainerRuntime (agent/deployment.actors.ts) carries the step out.
+import type { Health } from "../contracts/score.codec.js";
 import type { AppliedService } from "./upgrade.plan.js";
 
 /** Every step output carries the time it finished: the machine keeps clocks out of itself. */
@@ -70,3 +71,50 @@ export interface StepError {
   message: string;
   at?: number;
 }
+
+/** One started service the readiness step waits for. */
+export interface VerifyService {
+  service: string;
+  id: string;
+  /** The service's health check: ready at its first pass. */
+  health?: Health;
+  /** Without a health check: ready once it has run this long (`lifecycle.min_ready_secs`). */
+  minReadySecs: number;
+}
+export interface VerifyInput {
+  deployment: string;
+  /** When the services were started: readiness is counted from then, also after a restore. */
+  since: number;
+  services: VerifyService[];
+}
+export interface VerifyOutput extends StepDone {
+  /** Services found ready, in the order they became so. */
+  ready: string[];
+  /** The first service that died or failed its check while the step waited. */
+  failure?: { service: string; reason: string };
+}
+
+/** A restart the machine decided: at `at` (the backoff's deadline), of the recorded container. */
+export interface RestartDue {
+  service: string;
+  id: string;
+  at: number;
+  /** The spec of the recorded container: recreated from it if the container is gone and `recreate`. */
+  spec: AppliedService;
+  /** Roll forward only: a container of an earlier score than the target is started again, never recreated. */
+  recreate: boolean;
+  /** Restarted because it was unhealthy: a running container is restarted too. */
+  unhealthy: boolean;
+  /** The service's restarts so far, this one counted. */
+  restarts: number;
+}
+export interface RestartsInput {
+  deployment: string;
+  restarts: RestartDue[];
+}
+/** What the restarts actor tells the machine: only what changes its record. */
+export type RestartOutcome =
+  /** The container was gone and was created again: its new id (`restarts`: the count before it, the machine's). */
+  | { type: "SERVICE_RESTARTED"; service: string; id: string; restarts: number; by: "agent"; at: number }
+  /** The restart did not take (the runtime refused): the service is still down. */
+  | { type: "SERVICE_EXITED"; service: string; exitCode: number | null; at: number };

@@ -4,7 +4,7 @@
 import { createActor, initialTransition, type ActorScope } from "xstate";
 import type { DomainEvent, JournalCause } from "../contracts/journal-event.codec.js";
 import { deploymentMachine, type DeploymentEvent, type DeploymentInput, type DeploymentSnapshot } from "./deployment.machine.js";
-import { domainEventOf, machineEventOf } from "./journal.vocabulary.js";
+import { domainEventOf, isDomainCause, machineEventOf, type MachineEvent } from "./journal.vocabulary.js";
 
 /** One folded event: the cause in the domain vocabulary (a v1 cause translated) and the snapshot after it. */
 export interface FoldStep {
@@ -33,10 +33,12 @@ function fold(input: DeploymentInput, events: readonly JournalCause[], each: (s:
   for (const cause of events) {
     if (snapshot.status === "done") snapshot = initial;
     const event = domainEventOf(cause, snapshot);
-    const machineEvent = machineEventOf(event);
+    const machineEvent = machineEventOf(event, snapshot);
     // XState types `transition` with the events the machine is sent; its step actors' outcomes
     // (`xstate.done.actor.*`) are the machine's events too.
     if (machineEvent) snapshot = deploymentMachine.transition(snapshot, machineEvent as DeploymentEvent, scope);
+    // A version 1 journal knows no readiness step: a start it records as done was ready then.
+    if (!isDomainCause(cause) && snapshot.value === "verifying") snapshot = deploymentMachine.transition(snapshot, readyAt(snapshot, event.at) as DeploymentEvent, scope);
     each(snapshot, event);
   }
 }
@@ -50,4 +52,9 @@ function inertScope(input: DeploymentInput): ActorScope<DeploymentSnapshot, Depl
   const self = createActor(deploymentMachine, { input });
   const ignore = () => {};
   return { self, id: "", sessionId: "", system: self.system, logger: ignore, defer: ignore, emit: ignore, stopChild: ignore, actionExecutor: ignore };
+}
+
+/** Every service the readiness step of `s` waits for, ready at `at`. */
+function readyAt(s: DeploymentSnapshot, at: number): MachineEvent {
+  return { type: "xstate.done.actor.verify", output: { ready: (s.context.plan?.start ?? []).map((x) => x.service.name), at } };
 }

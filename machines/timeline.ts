@@ -2,7 +2,8 @@
 // the machine's pure transition, so the container ids at each step are the machine's own), and how
 // long the deployment stayed in the state it entered. fleetctl history and the visualiser share it.
 // Every cause is shown in the journal's vocabulary, a v1 journal's XState events translated.
-import { phaseOf, type MachineState, type Phase } from "../contracts/deployment-state.codec.js";
+import type { MachineState, Phase } from "../contracts/deployment-state.codec.js";
+import { phaseAt } from "./deployment.report.js";
 import type { DomainEvent, JournalEvent } from "../contracts/journal-event.codec.js";
 import { foldSteps } from "./journal.fold.js";
 
@@ -38,6 +39,8 @@ export interface Timeline {
 /** A one-line reading: `desired.updated sha256:1a2b… (rev 12)`, `stop.done (failed web: …)`. */
 export function eventLabel(e: DomainEvent): string {
   const failed = (f: { service: string; message: string } | undefined) => (f ? ` (failed ${f.service}: ${f.message})` : "");
+  const time = (ms: number) => new Date(ms).toISOString().slice(11, 23);
+  const retry = (x: { retry_at?: number }) => (x.retry_at === undefined ? "" : `; retry at ${time(x.retry_at)}`);
   const list = (xs: readonly string[]) => (xs.length ? `: ${xs.join(", ")}` : "");
   switch (e.type) {
     case "desired.updated":
@@ -52,29 +55,32 @@ export function eventLabel(e: DomainEvent): string {
     case "stop.done":
       return `${e.type}${failed(e.failure)}`;
     case "start.done":
-      return `${e.type}${failed(e.failure)}`;
+      return `${e.type}${failed(e.failure)}${retry(e)}`;
     case "remove.done":
       return `${e.type}${failed(e.failure)}`;
     case "verify.done":
       return `${e.type}${list(e.ready)}`;
     case "verify.failed":
-      return `${e.type} ${e.service}: ${e.reason}`;
+      return `${e.type} ${e.service}: ${e.reason}${retry(e)}`;
     case "pull.failed":
-    case "stop.failed":
     case "start.failed":
+      return `${e.type}: ${e.error}${retry(e)}`;
+    case "stop.failed":
     case "remove.failed":
       return `${e.type}: ${e.error}`;
     case "step.timed_out":
+      return `${e.type}: ${e.step}${retry(e)}`;
+    case "step.retried":
       return `${e.type}: ${e.step}`;
     case "liveness.repair":
       return `${e.type}${list(e.services)}`;
     case "service.exited":
-      return `${e.type} ${e.service}${e.exit_code === null ? "" : ` (code ${e.exit_code})`}`;
+      return `${e.type} ${e.service}${e.exit_code === null ? "" : ` (code ${e.exit_code})`}${e.restart_at === null ? "" : e.restart_at <= e.at ? "; restart now" : `; restart at ${time(e.restart_at)}`}`;
     case "service.restarted":
       return `${e.type} ${e.service} (${e.restarts} restarts${e.by ? `, by ${e.by}` : ""})`;
     case "service.unhealthy":
     case "service.healthy":
-      return `${e.type} ${e.service}`;
+      return `${e.type} ${e.service}${e.output ? `: ${e.output.slice(0, 80)}` : ""}`;
     case "agent.resumed":
       return `${e.type} in ${e.state}`;
   }
@@ -95,7 +101,7 @@ export function buildTimeline(device: string, deployment: string, events: readon
       v: e.v,
       label: eventLabel(event),
       state,
-      phase: phaseOf(state as MachineState),
+      phase: phaseAt(s, event.at),
       container_ids: { ...s.context.containerIds },
       last_error: s.context.lastError,
       score_hash: s.context.target?.hash ?? null,

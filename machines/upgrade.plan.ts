@@ -41,19 +41,57 @@ export function planUpgrade(applied: Applied, desired: PodmanV0Score, desiredHas
   const lifecycle = resolveLifecycle(desired.lifecycle);
   const actions: Record<string, ServiceAction> = {};
   const start: AppliedService[] = [];
-  for (const service of desired.services) {
+  for (const service of dependencyOrder(desired.services)) {
     const old = applied[service.name];
     const action: ServiceAction = !old ? "add" : specHash(old.service, old.lifecycle) === specHash(service, lifecycle) ? "unchanged" : "replace";
     actions[service.name] = action;
     if (action !== "unchanged") start.push({ service, lifecycle, scoreHash: desiredHash });
   }
   for (const name of Object.keys(applied)) if (!(name in actions)) actions[name] = "remove";
+  // A service is stopped before what it depends on, as declared by the score its container runs.
+  const stopping = Object.keys(actions).filter((n) => actions[n] === "replace" || actions[n] === "remove");
+  const running = stopping.map((name) => applied[name]!.service);
   return {
     actions,
     pull: [...new Set(start.map((s) => s.service.image))],
-    stop: Object.keys(actions).filter((n) => actions[n] === "replace" || actions[n] === "remove"),
+    stop: stopOrder(running).map((s) => s.name),
     start,
   };
+}
+
+/** The part of a service the order of its start and stop depends on. */
+export interface Dependent {
+  name: string;
+  depends_on?: readonly string[];
+}
+
+/**
+ * Services ordered so that each comes after what it depends on (docs/design.md, `depends_on`),
+ * otherwise in the order given. The score's codec refuses unknown names and cycles; a name that is
+ * not in `services` is ignored here, and a cycle keeps the given order of its members.
+ */
+export function dependencyOrder<S extends Dependent>(services: readonly S[]): S[] {
+  const byName = new Map(services.map((s) => [s.name, s]));
+  return ordered(services, (s) => (s.depends_on ?? []).flatMap((d) => byName.get(d) ?? []));
+}
+
+/** Services ordered so that each comes before what it depends on: the order to stop them in. */
+export function stopOrder<S extends Dependent>(services: readonly S[]): S[] {
+  return ordered(services, (s) => services.filter((x) => (x.depends_on ?? []).includes(s.name)));
+}
+
+/** A depth-first order in which every service follows those `first(s)` names; otherwise as given. */
+function ordered<S extends Dependent>(services: readonly S[], first: (s: S) => readonly S[]): S[] {
+  const out: S[] = [];
+  const seen = new Set<string>();
+  const visit = (s: S) => {
+    if (seen.has(s.name)) return;
+    seen.add(s.name);
+    for (const f of first(s)) visit(f);
+    out.push(s);
+  };
+  for (const s of services) visit(s);
+  return out;
 }
 
 /** The plan of a tick that found some of the applied services not running: start just those. */

@@ -116,12 +116,6 @@ export interface ContainerRuntime {
    * it is not running, and its id returned. Never touches a container without our labels.
    */
   startService(spec: ServiceSpec): Promise<string>;
-  /**
-   * How long a just-started container must keep running to count as started, in ms. A start step
-   * waits it once for all the services it started, then checks them with one list(): waiting per
-   * service would delay each later service's start (and so its downtime) by the settle. null: no check.
-   */
-  readonly startSettleMs: number | null;
   /** The managed container with this id or name, or null when there is none. */
   status(idOrName: string): Promise<ManagedContainer | null>;
   /**

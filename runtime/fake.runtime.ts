@@ -69,8 +69,6 @@ export interface FakeRuntimeOptions {
    * reach); when omitted, every image is pullable.
    */
   images?: string[];
-  /** See ContainerRuntime.startSettleMs. Default 0: checked at once, as an exit at start is immediate here. */
-  startSettleMs?: number | null;
   /** Clock for `RuntimeCall.at`. Default Date.now. */
   now?: () => number;
 }
@@ -133,7 +131,6 @@ export class FakeRuntime implements ContainerRuntime {
   readonly calls: RuntimeCall[] = [];
   /** Images present on the device. */
   readonly images: Set<string>;
-  readonly startSettleMs: number | null;
 
   private readonly anyPullable: boolean;
   private readonly now: () => number;
@@ -155,7 +152,6 @@ export class FakeRuntime implements ContainerRuntime {
     this.device = opts.device;
     this.images = new Set(opts.images ?? []);
     this.anyPullable = opts.images === undefined;
-    this.startSettleMs = opts.startSettleMs === undefined ? 0 : opts.startSettleMs;
     this.now = opts.now ?? Date.now;
   }
 

@@ -55,7 +55,11 @@ export class LogWindow {
   private readonly open = new Map<Stream, Entry | "skip">();
   private cut = false;
 
-  constructor(private readonly maxBytes: number) {
+  /** `maxLines`: keep only the newest this many lines (a tail; dropping for it is not a cut). */
+  constructor(
+    private readonly maxBytes: number,
+    private readonly maxLines = Number.POSITIVE_INFINITY,
+  ) {
     if (!Number.isInteger(maxBytes) || maxBytes < 2) throw new RangeError(`maxBytes must be an integer of at least 2, got ${maxBytes}`);
   }
 
@@ -77,6 +81,7 @@ export class LogWindow {
       entry = { line: { at, stream, text }, cost: lineOverhead(at, stream) + jsonTextBytes(text) };
       this.kept.push(entry);
       this.total += entry.cost;
+      if (this.kept.length - this.first > this.maxLines) this.dropOldest(false);
     }
     if (ends) this.open.delete(stream);
     else this.open.set(stream, entry);
@@ -108,12 +113,13 @@ export class LogWindow {
     only.cost = this.total;
   }
 
-  private dropOldest(): void {
+  /** Lines before the kept ones were dropped: when `cut`, to fit the bytes; else past the tail. */
+  private dropOldest(cut = true): void {
     const e = this.kept[this.first]!;
     this.kept[this.first] = undefined;
     this.first++;
     this.total -= e.cost;
-    this.cut = true;
+    if (cut) this.cut = true;
     if (this.open.get(e.line.stream) === e) this.open.set(e.line.stream, "skip");
     if (this.first > 1024 && this.first * 2 > this.kept.length) {
       this.kept.splice(0, this.first);

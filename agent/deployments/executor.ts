@@ -1,7 +1,7 @@
 // The thin executor: binds the deployment machine's step actors to a ContainerRuntime. Each step is
 // idempotent, because a restored machine re-runs the step it was in: stopping a stopped container
 // succeeds, and a container already created for the same score hash is adopted.
-import { fromPromise } from "xstate";
+import { fromCallback, fromPromise, type EventObject } from "xstate";
 import { deploymentMachine } from "../../machines/deployment.machine.js";
 import type {
   DeadlineInput,
@@ -14,15 +14,37 @@ import type {
   StepFailure,
   StopInput,
   StopOutput,
+  RestartOutcome,
+  RestartsInput,
+  VerifyInput,
+  VerifyOutput,
+  VerifyService,
 } from "../../machines/deployment.steps.js";
-import type { ContainerRuntime } from "../../runtime/container-runtime.js";
+import { RuntimeError, type ContainerRuntime } from "../../runtime/container-runtime.js";
+import type { Death, StepLiveness } from "./liveness.js";
 import { REDACTED } from "../journal/redact.js";
 import { sleep } from "../../fleet/sleep.js";
 
 export interface ExecutorOptions {
   /** Clock for step outputs and deadlines; tests pass a fake one. */
   now?: () => number;
+  /**
+   * The device's liveness (agent/deployments/liveness.ts): deaths as its event stream sees them, and
+   * the agent's own restarts kept from counting as crashes. Without it the steps follow the
+   * runtime's event stream themselves.
+   */
+  liveness?: StepLiveness;
+  /**
+   * Waits until the clock reads `at` (a restart's backoff, a readiness wait), or `signal` aborts.
+   * Default: a timer on `now`; the model and property suites pass one their test drives.
+   */
+  sleepUntil?: (at: number, signal: AbortSignal, why: "restart" | "ready") => Promise<void>;
 }
+
+/** A restart that was due this long before its actor began is taken as done or lost: the liveness reports what is still wrong. */
+const STALE_RESTART_MS = 10_000;
+// Podman's own defaults for a health check field the score leaves out.
+const HEALTH_DEFAULTS = { interval_secs: 30, retries: 3, start_period_secs: 0 } as const;
 
 const messageOf = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
@@ -38,6 +60,8 @@ class TimedError extends Error {
 
 export function deploymentActors(runtime: ContainerRuntime, opts: ExecutorOptions = {}) {
   const now = opts.now ?? Date.now;
+  const liveness = opts.liveness ?? ownWatch(runtime, now);
+  const sleepUntil = opts.sleepUntil ?? ((at: number, signal: AbortSignal) => sleep(at - now(), signal));
   const timed = async <T extends object>(work: () => Promise<T>): Promise<T & StepDone> => {
     try {
       return { ...(await work()), at: now() };
@@ -62,33 +86,80 @@ export function deploymentActors(runtime: ContainerRuntime, opts: ExecutorOption
     return { done, failure: undefined };
   };
 
-  /**
-   * The settle: once for the whole step, then one list. The first service (in start order) whose
-   * container no longer runs fails the step; its id moves from `started` to the failure, so the
-   * machine still records it. A later service that exited too stays recorded by its id.
-   */
-  const exitedAtStart = async (started: Record<string, string>, signal: AbortSignal): Promise<Pick<StartOutput, "failure">> => {
-    const services = Object.keys(started);
-    if (runtime.startSettleMs === null || services.length === 0) return {};
-    if (runtime.startSettleMs > 0) await sleep(runtime.startSettleMs, signal);
-    const last = services.at(-1)!;
-    if (signal.aborted) return { failure: { service: last, message: "abandoned" } };
-    let listed;
+  /** Resolves at `deadline` (epoch ms; never for +Infinity); a stopped actor's promise is dropped. */
+  const until = async (deadline: number, signal: AbortSignal): Promise<StepDone> => {
+    if (!Number.isFinite(deadline)) await new Promise<void>((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
+    else await sleep(deadline - now(), signal);
+    return { at: now() };
+  };
+
+  /** null when the service is ready; else why not. Waits with the deadlines the input carries (a restore waits the rest). */
+  const readiness = async (svc: VerifyService, since: number, signal: AbortSignal): Promise<string | null> => {
+    const died = liveness.death(svc.id, signal).then((d) => deathReason(svc.service, d));
+    const current = await runtime.status(svc.id).catch(() => undefined);
+    if (current === null) return `service ${svc.service}: its container is gone`;
+    if (current && current.state !== "running") return `service ${svc.service} exited with code ${current.exitCode ?? "unknown"}`;
+    const waitOrDeath = async (until: number) => Promise.race([sleepUntil(until, signal, "ready").then(() => null), died]);
+    if (!svc.health) {
+      if (svc.minReadySecs === 0) return null;
+      const dead = await waitOrDeath(since + svc.minReadySecs * 1000);
+      if (dead !== null || signal.aborted) return dead ?? "abandoned";
+      const c = await runtime.status(svc.id).catch(() => undefined);
+      if (c === null) return `service ${svc.service}: its container is gone`;
+      return c === undefined || c.state === "running" ? null : `service ${svc.service} exited with code ${c.exitCode ?? "unknown"}`;
+    }
+    const h = svc.health;
+    const intervalMs = (h.interval_secs ?? HEALTH_DEFAULTS.interval_secs) * 1000;
+    // docs/design.md: ready at the first pass within start_period + (retries + 1) × interval.
+    const limit = since + (h.start_period_secs ?? HEALTH_DEFAULTS.start_period_secs) * 1000 + ((h.retries ?? HEALTH_DEFAULTS.retries) + 1) * intervalMs;
+    for (;;) {
+      if (signal.aborted) return "abandoned";
+      let last = "";
+      try {
+        const r = await runtime.healthcheck(svc.id);
+        if (r.status === "healthy" || r.status === "none") return null;
+        if (r.status === "unhealthy") return `service ${svc.service} is unhealthy: ${r.output || "its health check failed"}`;
+        last = r.output;
+      } catch (e) {
+        if (e instanceof RuntimeError && (e.reason === "not-running" || e.reason === "missing")) {
+          return (await Promise.race([died, sleep(200, signal).then(() => null)])) ?? `service ${svc.service} stopped running`;
+        }
+        last = messageOf(e);
+      }
+      if (now() + intervalMs > limit) {
+        return `service ${svc.service}: no passing health check within ${Math.round((limit - since) / 1000)} s${last ? ` (last: ${last})` : ""}`;
+      }
+      const dead = await waitOrDeath(now() + intervalMs);
+      if (dead !== null) return dead;
+    }
+  };
+
+  /** One restart the machine decided, carried out when due; what the machine must hear of it, if anything. */
+  const restartWhenDue = async (deployment: string, due: RestartsInput["restarts"][number], began: number, signal: AbortSignal): Promise<RestartOutcome | null> => {
+    // Before this actor's time (a restore, or a restart an earlier invocation carried out): not redone.
+    if (due.at < began - STALE_RESTART_MS) return null;
+    await sleepUntil(due.at, signal, "restart");
+    if (signal.aborted) return null;
+    const restartedAt = liveness.startedAt(due.id);
+    if (restartedAt !== null && restartedAt >= due.at) return null; // done already (a re-invocation)
+    const done = liveness.restarting(due.id);
     try {
-      listed = new Map((await runtime.list()).map((c) => [c.id, c]));
-    } catch (e) {
-      return { failure: { service: last, message: `checking that the started containers run: ${messageOf(e)}` } };
+      const c = await runtime.status(due.id);
+      if (!c) {
+        // Roll forward only: a container of an earlier score is not created again; nor one whose
+        // env this device no longer has (recovered from a redacted journal): never "<redacted>".
+        if (!due.recreate || Object.values(due.spec.service.env ?? {}).includes(REDACTED)) return null;
+        const id = await runtime.startService({ deployment, ...due.spec });
+        return { type: "SERVICE_RESTARTED", service: due.service, id, restarts: due.restarts, by: "agent", at: now() };
+      }
+      if (c.state !== "running" || due.unhealthy) await runtime.restart(due.id);
+      return null;
+    } catch {
+      // Still down: the machine schedules the next try with its backoff.
+      return signal.aborted ? null : { type: "SERVICE_EXITED", service: due.service, exitCode: null, at: now() };
+    } finally {
+      done();
     }
-    for (const service of services) {
-      const id = started[service]!;
-      const c = listed.get(id);
-      if (c?.state === "running") continue;
-      delete started[service];
-      return c
-        ? { failure: { service, message: `service ${service} exited at start with code ${c.exitCode ?? "unknown"}`, id } }
-        : { failure: { service, message: `service ${service}: its container vanished at start` } };
-    }
-    return {};
   };
 
   return {
@@ -137,7 +208,7 @@ export function deploymentActors(runtime: ContainerRuntime, opts: ExecutorOption
             return { started, failure: { service, message: messageOf(e), ...(id ? { id } : {}) } };
           }
         }
-        return { started, ...(await exitedAtStart(started, signal)) };
+        return { started };
       }),
     ),
 
@@ -153,11 +224,83 @@ export function deploymentActors(runtime: ContainerRuntime, opts: ExecutorOption
       }),
     ),
 
-    // Stopped with its step, the deadline's answer is dropped by the machine.
-    deadline: fromPromise<StepDone, DeadlineInput>(async ({ input, signal }) => {
-      await sleep(input.deadline - now(), signal);
-      return { at: now() };
+    verify: fromPromise<VerifyOutput, VerifyInput>(async ({ input, signal }) => {
+      const ready: string[] = [];
+      const abort = new AbortController();
+      const stop = () => abort.abort();
+      signal.addEventListener("abort", stop, { once: true });
+      try {
+        // The first service that is not ready ends the step: the others are not waited for.
+        const failure = await new Promise<VerifyOutput["failure"]>((resolve) => {
+          let left = input.services.length;
+          if (left === 0) resolve(undefined);
+          for (const svc of input.services) {
+            void readiness(svc, input.since, abort.signal)
+              .catch((e: unknown) => `service ${svc.service}: ${messageOf(e)}`)
+              .then((reason) => {
+                if (abort.signal.aborted) return;
+                if (reason !== null) return resolve({ service: svc.service, reason });
+                ready.push(svc.service);
+                if (--left === 0) resolve(undefined);
+              });
+          }
+          signal.addEventListener("abort", () => resolve({ service: input.services.find((s) => !ready.includes(s.service))?.service ?? "", reason: "abandoned" }), { once: true });
+        });
+        return { ready, ...(failure ? { failure } : {}), at: now() };
+      } finally {
+        abort.abort();
+        signal.removeEventListener("abort", stop);
+      }
     }),
+
+    // Long-lived while the deployment runs (or has failed): each restart the machine decided, at its
+    // deadline. It tells the machine only what changes its record (a new id, a restart that did not take).
+    restarts: fromCallback<EventObject, RestartsInput>(({ input, sendBack }) => {
+      const abort = new AbortController();
+      const began = now();
+      for (const due of input.restarts) void restartWhenDue(input.deployment, due, began, abort.signal).then((outcome) => {
+        if (outcome && !abort.signal.aborted) sendBack(outcome);
+      });
+      return () => abort.abort();
+    }),
+
+    // Stopped with its step, the deadline's answer is dropped by the machine.
+    deadline: fromPromise<StepDone, DeadlineInput>(({ input, signal }) => until(input.deadline, signal)),
+    retryTimer: fromPromise<StepDone, DeadlineInput>(({ input, signal }) => until(input.deadline, signal)),
+  };
+}
+
+const deathReason = (service: string, d: Death) =>
+  d.exitCode === null ? `service ${service}: its container was removed` : `service ${service} exited with code ${d.exitCode}`;
+
+/**
+ * Without the agent's liveness (tests that drive one machine): deaths from a watch of the runtime's
+ * events of its own, for as long as someone waits for one.
+ */
+function ownWatch(runtime: ContainerRuntime, now: () => number): StepLiveness {
+  const started = new Map<string, number>();
+  return {
+    death: (id, signal) =>
+      new Promise<Death>((resolve) => {
+        const watch = new AbortController();
+        signal.addEventListener("abort", () => watch.abort(), { once: true });
+        void runtime.watchContainers(
+          {
+            connected: () => undefined,
+            event: (e) => {
+              if (e.id === id && (e.type === "died" || e.type === "removed")) {
+                watch.abort();
+                resolve({ exitCode: e.type === "died" ? e.exitCode : null, at: now() });
+              }
+            },
+          },
+          watch.signal,
+        );
+      }),
+    restarting: (id) => {
+      return () => started.set(id, now());
+    },
+    startedAt: (id) => started.get(id) ?? null,
   };
 }
 

@@ -6,8 +6,8 @@ import type { Phase } from "../../contracts/deployment-state.codec.js";
 import type { JournalEvent } from "../../contracts/journal-event.codec.js";
 import { deviceOrDeploymentNameProblem } from "../../contracts/names.js";
 import { laterSignedAt, replayRefusal } from "../../contracts/signed-score.js";
-import type { DeploymentInput, DeploymentSnapshot, StepBudgets } from "../../machines/deployment.machine.js";
-import { deploymentState } from "../../machines/deployment.report.js";
+import { restartsOf, type DeploymentInput, type DeploymentSnapshot, type StepBudgets } from "../../machines/deployment.machine.js";
+import { phaseAt } from "../../machines/deployment.report.js";
 import { isStepState } from "../../machines/journal.vocabulary.js";
 import { transitionRecorder } from "../../machines/transition.recorder.js";
 import type { ContainerRuntime, ManagedContainer } from "../../runtime/container-runtime.js";
@@ -18,6 +18,9 @@ import { Recovery, type ScoreLookup } from "../journal/recovery.js";
 import type { Logger } from "pino";
 import type { DesiredChange } from "../nats/desired-state.watch.js";
 import { runtimeDeploymentMachine } from "./executor.js";
+import { Liveness, type WatchedDeployment } from "./liveness.js";
+import type { Backoff } from "../../machines/restart.policy.js";
+import type { Health } from "../../contracts/score.codec.js";
 import type { ScoreStore } from "./score.store.js";
 
 export type { StateSink } from "../journal/recorder.js";
@@ -31,6 +34,10 @@ export interface SupervisorOptions {
   sink: StateSink;
   logger: Logger;
   budgets?: Partial<StepBudgets>;
+  /** Restart and retry backoff; default at once, then 10 s doubling to 300 s (tests shorten it). */
+  backoff?: Partial<Backoff>;
+  /** The time between a service's health checks; default its `interval_secs` (tests shorten it). */
+  healthIntervalMs?: (h: Health) => number;
   /** Where to find a score missing from the local store (the desired-state KV's history). */
   lookupScore?: ScoreLookup;
   /** A deployment's events from the stream, for recovery when its local journal is gone. */
@@ -59,11 +66,25 @@ export class DeploymentSupervisor {
   private accepting = true;
   private readonly recovery: Recovery;
   private readonly recorder: TransitionRecorder;
+  /** The device's liveness: deaths and health of the recorded containers, told to their machines. */
+  readonly liveness: Liveness;
 
   constructor(private readonly o: SupervisorOptions) {
     this.now = o.now ?? Date.now;
-    this.machine = runtimeDeploymentMachine(o.runtime, { now: this.now });
     this.log = o.logger.child({ component: "supervisor" });
+    this.liveness = new Liveness({
+      runtime: o.runtime,
+      logger: o.logger,
+      now: this.now,
+      watched: () => this.watched(),
+      send: (deployment, e) => {
+        if (!this.accepting) return;
+        this.actors.get(deployment)?.send(e);
+      },
+      changed: (deployment) => this.recorder.report(deployment),
+      ...(o.healthIntervalMs ? { healthIntervalMs: o.healthIntervalMs } : {}),
+    });
+    this.machine = runtimeDeploymentMachine(o.runtime, { now: this.now, liveness: this.liveness });
     const { device, journal, checkpoints, streamHistory, lookupScore, sink, logger, checkpointEvery, published } = o;
     this.recovery = new Recovery({
       device,
@@ -82,7 +103,10 @@ export class DeploymentSupervisor {
       ...(checkpoints ? { checkpoints } : {}),
       ...(checkpointEvery ? { checkpointEvery } : {}),
       ...(published ? { published } : {}),
+      seen: (id) => this.liveness.view(id),
+      current: (deployment) => this.actors.get(deployment)?.getSnapshot(),
     });
+    this.liveness.start();
   }
 
   /** Deployments with a live actor. */
@@ -97,7 +121,8 @@ export class DeploymentSupervisor {
   /** Phase of every live deployment, for the heartbeat. */
   phases(): Record<string, Phase> {
     const out: Record<string, Phase> = {};
-    for (const [name, actor] of this.actors) out[name] = deploymentState(actor.getSnapshot(), { seq: 0, at: null }).phase;
+    const now = this.now();
+    for (const [name, actor] of this.actors) out[name] = phaseAt(actor.getSnapshot(), now, (id) => this.liveness.view(id));
     return out;
   }
 
@@ -147,12 +172,30 @@ export class DeploymentSupervisor {
     }
   }
 
+  /**
+   * Journals a restart of a recorded container, done outside the machine (an operator's command):
+   * the machine counts it and it goes on record, once written. Returns the container's restarts,
+   * or null when the deployment or its record moved on meanwhile (nothing is journaled then).
+   */
+  async serviceRestarted(deployment: string, r: { service: string; id: string; by: "operator" }): Promise<number | null> {
+    const actor = this.actors.get(deployment);
+    if (!actor) return null;
+    const restarts = restartsOf(actor.getSnapshot().context, r.id) + 1;
+    actor.send({ type: "SERVICE_RESTARTED", service: r.service, id: r.id, restarts, by: r.by, at: this.now() });
+    await this.recorder.recorded();
+    return restartsOf(actor.getSnapshot().context, r.id) === restarts ? restarts : null;
+  }
+
   /** Deployments this device runs that have no desired entry any more (deleted while offline). */
   orphans(desired: ReadonlySet<string>): string[] {
     return this.deployments().filter((d) => !desired.has(d));
   }
 
-  /** One tick: the device's containers from one list call, then TICK to every deployment. */
+  /**
+   * One tick, the liveness's safety net: the device's containers from one list call; every recorded
+   * container of a running (or failed) deployment that is not running is a death its machine hears
+   * of, unless it heard of it already (the event stream is the first to tell).
+   */
   async tick(): Promise<void> {
     if (!this.accepting || this.actors.size === 0) return;
     let all: ManagedContainer[];
@@ -162,10 +205,7 @@ export class DeploymentSupervisor {
       this.log.error({ err: (e as Error).message }, "tick: listing containers failed; liveness skipped");
       return;
     }
-    const at = this.now();
-    for (const [deployment, actor] of this.actors) {
-      actor.send({ type: "TICK", containers: all.filter((c) => c.deployment === deployment), at });
-    }
+    await this.liveness.sweep(all);
   }
 
   /**
@@ -185,6 +225,8 @@ export class DeploymentSupervisor {
       actor.stop();
     }
     this.actors.clear();
+    await this.liveness.stop();
+    this.recorder.close();
     await this.recorder.recorded();
   }
 
@@ -214,7 +256,28 @@ export class DeploymentSupervisor {
   }
 
   private input(deployment: string): DeploymentInput {
-    return { device: this.o.device, deployment, ...(this.o.budgets ? { budgets: this.o.budgets } : {}) };
+    return { device: this.o.device, deployment, ...(this.o.budgets ? { budgets: this.o.budgets } : {}), ...(this.o.backoff ? { backoff: this.o.backoff } : {}) };
+  }
+
+  /** What each deployment's machine records, as the liveness needs it. */
+  private watched(): WatchedDeployment[] {
+    const out: WatchedDeployment[] = [];
+    for (const [deployment, actor] of this.actors) {
+      const s = actor.getSnapshot();
+      const ctx = s.context;
+      const state = String(s.value);
+      out.push({
+        deployment,
+        live: state === "running" || state === "failed",
+        services: Object.entries(ctx.containerIds).flatMap(([service, id]) => {
+          const applied = ctx.applied[service];
+          if (!applied) return [];
+          const rec = ctx.services[service];
+          return [{ service, id, health: applied.service.health, restartAt: rec?.restartAt ?? null, unhealthy: rec?.unhealthy ?? false }];
+        }),
+      });
+    }
+    return out;
   }
 
   private spawnRestored(deployment: string, restored: DeploymentSnapshot | undefined): DeploymentActor | undefined {
@@ -226,7 +289,11 @@ export class DeploymentSupervisor {
     const actor = createActor(this.machine, {
       input,
       ...(restored ? { snapshot: this.machine.getPersistedSnapshot(restored) as never } : {}),
-      inspect: transitionRecorder((t) => this.recorder.record(deployment, t), restored),
+      inspect: transitionRecorder((t) => {
+        this.recorder.record(deployment, t);
+        // What it watches follows the record: new containers, a deployment that began or ended a step.
+        queueMicrotask(() => this.liveness.sync());
+      }, restored),
     });
     this.actors.set(deployment, actor);
     actor.subscribe({

@@ -5,7 +5,7 @@ import type { DeploymentState } from "../../contracts/deployment-state.codec.js"
 import type { DomainEvent } from "../../contracts/journal-event.codec.js";
 import type { MachineState } from "../../contracts/deployment-state.codec.js";
 import type { DeploymentSnapshot } from "../../machines/deployment.machine.js";
-import { deploymentState, machineStateOf } from "../../machines/deployment.report.js";
+import { deploymentState, machineStateOf, nextChangeAt, type SeenContainer } from "../../machines/deployment.report.js";
 import { resumedEvent } from "../../machines/journal.vocabulary.js";
 import type { Transition } from "../../machines/transition.recorder.js";
 import type { Logger } from "pino";
@@ -27,14 +27,58 @@ export interface RecorderOptions {
   checkpointEvery?: number;
   /** How far a deployment's journal is confirmed in the stream; without it nothing is compacted. */
   published?: (deployment: string) => number;
+  /** What the liveness last saw of each container, for the services' state in reports. */
+  seen?: SeenContainer;
+  /** A deployment's live snapshot, for the reports a clock or the liveness asks for between events. */
+  current?: (deployment: string) => DeploymentSnapshot | undefined;
 }
 
 export class TransitionRecorder {
   private readonly checkpointing = new Set<Promise<void>>();
   private readonly log: Logger;
+  /** Per deployment: the last event on disk, the last state reported, and the timer of its next change. */
+  private readonly positions = new Map<string, { seq: number; at: string | null }>();
+  private readonly lastReported = new Map<string, string>();
+  private readonly timers = new Map<string, NodeJS.Timeout>();
 
   constructor(private readonly o: RecorderOptions) {
     this.log = o.logger.child({ component: "supervisor" });
+  }
+
+  /**
+   * Reports the deployment's state again without an event: what the liveness saw changed (a restart
+   * happened, a check's status), or the clock passed a restart's time. Unchanged states are not
+   * written; a deployment with no event on disk yet is not reported.
+   */
+  report(deployment: string, snapshot: DeploymentSnapshot | undefined = this.o.current?.(deployment)): void {
+    const position = this.positions.get(deployment);
+    if (!snapshot || !position) return;
+    const now = this.o.now();
+    const state = deploymentState(snapshot, position, { now, ...(this.o.seen ? { seen: this.o.seen } : {}) });
+    const text = JSON.stringify(state);
+    if (this.lastReported.get(deployment) !== text) {
+      this.lastReported.set(deployment, text);
+      this.o.sink.deploymentState(state);
+    }
+    // The phase and restart_at change with the clock alone (a restart's time, the end of a settle).
+    const t = this.timers.get(deployment);
+    if (t) clearTimeout(t);
+    this.timers.delete(deployment);
+    const next = snapshot.status === "done" ? null : nextChangeAt(snapshot, now);
+    if (next !== null && this.o.current) {
+      const timer = setTimeout(() => {
+        this.timers.delete(deployment);
+        this.report(deployment);
+      }, next - now + 1);
+      timer.unref?.();
+      this.timers.set(deployment, timer);
+    }
+  }
+
+  /** Stops the timers of reports to come (shutdown). */
+  close(): void {
+    for (const t of this.timers.values()) clearTimeout(t);
+    this.timers.clear();
   }
 
   record(deployment: string, t: Transition): void {
@@ -57,7 +101,8 @@ export class TransitionRecorder {
     this.o.journal
       .append(deployment, { at, event, from, to })
       .then((ev) => {
-        this.o.sink.deploymentState(deploymentState(snapshot, { seq: ev.n, at: ev.at }));
+        this.positions.set(deployment, { seq: ev.n, at: ev.at });
+        this.report(deployment, snapshot);
         if (this.o.checkpoints && ev.n % (this.o.checkpointEvery ?? 500) === 0 && snapshot.status !== "done") {
           const write = this.o.checkpoints
             .put(deployment, ev.n, snapshot)

@@ -46,8 +46,6 @@ export interface PodmanRuntimeOptions {
   client?: LibpodClient;
   /** More labels for every container it creates (tests add a per-run label). Ours win on a clash. */
   extraLabels?: Record<string, string>;
-  /** See ContainerRuntime.startSettleMs; 0 (the default) means no check. */
-  startSettleMs?: number;
 }
 
 const NS_PER_SEC = 1_000_000_000;
@@ -83,7 +81,6 @@ export class PodmanRuntime implements ContainerRuntime {
   readonly device: string;
   readonly client: LibpodClient;
   private readonly extraLabels: Record<string, string>;
-  readonly startSettleMs: number | null;
   /** Insertion-ordered, so the oldest goes first when it is full. */
   private readonly known = new Map<string, KnownContainer>();
   /** Per container id: start times of health check runs that outlived their bound (see healthcheck). */
@@ -93,7 +90,6 @@ export class PodmanRuntime implements ContainerRuntime {
     this.device = opts.device;
     this.client = opts.client ?? new LibpodClient();
     this.extraLabels = { ...(opts.extraLabels ?? {}) };
-    this.startSettleMs = opts.startSettleMs ? opts.startSettleMs : null;
   }
 
   async ensureImage(image: string): Promise<void> {
@@ -316,7 +312,7 @@ export class PodmanRuntime implements ContainerRuntime {
   /**
    * libpod's logs endpoint with timestamps, read as a stream: however much the service printed,
    * this holds at most `maxBytes` of lines and one frame. The whole answer is read, as the newest
-   * lines come last; `tail` (done by Podman) keeps the answer short. Lines are in the order of
+   * lines come last; `tail` and `since` keep the answer short. Lines are in the order of
    * Podman's log file, which is the order conmon read them: when a service writes to both streams
    * at once, conmon may take all of one stream's waiting output before the other's.
    */
@@ -324,7 +320,39 @@ export class PodmanRuntime implements ContainerRuntime {
     const problem = logQueryProblem(query);
     if (problem) throw new RuntimeError(`logs: ${problem}`, id);
     const c = await this.mustOwn(id, "read the logs of");
-    const window = new LogWindow(query.maxBytes);
+    if (query.tail === 0) return { lines: [], truncated: false };
+    const since = query.since?.toISOString();
+    if (query.tail === undefined) return (await this.readLogs(c, since ? { since } : {}, query.maxBytes)).logs;
+    // Podman 4.3.1's own tail joins up the pieces of lines its log file holds in pieces (partial
+    // records, written when conmon's buffer ends inside a line, as under bulk output) wrongly: fixed
+    // upstream in 2023. So its tail only tells from when to read: the time of the oldest of the last
+    // tail + 1 lines. Those are read without its tail (pieces in order, joined here) and the tail is
+    // taken here, one line more first, as the oldest read could be the end of a line begun earlier.
+    const from = await this.oldestOfTail(c, query.tail + 1, since);
+    if (from === null) return { lines: [], truncated: false };
+    const { lines, truncated } = (await this.readLogs(c, { since: from }, query.maxBytes, query.tail + 1)).logs;
+    return { lines: lines.length > query.tail ? lines.slice(lines.length - query.tail) : lines, truncated };
+  }
+
+  /** The time of the oldest of the last `tail` lines by Podman's tail (at or after `since`), or null for none. */
+  private async oldestOfTail(c: KnownContainer, tail: number, since: string | undefined): Promise<string | null> {
+    let oldest: number | null = null;
+    try {
+      // Podman answers oldest first: the first frame's time is the one wanted.
+      await this.client.logFrames(c.id, { timestamps: true, tail, ...(since ? { since } : {}) }, (f) => {
+        if (oldest === null) oldest = Date.parse(timestamped(f.payload).at);
+      });
+    } catch (e) {
+      if (isNotFound(e)) throw this.gone(c);
+      throw runtimeError(`reading the logs of container ${c.name} failed: ${reason(e)}`, c.name, e);
+    }
+    if (oldest === null) return null;
+    return new Date(Math.max(oldest, since ? Date.parse(since) : oldest)).toISOString();
+  }
+
+  /** One read of the logs endpoint (never with Podman's tail) into a window. */
+  private async readLogs(c: KnownContainer, ask: { since?: string }, maxBytes: number, maxLines?: number): Promise<{ logs: ServiceLogs }> {
+    const window = new LogWindow(maxBytes, maxLines);
     const decoders = { stdout: new StringDecoder("utf8"), stderr: new StringDecoder("utf8") };
     const onFrame = (f: LogFrame) => {
       const { at, body } = timestamped(f.payload);
@@ -336,12 +364,12 @@ export class PodmanRuntime implements ContainerRuntime {
       window.add(f.stream, at, text, ends);
     };
     try {
-      await this.client.logFrames(c.id, { timestamps: true, tail: query.tail, since: query.since?.toISOString() }, onFrame);
+      await this.client.logFrames(c.id, { timestamps: true, ...ask }, onFrame);
     } catch (e) {
       if (isNotFound(e)) throw this.gone(c);
       throw runtimeError(`reading the logs of container ${c.name} failed: ${reason(e)}`, c.name, e);
     }
-    return window.result();
+    return { logs: window.result() };
   }
 
   /**

@@ -23,23 +23,24 @@ const serializeTransition = () => "";
 type ModelSnapshot = AnyMachineSnapshot & { context: MCtx };
 type Path = StatePath<ModelSnapshot, MEvent> & { description: string };
 
-/** The real context seen through the model's abstraction. */
-function abstractOf(w: World): MCtx & { value: string } {
+/** The real context seen through the model's abstraction (which restarts wait is the world's, not the machine's). */
+function abstractOf(w: World) {
   const c = w.snapshot.context;
   const q = c.next;
   return {
     value: w.state,
     applied: Object.fromEntries(Object.entries(c.applied).map(([k, a]) => [k, specIdOf(a.service)])),
     down: w.downServices(),
+    sick: Object.keys(c.services).filter((s) => c.services[s]!.unhealthy).sort(),
     target: scoreOfHash(c.target?.hash),
     desired: scoreOfHash(c.desiredHash),
     next: q === null ? null : q.kind === "update" ? { k: "u", s: scoreOfHash(q.hash)! } : q.kind === "delete" ? { k: "d" } : { k: "r" },
-    plan: null,
+    retry: c.retry === null ? null : c.retry.step === "pull" ? "pull" : "start",
   };
 }
 const modelView = (s: ModelSnapshot) => {
-  const { plan: _plan, ...rest } = s.context;
-  return { value: String(s.value), ...rest, plan: null };
+  const { plan: _plan, pending: _p, vanished: _v, ...rest } = s.context as MCtx;
+  return { value: String(s.value), ...rest };
 };
 
 /** Runs one path against a fresh world; returns the world (stopped) for its edges and journal. */
@@ -47,7 +48,14 @@ async function runPath(model: { testPath: (p: never, params: never) => Promise<u
   const w = new World();
   let step = 0;
   const where = () => `path "${path.description}", step ${step}`;
-  const firstUp = () => Object.keys(w.snapshot.context.applied).find((s) => w.fake.peek(w.snapshot.context.containerIds[s]!)?.state === "running")!;
+  // The service the model's liveness events act on: the first running one, not unhealthy, with no restart waiting.
+  const firstUp = () => {
+    const c = w.snapshot.context;
+    return Object.keys(c.applied).find((s) => w.fake.peek(c.containerIds[s]!)?.state === "running" && !c.services[s]?.unhealthy && !waiting.has(s))!;
+  };
+  const waiting = new Set<string>();
+  // The first recorded service whose container is there: the one a removal fails on.
+  const firstPresent = () => Object.keys(w.snapshot.context.applied).find((s) => w.fake.peek(w.snapshot.context.containerIds[s] ?? "-") !== null)!;
   const withFault = async (arrange: () => void, mode: "run" | "throw" = "run") => {
     arrange();
     try {
@@ -110,7 +118,51 @@ async function runPath(model: { testPath: (p: never, params: never) => Promise<u
           const state = w.state;
           w.fake.crash(ctx().containerIds[firstUp()]!);
           await w.tick();
-          if (state === "failed") expect(w.runtime.mutations(calls), "inv3: a failed deployment repairs nothing").to.deep.equal([]);
+          if (state === "failed") expect(w.runtime.mutations(calls), "a v1 tick repairs nothing of a failed deployment").to.deep.equal([]);
+        },
+        EXIT: async () => {
+          const svc = firstUp();
+          w.fake.crash(ctx().containerIds[svc]!, 1);
+          w.exited(svc, 1);
+          waiting.add(svc);
+          await flush();
+        },
+        VANISH: async () => {
+          const svc = firstUp();
+          w.fake.vanish(ctx().containerIds[svc]!);
+          w.exited(svc, null);
+          waiting.add(svc);
+          await flush();
+        },
+        UNHEALTHY: async () => {
+          const svc = firstUp();
+          w.unhealthy(svc);
+          waiting.add(svc);
+          await flush();
+        },
+        HEALTHY: async () => {
+          const c = ctx();
+          const svc = Object.keys(c.services).sort().find((s) => c.services[s]!.unhealthy)!;
+          w.healthy(svc);
+          if (w.fake.peek(c.containerIds[svc]!)?.state === "running") waiting.delete(svc);
+          await flush();
+        },
+        RESTARTS_DUE: async () => {
+          const calls = w.runtime.calls.length;
+          await w.restartsDue();
+          waiting.clear();
+          // Nothing but what a restart does: a status look, a start of the same container, a create of a gone one.
+          expect(w.runtime.calls.slice(calls).map((c) => c.op).filter((op) => !["status", "restart", "startService", "list"].includes(op))).to.deep.equal([]);
+        },
+        RETRY_DUE: () => w.retryDue(),
+        UPDATE_RETRY: async () => {
+          const c = ctx();
+          const revision = c.revision;
+          const hash = w.update(reordered(structuredClone(c.target!.score)));
+          await flush();
+          expect(hash).to.equal(c.desiredHash);
+          expect(w.snapshot.context.revision, "a retry takes the newer revision").to.be.greaterThan(revision!);
+          expect(w.journal.some((t) => t.event.type === "desired.retried")).to.equal(true);
         },
         VANISH_TICK: async () => {
           w.fake.vanish(ctx().containerIds[firstUp()]!);
@@ -125,10 +177,16 @@ async function runPath(model: { testPath: (p: never, params: never) => Promise<u
             }
           }),
         STOP_OK: () => w.release(),
-        STOP_FAIL: () => withFault(() => w.fake.failStop(w.state === "removing" ? Object.keys(ctx().containerIds)[0]! : ctx().plan!.stop[0]!)),
-        REMOVE_FAIL: () => withFault(() => w.fake.failRemove(w.state === "removing" ? Object.keys(ctx().containerIds)[0]! : ctx().plan!.stop[0]!)),
-        START_OK: () => w.release(),
-        START_FAIL: () => withFault(() => w.fake.exitAtStart(ctx().plan!.start[0]!.service.name, 1)),
+        STOP_FAIL: () => withFault(() => w.fake.failStop(w.state === "removing" ? firstPresent() : ctx().plan!.stop[0]!)),
+        REMOVE_FAIL: () => withFault(() => w.fake.failRemove(w.state === "removing" ? firstPresent() : ctx().plan!.stop[0]!)),
+        START_OK: async () => {
+          waiting.clear();
+          await w.release();
+        },
+        START_FAIL: () => withFault(() => w.fake.failStart(ctx().plan!.start[0]!.service.name, "simulated start failure", { once: true })),
+        VERIFY_OK: () => w.release(),
+        // The first started service dies before readiness looks at it.
+        VERIFY_FAIL: () => withFault(() => w.fake.crash(ctx().containerIds[ctx().plan!.start[0]!.service.name]!, 2)),
         REMOVE_OK: () => w.release(),
         LIST_FAIL: () => withFault(() => (w.runtime.failList = true)),
         STEP_THROW: () => withFault(() => {}, "throw"),
@@ -150,53 +208,81 @@ async function runPath(model: { testPath: (p: never, params: never) => Promise<u
   }
 }
 
-const ALL_MODEL_EVENTS: MEvent[] = EVENT_TYPES.flatMap((type) =>
-  type === "UPDATE" || type === "UPDATE_MIDSTEP" ? SCORE_IDS.map((s) => ({ type, s }) as MEvent) : [{ type } as MEvent],
-);
-/** What decides which machine edge a step takes: where it starts, what is queued, the outcome, where it lands. */
+/**
+ * What decides which machine edge a step takes: where it starts, what is queued, the outcome, where
+ * it lands; for restarts, whether one creates a gone container again (its new id is an edge of its own).
+ */
 const coverageKey = (from: ModelSnapshot, e: MEvent, to: ModelSnapshot) =>
-  `${String(from.value)}|${from.context.next?.k ?? "-"}|${e.type}|${String(to.value)}|${to.context.next?.k ?? "-"}`;
+  `${String(from.value)}|${from.context.next?.k ?? "-"}|${e.type}|${String(to.value)}|${to.context.next?.k ?? "-"}${e.type === "RESTARTS_DUE" ? `|${from.context.vanished.length > to.context.vanished.length}` : ""}`;
+
+const LIVENESS_EVENTS: MEvent["type"][] = ["EXIT", "VANISH", "UNHEALTHY", "HEALTHY", "RESTARTS_DUE"];
 
 /**
- * The paths: one shortest path to every reachable model state (state coverage); then, for every
- * model transition class (coverageKey) those paths do not take, the shortest path to its source
- * extended by it (transition coverage); then the simple paths of one slice (a first upgrade and a
- * second one, every order of success and failure), the long paths shortest ones skip.
+ * Two families of paths, each over its own slice of the model's events (all of them at once would
+ * make tens of thousands of states): upgrades (every desired value and step outcome, mid-step
+ * values, retries and the v1 repair), and liveness (a deployed score whose services die, vanish or
+ * turn unhealthy, in running and failed, with the restarts that follow and an upgrade over them).
  */
-export function generatePaths(): { model: ReturnType<typeof createTestModel>; paths: Path[]; counts: Record<string, number> } {
-  const machine = buildModelMachine() as unknown as AnyStateMachine;
-  const model = createTestModel(machine, { events: PARAM_EVENTS, serializeTransition });
-  const shortest = model.getShortestPaths() as unknown as Path[];
+const FAMILIES: Array<{ name: string; events: MEvent["type"][]; params: MEvent[] }> = [
+  { name: "upgrades", events: EVENT_TYPES.filter((e) => !LIVENESS_EVENTS.includes(e)), params: PARAM_EVENTS },
+  {
+    name: "liveness",
+    events: ["UPDATE", "PULL_OK", "PULL_FAIL", "STOP_OK", "STOP_FAIL", "START_OK", "VERIFY_OK", "VERIFY_FAIL", "RETRY_DUE", "UPDATE_RETRY", "TICK", "CRASH_TICK", ...LIVENESS_EVENTS],
+    params: [{ type: "UPDATE", s: 2 }, { type: "UPDATE", s: 3 }],
+  },
+];
+
+type Model = ReturnType<typeof createTestModel>;
+
+/**
+ * The paths of each family: one shortest path to every reachable model state (state coverage);
+ * then, for every model transition class (coverageKey) those paths do not take, the shortest path
+ * to its source extended by it (transition coverage); then the simple paths of one slice (a first
+ * upgrade and a second one, every order of success, failure, retry and crash), the long paths
+ * shortest ones skip.
+ */
+export function generatePaths(): { runs: Array<{ model: Model; path: Path }>; counts: Record<string, number> } {
+  const runs: Array<{ model: Model; path: Path }> = [];
+  const counts: Record<string, number> = { shortest: 0, extended: 0, simple: 0 };
   const covered = new Set<string>();
-  for (const p of shortest) p.steps.forEach((st, i) => i > 0 && covered.add(coverageKey(p.steps[i - 1]!.state, st.event, st.state)));
-  // Every prefix of a shortest path is a shortest path too (the generator drops those that are
-  // prefixes of longer ones): extend each, shortest first.
-  const prefixes = shortest.flatMap((p) => p.steps.map((_, i) => p.steps.slice(0, i + 1))).sort((a, b) => a.length - b.length);
-  const extended: Path[] = [];
-  for (const steps of prefixes) {
-    const from = steps.at(-1)!.state;
-    for (const e of ALL_MODEL_EVENTS) {
-      if (!next(String(from.value) as MState, from.context, e)) continue;
-      const [to] = transition(machine, from as never, e as never) as unknown as [ModelSnapshot];
-      const k = coverageKey(from, e, to);
-      if (covered.has(k)) continue;
-      covered.add(k);
-      const all = [...steps, { event: e, state: to }];
-      extended.push({ state: to, weight: all.length - 1, steps: all, description: all.slice(1).map((x) => x.event.type).join(" → ") });
+  for (const family of FAMILIES) {
+    const machine = buildModelMachine({ events: family.events }) as unknown as AnyStateMachine;
+    const model = createTestModel(machine, { events: family.params, serializeTransition });
+    const shortest = model.getShortestPaths() as unknown as Path[];
+    for (const p of shortest) p.steps.forEach((st, i) => i > 0 && covered.add(coverageKey(p.steps[i - 1]!.state, st.event, st.state)));
+    const events: MEvent[] = family.events.flatMap((type) =>
+      type === "UPDATE" || type === "UPDATE_MIDSTEP" ? family.params.filter((p) => p.type === type) : [{ type } as MEvent],
+    );
+    // Every prefix of a shortest path is a shortest path too (the generator drops those that are
+    // prefixes of longer ones): extend each, shortest first.
+    const prefixes = shortest.flatMap((p) => p.steps.map((_, i) => p.steps.slice(0, i + 1))).sort((a, b) => a.length - b.length);
+    const extended: Path[] = [];
+    for (const steps of prefixes) {
+      const from = steps.at(-1)!.state;
+      for (const e of events) {
+        if (!next(String(from.value) as MState, from.context, e)) continue;
+        const [to] = transition(machine, from as never, e as never) as unknown as [ModelSnapshot];
+        const k = coverageKey(from, e, to);
+        if (covered.has(k)) continue;
+        covered.add(k);
+        const all = [...steps, { event: e, state: to }];
+        extended.push({ state: to, weight: all.length - 1, steps: all, description: all.slice(1).map((x) => x.event.type).join(" → ") });
+      }
     }
+    for (const path of [...shortest, ...extended]) runs.push({ model, path });
+    counts["shortest"]! += shortest.length;
+    counts["extended"]! += extended.length;
   }
   const slice = createTestModel(
-    buildModelMachine({ events: ["UPDATE", "PULL_OK", "PULL_FAIL", "STOP_OK", "START_OK", "START_FAIL", "TICK", "CRASH_TICK"] }) as unknown as AnyStateMachine,
+    buildModelMachine({ events: ["UPDATE", "PULL_OK", "PULL_FAIL", "STOP_OK", "START_OK", "START_FAIL", "VERIFY_OK", "TICK", "CRASH_TICK"] }) as unknown as AnyStateMachine,
     { events: [{ type: "UPDATE", s: 1 }, { type: "UPDATE", s: 2 }], serializeTransition },
   );
   const simple = slice.getSimplePaths({
     toState: (s) => s.matches("running") && (s.context as MCtx).desired === 2 && Object.keys((s.context as MCtx).applied).length === 2,
   }) as unknown as Path[];
-  return {
-    model,
-    paths: [...shortest, ...extended, ...simple],
-    counts: { shortest: shortest.length, extended: extended.length, simple: simple.length },
-  };
+  for (const path of simple) runs.push({ model: slice, path });
+  counts["simple"] = simple.length;
+  return { runs, counts };
 }
 
 /** Every path, generated once and run once; the tests below share the outcome. */
@@ -204,18 +290,19 @@ let runAll: Promise<{ paths: number; steps: number; edges: Set<string>; syntheti
 function pathsRun() {
   runAll ??= (async () => {
     const t0 = performance.now();
-    const { model, paths, counts } = generatePaths();
+    const { runs, counts } = generatePaths();
     console.log(`      generated in ${Math.round(performance.now() - t0)} ms`);
     const edges = new Set<string>();
     const synthetic = new Set<string>();
     let steps = 0;
-    for (const p of paths) {
-      const w = await runPath(model, p);
-      steps += p.steps.length;
+    for (const { model, path } of runs) {
+      const w = await runPath(model, path);
+      steps += path.steps.length;
       for (const e of w.edges) edges.add(e);
       for (const e of w.syntheticEdges) synthetic.add(e);
     }
-    console.log(`      model paths: ${paths.length} (${counts.shortest} shortest, ${counts.extended} shortest + one transition, ${counts.simple} simple), ${steps} steps`);
+    const paths = runs.map((r) => r.path);
+    console.log(`      model paths: ${paths.length} (${counts["shortest"]} shortest, ${counts["extended"]} shortest + one transition, ${counts["simple"]} simple), ${steps} steps`);
     const covered = ALL_EDGES.filter((e) => edges.has(e) || synthetic.has(e));
     console.log(`      distinct machine transitions covered: ${covered.length} of ${ALL_EDGES.length} edges`);
     return { paths: paths.length, steps, edges, synthetic };
@@ -224,7 +311,7 @@ function pathsRun() {
 }
 
 describe("deployment machine, model-based (xstate/graph)", function () {
-  this.timeout(120_000);
+  this.timeout(600_000);
 
   it("drives the real machine along every generated path: state, context and invariants 1–7 agree at each step", async () => {
     const r = await pathsRun();
@@ -242,6 +329,7 @@ describe("deployment machine, model-based (xstate/graph)", function () {
     expect(syntheticOnly).to.deep.equal([
       "stoppingOld -> failed on xstate.error.actor.stopOld",
       "startingNew -> failed on xstate.error.actor.startNew",
+      "verifying -> failed on xstate.error.actor.verify",
     ]);
   });
 });

@@ -1,9 +1,12 @@
 // Property-based test of the deployment machine: random command sequences (updates among several
 // scores of 1–3 services, the same score with keys reordered, ticks, deletes, rejects, injected
-// faults, crashes, vanished containers, values arriving mid-step, step deadlines) against the real
-// machine on the real executors over a FakeRuntime. Steps in flight are held with FakeRuntime's
-// `hold` gates; nothing waits on a real timer. After each command settles, invariants 1–7 hold;
-// at the end the journal replays to the live snapshot.
+// faults, crashes, vanished containers, values arriving mid-step, step deadlines; crash loops and
+// flapping health told by the liveness, with the restarts their backoff lets through; failed pulls
+// and starts retried forward, or by the operator's same value again) against the real machine on
+// the real executors over a FakeRuntime. Steps in flight are held with FakeRuntime's `hold` gates;
+// nothing waits on a real timer: backoffs and retries pass when a command says so. After each
+// command settles, invariants 1–7 hold, and the journal replays to the live snapshot (invariant 5,
+// crash loops included); a crash loop adds one journal event per restart at most.
 import { expect } from "chai";
 import fc from "fast-check";
 import type { RuntimeOp } from "../../runtime/fake.runtime.js";
@@ -36,7 +39,15 @@ type Cmd =
   | { c: "fault"; kind: FaultKind; index: number }
   | { c: "crash" | "vanish"; service: number }
   | { c: "midstep"; op: HeldOp; trigger: Trigger; values: MidValue[] }
-  | { c: "timeout"; op: HeldOp; trigger: Trigger };
+  | { c: "timeout"; op: HeldOp; trigger: Trigger }
+  /** A service dies (or its container goes) `times` in a row, each time told and restarted after its backoff. */
+  | { c: "crashLoop"; service: number; times: number; gone: boolean }
+  /** A service's health turns unhealthy and healthy again, `times` in a row, restarted in between. */
+  | { c: "flap"; service: number; times: number }
+  | { c: "restartsDue" }
+  | { c: "retryDue" }
+  /** The same score written again while failed: the operator's retry. */
+  | { c: "retrySame" };
 
 const score = fc.nat({ max: POOL.length - 1 });
 const op = fc.constantFrom<HeldOp>("ensureImage", "stop", "remove", "startService");
@@ -66,6 +77,14 @@ const cmd: fc.Arbitrary<Cmd> = fc.oneof(
   { weight: 3, arbitrary: fc.record({ c: fc.constantFrom("crash" as const, "vanish" as const), service: fc.nat({ max: SERVICES.length - 1 }) }) },
   { weight: 4, arbitrary: fc.record({ c: fc.constant("midstep" as const), op, trigger, values: fc.array(midValue, { minLength: 1, maxLength: 4 }) }) },
   { weight: 1, arbitrary: fc.record({ c: fc.constant("timeout" as const), op, trigger }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({ c: fc.constant("crashLoop" as const), service: fc.nat({ max: SERVICES.length - 1 }), times: fc.integer({ min: 1, max: 6 }), gone: fc.boolean() }),
+  },
+  { weight: 2, arbitrary: fc.record({ c: fc.constant("flap" as const), service: fc.nat({ max: SERVICES.length - 1 }), times: fc.integer({ min: 1, max: 4 }) }) },
+  { weight: 2, arbitrary: fc.constant<Cmd>({ c: "restartsDue" }) },
+  { weight: 3, arbitrary: fc.constant<Cmd>({ c: "retryDue" }) },
+  { weight: 1, arbitrary: fc.constant<Cmd>({ c: "retrySame" }) },
 );
 
 /** Flushes until no step is in flight and nothing is queued; a sequence that never settles fails. */
@@ -76,6 +95,8 @@ async function settle(w: World, what: string): Promise<void> {
   }
   throw new Error(`did not settle after ${what}: ${w.state}, next=${JSON.stringify(w.snapshot.context.next)}`);
 }
+
+const live = (w: World) => w.state === "running" || w.state === "failed";
 
 function sendTrigger(w: World, t: Trigger) {
   if (t.kind === "update") w.update(poolScore(t.score));
@@ -91,7 +112,8 @@ async function apply(w: World, k: Cmd): Promise<void> {
       break;
     case "same": {
       const target = w.snapshot.context.target;
-      if (!target || w.snapshot.context.desiredHash !== target.hash) return;
+      // While failed the same score again is the operator's retry (retrySame), not a no-op.
+      if (!target || w.snapshot.context.desiredHash !== target.hash || w.state === "failed") return;
       const view = JSON.stringify(w.snapshot.context);
       expect(w.update(reordered(structuredClone(target.score)))).to.equal(target.hash);
       await flush();
@@ -137,6 +159,59 @@ async function apply(w: World, k: Cmd): Promise<void> {
       if (k.c === "crash") w.fake.crash(id);
       else w.fake.vanish(id);
       return;
+    }
+    case "crashLoop": {
+      const svc = SERVICES[k.service]!;
+      if (!live(w) || !w.snapshot.context.containerIds[svc]) return;
+      for (let i = 0; i < k.times; i++) {
+        const ctx = w.snapshot.context;
+        const id = ctx.containerIds[svc];
+        if (!live(w) || !id || w.fake.peek(id)?.state !== "running") break;
+        const [restarts, journal] = [ctx.services[svc]?.restarts ?? 0, w.journal.length];
+        if (k.gone) w.fake.vanish(id);
+        else w.fake.crash(id, 1);
+        w.exited(svc, k.gone ? null : 1);
+        await flush();
+        expect(w.snapshot.context.services[svc]?.restarts, "each death is a restart decided").to.equal(restarts + 1);
+        await w.restartsDue();
+        // One journal event per restart: the death (with its restart_at); a gone container's new id,
+        // or a restart the runtime refused (an injected fault), is one more.
+        const mine = w.journal.slice(journal).filter((t) => "service" in t.event && t.event.service === svc);
+        expect(mine.length, "a crash loop's journal grows by one event per restart").to.be.at.most(2);
+        if (!k.gone) expect(mine.filter((t) => t.event.type !== "service.exited"), "only deaths").to.deep.equal([]);
+      }
+      return;
+    }
+    case "flap": {
+      const svc = SERVICES[k.service]!;
+      for (let i = 0; i < k.times; i++) {
+        const ctx = w.snapshot.context;
+        const id = ctx.containerIds[svc];
+        if (!live(w) || !id || ctx.services[svc]?.unhealthy || w.fake.peek(id)?.state !== "running") break;
+        const journal = w.journal.length;
+        w.unhealthy(svc);
+        await flush();
+        await w.restartsDue();
+        w.healthy(svc);
+        await flush();
+        // Unhealthy, healthy; and a restart the runtime refused (an injected start fault) is a death.
+        const failedRestart = w.journal.slice(journal).some((t) => t.event.type === "service.exited");
+        expect(w.journal.length - journal, "a flap is two events: unhealthy, healthy").to.equal(failedRestart ? 3 : 2);
+      }
+      return;
+    }
+    case "restartsDue":
+      await w.restartsDue();
+      break;
+    case "retryDue":
+      if (w.state !== "failed" || !w.retryTimer) return;
+      await w.retryDue();
+      break;
+    case "retrySame": {
+      const ctx = w.snapshot.context;
+      if (w.state !== "failed" || !ctx.target || ctx.desiredHash !== ctx.target.hash) return;
+      w.update(reordered(structuredClone(ctx.target.score)));
+      break;
     }
     case "midstep":
     case "timeout": {
@@ -202,6 +277,21 @@ describe("deployment machine, property-based (fast-check)", function () {
         examples: [
           // Regression: a removeAll that fails part-way must forget what it did remove (invariant 6).
           [[{ c: "update", score: 5, reorder: false }, { c: "fault", kind: "stop", index: 8 }, { c: "delete" }, { c: "update", score: 0, reorder: false }, { c: "tick" }]],
+          // A crash loop, a flap, a failed pull retried by its backoff and by the operator.
+          [[
+            { c: "update", score: 1, reorder: false },
+            { c: "crashLoop", service: 0, times: 5, gone: false },
+            { c: "flap", service: 1, times: 3 },
+            { c: "crashLoop", service: 1, times: 2, gone: true },
+            { c: "fault", kind: "pull", index: 1 },
+            { c: "update", score: 4, reorder: false },
+            { c: "retryDue" },
+            { c: "fault", kind: "exitAtStart", index: 2 },
+            { c: "update", score: 5, reorder: false },
+            { c: "retrySame" },
+            { c: "retryDue" },
+            { c: "tick" },
+          ]],
           // Coalescing: three values mid-pull, then a timeout mid-stop, then a same-hash update.
           [[
             { c: "update", score: 1, reorder: false },

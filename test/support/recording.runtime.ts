@@ -18,10 +18,6 @@ export class RecordingRuntime implements ContainerRuntime {
   readonly calls: RecordedCall[] = [];
   constructor(readonly inner: ContainerRuntime) {}
 
-  get startSettleMs() {
-    return this.inner.startSettleMs;
-  }
-
   /** Calls that create, start, stop or remove a container. */
   mutations() {
     return this.calls.filter((c) => c.op === "startService" || c.op === "stop" || c.op === "remove" || c.op === "stopAndRemove" || c.op === "restart");

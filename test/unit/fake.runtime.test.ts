@@ -246,11 +246,6 @@ describe("FakeRuntime", () => {
       expect(await rt.status(id)).to.deep.include({ state: "exited", exitCode: 3 });
     });
 
-    it("asks for the start check at once by default (an exit at start is immediate here); null turns it off", () => {
-      expect(rt.startSettleMs).to.equal(0);
-      expect(new FakeRuntime({ device: "d", startSettleMs: null }).startSettleMs).to.equal(null);
-    });
-
     it("crash exits a running container; vanish removes one", async () => {
       const id = await rt.startService(spec());
       rt.crash(id, 137);

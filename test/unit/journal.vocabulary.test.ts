@@ -96,23 +96,35 @@ describe("journal vocabulary", () => {
     expect(journalEventOf({ type: "xstate.error.actor.removeAll", error: new Error("crashed") }, queued)).to.deep.include({ at: 30 });
   });
 
-  it("agent.resumed and the reserved names fold as no-ops", async () => {
+  it("agent.resumed folds as a no-op; the health events each replay as a machine event", async () => {
     h.update(score(svc("web", "img/web:1")));
     await h.settled();
-    const events: DomainEventT[] = [
-      ...h.journal.map((t) => t.event),
-      resumedEvent("running", 99),
+    const events: DomainEventT[] = [...h.journal.map((t) => t.event), resumedEvent("running", 99)];
+    for (const e of events) expect(decode(DomainEvent, e).ok, e.type).to.equal(true);
+    expect(machineEventOf(events.at(-1)!, h.snapshot)).to.equal(null);
+    expect(snapshotView(foldJournal(input, events))).to.equal(snapshotView(h.snapshot));
+    const health: DomainEventT[] = [
       { type: "desired.retried", at: 100, hash: h.snapshot.context.desiredHash!, revision: 7 },
       { type: "verify.done", at: 100, ready: ["web"] },
-      { type: "verify.failed", at: 100, service: "web", reason: "no answer" },
-      { type: "service.exited", at: 100, service: "web", exit_code: 1, restart_at: null },
-      { type: "service.restarted", at: 100, service: "web", id: "abc", restarts: 1, by: "operator" },
+      { type: "verify.failed", at: 100, service: "web", reason: "no answer", retry_at: 100 },
+      { type: "service.exited", at: 100, service: "web", exit_code: 1, restart_at: 100 },
+      { type: "service.restarted", at: 100, service: "web", id: "abc", restarts: 1, by: "agent" },
       { type: "service.unhealthy", at: 100, service: "web", output: "timeout" },
       { type: "service.healthy", at: 100, service: "web", output: "" },
+      { type: "step.retried", at: 100, step: "pull" },
     ];
-    for (const e of events) expect(decode(DomainEvent, e).ok, e.type).to.equal(true);
-    for (const e of events.slice(-8)) expect(machineEventOf(e), e.type).to.equal(null);
-    expect(snapshotView(foldJournal(input, events))).to.equal(snapshotView(h.snapshot));
+    for (const e of health) {
+      expect(decode(DomainEvent, e).ok, e.type).to.equal(true);
+      expect(machineEventOf(e, h.snapshot), e.type).to.not.equal(null);
+    }
+  });
+
+  it("an operator's restart translates both ways: SERVICE_RESTARTED ⇄ service.restarted {service, id, restarts, by}", () => {
+    const restarted = { type: "SERVICE_RESTARTED", service: "web", id: "abc", restarts: 2, by: "operator", at: 100 } as const;
+    const domain = journalEventOf(restarted, { value: "running", context: h.snapshot.context });
+    expect(domain).to.deep.equal({ type: "service.restarted", at: 100, service: "web", id: "abc", restarts: 2, by: "operator" });
+    expect(decode(DomainEvent, domain).ok).to.equal(true);
+    expect(machineEventOf(domain, h.snapshot)).to.deep.equal(restarted);
   });
 
   it("every event the machine takes has a domain name, and the translation covers the whole vocabulary", () => {

@@ -1,5 +1,5 @@
 import { expect } from "chai";
-import { appliedFromScore, planUpgrade, servicesNeedingRepair } from "../../machines/upgrade.plan.js";
+import { appliedFromScore, dependencyOrder, planUpgrade, servicesNeedingRepair, stopOrder } from "../../machines/upgrade.plan.js";
 import type { PodmanV0Score } from "../../contracts/score.codec.js";
 
 const v1: PodmanV0Score = {
@@ -61,5 +61,30 @@ describe("upgrade planner", () => {
       { id: "d", service: "db", state: "exited" },
       { id: "x", service: "old", state: "running" },
     ])).to.deep.equal(["db", "old"]);
+  });
+
+  it("starts a service after what it depends on and stops it before; otherwise keeps the score's order", () => {
+    const deps = [
+      { name: "web", depends_on: ["api"] },
+      { name: "api", depends_on: ["db", "cache"] },
+      { name: "db" },
+      { name: "cache" },
+      { name: "worker" },
+    ];
+    expect(dependencyOrder(deps).map((s) => s.name)).to.deep.equal(["db", "cache", "api", "web", "worker"]);
+    expect(stopOrder(deps).map((s) => s.name)).to.deep.equal(["web", "api", "db", "cache", "worker"]);
+    const plain = [{ name: "a" }, { name: "b" }];
+    expect(dependencyOrder(plain)).to.deep.equal(plain);
+    expect(stopOrder(plain)).to.deep.equal(plain);
+  });
+
+  it("plans starts in dependency order and stops of replaced services dependents first", () => {
+    const before: PodmanV0Score = { services: [{ name: "web", image: "app/web:1", depends_on: ["db"] }, { name: "db", image: "app/db:1" }] };
+    const first = planUpgrade({}, before, "sha256:1");
+    expect(first.start.map((s) => s.service.name)).to.deep.equal(["db", "web"]);
+    const after: PodmanV0Score = { services: [{ name: "db", image: "app/db:2" }, { name: "web", image: "app/web:2", depends_on: ["db"] }] };
+    const p = planUpgrade(appliedFromScore(before, "sha256:1"), after, "sha256:2");
+    expect(p.stop).to.deep.equal(["web", "db"]);
+    expect(p.start.map((s) => s.service.name)).to.deep.equal(["db", "web"]);
   });
 });

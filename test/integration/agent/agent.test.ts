@@ -36,7 +36,7 @@ const runtimes: RuntimeUnderTest[] = [
     setup: async () => {
       podman = await startPodmanEnv();
     },
-    make: (device) => podman.runtime(device, { startSettleMs: 1000 }),
+    make: (device) => podman.runtime(device),
     teardown: async () => podman?.cleanup(),
     images: { v1: TEST_IMAGES.v1, v2: TEST_IMAGES.v2, db: TEST_IMAGES.v3 },
   },

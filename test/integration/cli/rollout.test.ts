@@ -76,7 +76,7 @@ describe("fleetctl rollout", function () {
       const h2 = canonicalHash(JSON.parse(scoreJson("img/web:2")));
 
       // v1 everywhere, selected by glob over the devices the agents announced.
-      const first = await fleetctl(["rollout", "app", "-f", v1, "--selector", `${prefix}-*`, "--waves", "50%", "--wave-timeout", "30"]);
+      const first = await fleetctl(["rollout", "app", "-f", v1, "--selector", `${prefix}-*`, "--waves", "50%", "--wave-timeout", "30", "--soak", "0.2"]);
       expect(first.code, first.err).to.equal(EXIT.OK);
       expect(first.err).to.include("in 2 wave(s): 5, 5");
       for (const d of devices) expect((await stateOf(d))?.phase, d).to.equal("Running");
@@ -84,7 +84,7 @@ describe("fleetctl rollout", function () {
       // Device 04 sits in wave 3 (devices 02, 03, 04); its runtime cannot pull the new image.
       const failing = agents[4]!;
       failing.fake.failPull("img/web:2", "manifest unknown");
-      const halted = await fleetctl(["rollout", "app", "-f", v2, "--devices", devices.join(","), "--waves", "1,10%,50%,100%", "--wave-timeout", "30", "--json"]);
+      const halted = await fleetctl(["rollout", "app", "-f", v2, "--devices", devices.join(","), "--waves", "1,10%,50%,100%", "--wave-timeout", "30", "--soak", "0.2", "--json"]);
       expect(halted.code, halted.err).to.equal(EXIT.HALTED);
       expect(halted.err).to.include(`HALTED at wave 3/4: device ${devices[4]} failed`);
       expect(halted.err).to.include("manifest unknown");
@@ -105,14 +105,14 @@ describe("fleetctl rollout", function () {
 
       // Re-running before the fix halts again at once: the device is still failed on this score.
       const revsBefore = await Promise.all(devices.slice(0, 4).map(async (d) => (await desired.get(deploymentKey(d, "app")))!.revision));
-      const again = await fleetctl(["rollout", "app", "-f", v2, "--devices", devices.join(","), "--waves", "1,10%,50%,100%", "--wave-timeout", "30"]);
+      const again = await fleetctl(["rollout", "app", "-f", v2, "--devices", devices.join(","), "--waves", "1,10%,50%,100%", "--wave-timeout", "30", "--soak", "0.2"]);
       expect(again.code).to.equal(EXIT.HALTED);
       expect(again.err).to.include(`device ${devices[4]} failed`);
       expect(again.err).to.include("--retry-failed");
 
       // The fix: the image can be pulled now. Resume: done devices are skipped, the failed one retried.
       failing.fake.clearFaults();
-      const resumed = await fleetctl(["rollout", "app", "-f", v2, "--devices", devices.join(","), "--waves", "1,10%,50%,100%", "--wave-timeout", "30", "--retry-failed"]);
+      const resumed = await fleetctl(["rollout", "app", "-f", v2, "--devices", devices.join(","), "--waves", "1,10%,50%,100%", "--wave-timeout", "30", "--soak", "0.2", "--retry-failed"]);
       expect(resumed.code, resumed.err).to.equal(EXIT.OK);
       expect(resumed.err).to.include("wave 1/4: 1 Running (1 already were)");
       expect(resumed.out).to.include(`complete: 10 device(s) Running ${h2}`);

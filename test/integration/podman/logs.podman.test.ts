@@ -88,6 +88,23 @@ describe("PodmanRuntime logs on real Podman", function () {
     expect(tail.lines.map((l) => l.text.split(" ")[0])).to.deep.equal(["59992", "59993", "59994", "59995", "59996", "59997", "59998", "59999", "60000", "last"]);
   });
 
+  it("with a tail, lines conmon wrote in pieces under bulk output come back whole and in order (Podman 4.3.1's own tail joins pieces wrongly)", async function () {
+    this.timeout(180_000);
+    const id = await ran(`pad=$(head -c 500 /dev/zero | tr '\\0' y); seq 1 3000 | sed "s/$/ $pad/"; echo last`);
+    // The tail Podman itself answers has lines made of pieces of others: what the runtime must not pass on.
+    const frames: string[] = [];
+    await env.client.logFrames(id, { tail: 3000 }, (f) => frames.push(f.payload.toString()));
+    expect(frames.some((f) => !/^(\d+ y{500}|last)\n$/.test(f)), "Podman's own tail is whole here; this test no longer shows the fault").to.equal(true);
+    for (const tail of [10, 2500]) {
+      const { lines, truncated } = await rt.logs(id, { tail, maxBytes: 100 * MAX });
+      expect(truncated).to.equal(false);
+      expect(lines).to.have.length(tail);
+      expect(lines.at(-1)!.text).to.equal("last");
+      const numbers = lines.slice(0, -1).map((l) => (/^(\d+) y{500}$/.exec(l.text) ?? [])[1]).map(Number);
+      expect(numbers).to.deep.equal(Array.from({ length: tail - 1 }, (_, i) => 3000 - tail + 2 + i));
+    }
+  });
+
   it("a line longer than maxBytes on its own is cut to fit", async () => {
     const id = await ran("head -c 5000 /dev/zero | tr '\\0' z; echo");
     const { lines, truncated } = await rt.logs(id, { maxBytes: 1000 });

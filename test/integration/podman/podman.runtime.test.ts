@@ -243,21 +243,28 @@ describe("PodmanRuntime on real Podman", function () {
     expect(await httpGet(port)).to.equal("v1");
   });
 
-  it("the start step with a settle starts every service, waits once, checks with one list, and fails the one that exited with its exit code", async () => {
-    const settling = new RecordingRuntime(env.runtime(device, { startSettleMs: 1000 }));
+  it("the readiness step fails a started service that exits, with its exit code, and finds the one that runs ready", async () => {
+    const recording = new RecordingRuntime(rt);
     const deployment = env.unique("dep");
     const services = [
-      { service: { name: "crash", image: TEST_IMAGES.crash }, lifecycle: lifecycle(), scoreHash: "sha256:settle" },
-      { service: { name: "web", image: TEST_IMAGES.v1 }, lifecycle: lifecycle(), scoreHash: "sha256:settle" },
+      { service: { name: "crash", image: TEST_IMAGES.crash }, lifecycle: lifecycle(), scoreHash: "sha256:ready" },
+      { service: { name: "web", image: TEST_IMAGES.v1 }, lifecycle: lifecycle(), scoreHash: "sha256:ready" },
     ];
-    const step = createActor(deploymentActors(settling).startNew, { input: { deployment, services } });
-    const done = toPromise(step);
-    step.start();
-    const out = await done;
-    expect(settling.calls.map((c) => c.op)).to.deep.equal(["startService", "startService", "list"]);
-    expect(out.failure).to.deep.include({ service: "crash", message: "service crash exited at start with code 1" });
-    expect((await rt.status(out.failure!.id!))?.state).to.equal("exited");
-    expect(Object.keys(out.started)).to.deep.equal(["web"]);
+    const actors = deploymentActors(recording);
+    const start = createActor(actors.startNew, { input: { deployment, services } });
+    const started = toPromise(start);
+    start.start();
+    const out = await started;
+    // Starting waits for nothing: readiness is the next step's.
+    expect(recording.calls.map((c) => c.op)).to.deep.equal(["startService", "startService"]);
+    expect(Object.keys(out.started)).to.deep.equal(["crash", "web"]);
+    const verify = createActor(actors.verify, {
+      input: { deployment, since: out.at, services: Object.entries(out.started).map(([service, id]) => ({ service, id, minReadySecs: 1 })) },
+    });
+    const verified = toPromise(verify);
+    verify.start();
+    const v = await verified;
+    expect(v.failure).to.deep.equal({ service: "crash", reason: "service crash exited with code 1" });
     expect((await rt.status(out.started["web"]!))?.state).to.equal("running");
   });
 

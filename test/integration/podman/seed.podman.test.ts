@@ -18,8 +18,7 @@ describe("seed behaviours on real Podman", function () {
     this.timeout(15 * 60_000);
     env = await startPodmanEnv();
     device = env.unique("seed");
-    // The real agent's settle: a container that exits within it fails the upgrade.
-    runtime = env.runtime(device, { startSettleMs: 1000 });
+    runtime = env.runtime(device);
     volumeDir = mkdtempSync(join(tmpdir(), "fleet-seed-vol-"));
   });
   after(async () => {

@@ -11,7 +11,8 @@ import { Kvm } from "@nats-io/kv";
 import { createInbox, headers, type Msg, type NatsConnection } from "@nats-io/transport-node";
 import { readStreamEvents } from "../../../fleet/stream.reader.js";
 import { deviceInboxPrefix } from "../../../fleet/device.permissions.js";
-import { BUCKET_DEVICE_STATE, deploymentKey, eventSubject, STREAM_FLEET_EVENTS } from "../../../contracts/wire-names.js";
+import { BUCKET_DEVICE_STATE, COMMAND_SUBJECTS, commandSubject, deploymentKey, deviceCommandSubjects, eventSubject, STREAM_FLEET_EVENTS } from "../../../contracts/wire-names.js";
+import { DeviceCommands } from "../../../fleet/device.commands.js";
 import { waitFor } from "../../support/nats.js";
 import { SecuredFleet } from "./secured-fleet.js";
 
@@ -305,37 +306,37 @@ describe("security: issue 12's attacks through what a device is allowed, on a se
     nothingRanOfAs();
   });
 
-  it("device commands: the operator's request reaches the device and its answer comes back; a device can't command another or hear its commands", async () => {
-    const bNc = await fleet.connectAs(B);
-    const toB: string[] = [];
-    bNc.subscribe(`fleet.cmd.${B}.>`, {
-      callback: (_e, m) => {
-        toB.push(m.subject);
-        m.respond(JSON.stringify({ ok: true, device: B }));
-      },
+  it("device commands: the operator's requests reach each agent and its answers come back; a device can publish no command, to itself or another, and hears none of another's", async () => {
+    const commands = new DeviceCommands(fleet.op);
+    const a = fleet.device(A);
+    const aWeb = a.agent!.supervisor.snapshot("app")!.context.containerIds["web"]!;
+    a.runtime.writeLog(aWeb, "hello from a");
+    expect((await commands.ping(A)).deployments).to.include({ app: "Running" });
+    expect((await commands.logs(A, { deployment: "app", service: "web" })).lines.map((l) => l.text)).to.deep.equal(["hello from a"]);
+    expect((await commands.restart(A, { deployment: "app", service: "web" })).id).to.equal(aWeb);
+    const restartsBefore = { a: a.runtime.count("restart"), b: fleet.device(B).runtime.count("restart") };
+    const logFrom = fleet.server.log.length;
+    const heard: string[] = [];
+    const restart = JSON.stringify({ deployment: "app", service: "web" });
+    const tried = await asA(async (nc) => {
+      // In A's account: B's command subjects, and all of them.
+      for (const subject of [deviceCommandSubjects(B), COMMAND_SUBJECTS]) nc.subscribe(subject, { callback: (_e, m) => void heard.push(m.subject) });
+      await nc.flush();
+      const out: Record<string, string> = {};
+      for (const [what, subject] of [["restart itself", commandSubject(A, "restart")], ["restart B", commandSubject(B, "restart")], ["ping B", commandSubject(B, "ping")]] as const) {
+        out[what] = await nc.request(subject, restart, { timeout: 1000 }).then((m) => `answered ${m.string()}`, (e: Error) => e.message);
+      }
+      // The operator's command to B, after A's: B's agent answers it, and A hears nothing of it.
+      expect((await commands.ping(B)).device).to.equal(B);
+      await nc.flush();
+      return out;
     });
-    await bNc.flush();
-    try {
-      const heardByA: string[] = [];
-      const fromA = await asA(async (nc) => {
-        nc.subscribe(`fleet.cmd.${A}.>`, { callback: (_e, m) => void m.respond(JSON.stringify({ ok: true, device: A, verb: m.subject.split(".").at(-1) })) });
-        await nc.flush();
-        const answer = await fleet.op.request(`fleet.cmd.${A}.ping`, "{}", { timeout: 2000 });
-        expect(JSON.parse(answer.string())).to.deep.equal({ ok: true, device: A, verb: "ping" });
-        const sent = await nc.request(`fleet.cmd.${B}.restart`, JSON.stringify({ deployment: "app", service: "web" }), { timeout: 1000 }).then((m) => `answered ${m.string()}`, (e: Error) => e.message);
-        nc.subscribe(`fleet.cmd.${B}.>`, { callback: (_e, m) => void heardByA.push(m.subject) });
-        await nc.flush();
-        // The operator's command to B, after A's: B hears this one only, and A hears nothing of it.
-        const bAnswer = await fleet.op.request(`fleet.cmd.${B}.ping`, "{}", { timeout: 2000 });
-        expect(JSON.parse(bAnswer.string())).to.deep.equal({ ok: true, device: B });
-        await nc.flush();
-        return sent;
-      });
-      expect(fromA).to.match(/no responders/);
-      expect(toB).to.deep.equal([`fleet.cmd.${B}.ping`]);
-      expect(heardByA).to.deep.equal([]);
-    } finally {
-      await bNc.close();
-    }
+    for (const [what, answer] of Object.entries(tried)) expect(answer, what).to.not.match(/^answered/);
+    // Refused by the server, before any account could deliver them: each refusal is in its log.
+    const refused = [commandSubject(A, "restart"), commandSubject(B, "restart"), commandSubject(B, "ping")];
+    await waitFor("every refusal in the server's log", () => refused.every((x) => fleet.server.violations(logFrom).some((l) => l.includes(`Subject "${x}"`))), 5_000);
+    for (const l of fleet.server.violations(logFrom)) expect(l).to.match(/Publish Violation .*Subject "fleet\.cmd\./);
+    expect(heard).to.deep.equal([]);
+    expect({ a: a.runtime.count("restart"), b: fleet.device(B).runtime.count("restart") }).to.deep.equal(restartsBefore);
   });
 });

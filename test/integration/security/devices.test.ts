@@ -1,7 +1,8 @@
 // A device in its own NATS account, configured as fleetctl prints it, does everything it must with
 // nothing more: converges through an upgrade and a restart, takes its history back from the stream
 // when its state dir is lost, writes its reports; the operator works through its own account;
-// nothing the agent writes carries an env value; the device's container policy bounds any score.
+// nothing the agent writes carries an env value; the device's container policy bounds any score; the
+// operator's commands reach the device's agent and its answers come back.
 import { expect } from "chai";
 import { readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
@@ -126,13 +127,54 @@ describe("security: a device in its own account converges, and the operator work
     expect(noFile.err).to.include("missing.seed");
   });
 
-  it("the dashboard as the operator: the fleet view lists A's deployment and the live feed carries A's journal events", async () => {
+  it("fleetctl ping, logs and restart reach A's agent through the operator's import of its commands, answers come back; B, with no agent, is offline; the server refuses nothing", async () => {
+    const a = await agentA();
+    await fleet.desired.put(deploymentKey(A, "cmd"), score("img/web:1"));
+    await waitA("cmd", (s) => s.phase === "Running", "cmd Running");
+    await a.supervisor.idle(10_000);
+    const logFrom = fleet.server.log.length;
+    const web = a.supervisor.snapshot("cmd")!.context.containerIds["web"]!;
+    fleet.device(A).runtime.writeLog(web, `connecting with ${SECRETS[0]}`);
+    const env = { FLEET_NATS_URL: fleet.server.url, FLEET_NATS_PASSWORD: OPERATOR.password };
+    const as = (argv: string[]) => fleetctl([...argv, "--user", OPERATOR.user], { env });
+    const ping = await as(["ping", A, "--json"]);
+    expect(ping.code, ping.err).to.equal(0);
+    expect(JSON.parse(ping.out)).to.deep.include({ device: A, online: true });
+    const logs = await as(["logs", A, "cmd", "web"]);
+    expect(logs.code, logs.err).to.equal(0);
+    expect(logs.out).to.match(/ stdout connecting with <redacted>\n$/).and.not.include(SECRETS[0]);
+    const restart = await as(["restart", A, "cmd", "web", "--json"]);
+    expect(restart.code, restart.err).to.equal(0);
+    expect(JSON.parse(restart.out)).to.deep.equal({ device: A, deployment: "cmd", service: "web", id: web });
+    const offline = await as(["ping", B]);
+    expect(offline.code).to.equal(1);
+    // Across the import the server tells no "no responders": a ping unanswered in 2 s says it.
+    expect(offline.err).to.equal(`fleetctl ping: ${B} is offline: no answer to a ping within 2 s\n`);
+    const t0 = Date.now();
+    const offlineLogs = await as(["logs", B, "app", "web"]);
+    expect(offlineLogs.code).to.equal(1);
+    expect(offlineLogs.err).to.equal(`fleetctl logs: ${B} is offline: no answer to a ping within 2 s\n`);
+    expect(Date.now() - t0).to.be.below(3000);
+    await a.publisher.idle(10_000);
+    const events = await readStreamEvents(jetstream(fleet.op), A, "cmd");
+    expect(events.filter((e) => e.event.type === "service.restarted").map((e) => e.event)).to.have.length(1);
+    expect(fleet.server.violations(logFrom)).to.deep.equal([]);
+    await fleet.desired.delete(deploymentKey(A, "cmd"));
+    await waitA("cmd", (s) => s.state === "removed", "cmd removed");
+  });
+
+  it("the dashboard as the operator: the fleet view lists A's deployment, its page of the journal reads, and the live feed carries A's journal events", async () => {
     await agentA();
     const inspector = await startInspector({ fleet: await Fleet.open(fleet.op), tickSecs: 3600 });
     const abort = new AbortController();
     try {
       const view = (await (await fetch(new URL("api/fleet", inspector.url))).json()) as unknown;
       expect(JSON.stringify(view)).to.include(`"deployment":"app"`).and.include(`"device":"${A}"`);
+      // The visualiser's windowed read of A's journal (direct gets by sequence, a consumer for the page) works through the operator's account.
+      const page = await fetch(new URL(`api/deployment?device=${A}&deployment=app`, inspector.url));
+      const body = (await page.json()) as { page?: { steps: Array<{ n: number }>; newest_n: number | null } };
+      expect(page.status, JSON.stringify(body)).to.equal(200);
+      expect(body.page!.steps.length).to.be.greaterThan(3).and.equal(body.page!.newest_n);
       const res = await fetch(new URL("api/events", inspector.url), { signal: abort.signal });
       const reader = res.body!.getReader();
       let text = "";

@@ -1,9 +1,11 @@
 // The abstract model of a deployment for model-based testing: no invocations, no timers. Its events
-// are the outcomes of the world (a step succeeds, fails, times out, a container crashes, an update
-// arrives mid-step), its context the little the outcomes depend on: which spec each service's
-// recorded container runs, which of them are down, the target and desired score, the queued value
-// and the plan of the step in flight. The transitions come from one pure function, `next`, so the
-// model reads as a table of rules rather than as a second copy of the machine's config.
+// are the outcomes of the world (a step succeeds, fails, times out, a container crashes or turns
+// unhealthy and the liveness says so, a backoff passes, an update arrives mid-step), its context
+// the little the outcomes depend on: which spec each service's recorded container runs, which of
+// them are down or unhealthy, which wait for a restart, the target and desired score, the queued
+// value, the plan of the step in flight and the forward retry armed. The transitions come from one
+// pure function, `next`, so the model reads as a table of rules rather than as a second copy of the
+// machine's config.
 import { assign, setup, type SnapshotFrom } from "xstate";
 import type { SpecId } from "./world.js";
 
@@ -20,25 +22,46 @@ export interface MPlan {
   /** Services to start and their specs, in order. */
   start: [string, SpecId][];
 }
+/** The step a failed deployment tries again: the pull, or the start (a failed start or readiness). */
+export type MRetry = "pull" | "start" | null;
 export interface MCtx {
   applied: Record<string, SpecId>;
   down: string[];
+  /** Services the machine took as unhealthy and has heard no pass of since. */
+  sick: string[];
+  /** Services with a restart decided and not carried out yet (it waits for its backoff). */
+  pending: string[];
+  /** Services whose recorded container is gone (not just exited). */
+  vanished: string[];
   target: ScoreId | null;
   desired: ScoreId | null;
   next: Queued;
   plan: MPlan | null;
+  retry: MRetry;
 }
-export type MState = "pending" | "pulling" | "stoppingOld" | "startingNew" | "running" | "failed" | "removing" | "removed";
+export type MState = "pending" | "pulling" | "stoppingOld" | "startingNew" | "verifying" | "running" | "failed" | "removing" | "removed";
 
 export type MEvent =
   | { type: "UPDATE"; s: ScoreId }
   | { type: "UPDATE_MIDSTEP"; s: ScoreId }
   | { type: "UPDATE_SAME" }
+  /** The same score at a newer revision while failed: the operator's retry. */
+  | { type: "UPDATE_RETRY" }
   | { type: "REJECT" }
   | { type: "DELETE" }
   | { type: "TICK" }
   | { type: "CRASH_TICK" }
   | { type: "VANISH_TICK" }
+  /** A running service dies and the liveness tells the machine (SERVICE_EXITED). */
+  | { type: "EXIT" }
+  /** A running service's container is removed behind the agent's back; the liveness tells. */
+  | { type: "VANISH" }
+  | { type: "UNHEALTHY" }
+  | { type: "HEALTHY" }
+  /** Time passes until every restart decided is due: the restarts actor carries them out. */
+  | { type: "RESTARTS_DUE" }
+  /** The forward retry's time comes. */
+  | { type: "RETRY_DUE" }
   | { type: "PULL_OK" }
   | { type: "PULL_FAIL" }
   | { type: "STOP_OK" }
@@ -46,13 +69,16 @@ export type MEvent =
   | { type: "REMOVE_FAIL" }
   | { type: "START_OK" }
   | { type: "START_FAIL" }
+  | { type: "VERIFY_OK" }
+  | { type: "VERIFY_FAIL" }
   | { type: "REMOVE_OK" }
   | { type: "LIST_FAIL" }
   | { type: "STEP_THROW" }
   | { type: "TIMEOUT" };
 export const EVENT_TYPES: MEvent["type"][] = [
-  "UPDATE", "UPDATE_MIDSTEP", "UPDATE_SAME", "REJECT", "DELETE", "TICK", "CRASH_TICK", "VANISH_TICK", "PULL_OK", "PULL_FAIL",
-  "STOP_OK", "STOP_FAIL", "REMOVE_FAIL", "START_OK", "START_FAIL", "REMOVE_OK", "LIST_FAIL", "STEP_THROW", "TIMEOUT",
+  "UPDATE", "UPDATE_MIDSTEP", "UPDATE_SAME", "UPDATE_RETRY", "REJECT", "DELETE", "TICK", "CRASH_TICK", "VANISH_TICK", "EXIT", "VANISH",
+  "UNHEALTHY", "HEALTHY", "RESTARTS_DUE", "RETRY_DUE", "PULL_OK", "PULL_FAIL", "STOP_OK", "STOP_FAIL", "REMOVE_FAIL", "START_OK",
+  "START_FAIL", "VERIFY_OK", "VERIFY_FAIL", "REMOVE_OK", "LIST_FAIL", "STEP_THROW", "TIMEOUT",
 ];
 
 export function planOf(applied: Record<string, SpecId>, s: ScoreId): MPlan {
@@ -71,32 +97,76 @@ export function planOf(applied: Record<string, SpecId>, s: ScoreId): MPlan {
 
 type R = { state: MState; ctx: MCtx } | null;
 const sorted = (xs: Iterable<string>) => [...new Set(xs)].sort();
-const accept = (c: MCtx, s: ScoreId): MCtx => ({ ...c, target: s, desired: s, plan: planOf(c.applied, s), next: null });
+const without = (xs: readonly string[], drop: readonly string[]) => xs.filter((x) => !drop.includes(x));
+const accept = (c: MCtx, s: ScoreId): MCtx => ({ ...c, target: s, desired: s, plan: planOf(c.applied, s), next: null, retry: null });
 const up = (c: MCtx) => Object.keys(c.applied).filter((s) => !c.down.includes(s));
+/** A recorded container of the target's own spec: the restarts actor may create it again. */
+const recreatable = (c: MCtx, svc: string) => c.target !== null && MODEL_SCORES[c.target].includes(c.applied[svc]!);
+/** Started (or created) again by a step: no restart of them waits any more, and none is gone. */
+const fresh = (c: MCtx, names: readonly string[]): MCtx => ({ ...c, pending: without(c.pending, names), vanished: without(c.vanished, names) });
+const live = (state: MState) => state === "running" || state === "failed";
 
 /** The eventless rules of running and failed: a queued value is taken once a step has settled. */
 function settle(state: MState, c: MCtx): { state: MState; ctx: MCtx } {
-  if (state === "failed") c = { ...c, plan: null };
+  if (state === "failed" && c.retry === null) c = { ...c, plan: null };
   if (state !== "running" && state !== "failed") return { state, ctx: c };
   const q = c.next;
   if (q?.k === "u") return { state: "pulling", ctx: accept(c, q.s) };
-  if (q?.k === "d") return { state: "removing", ctx: { ...c, desired: null, plan: null, next: null } };
-  if (q?.k === "r") return { state: "failed", ctx: { ...c, desired: null, plan: null, next: null } };
+  if (q?.k === "d") return { state: "removing", ctx: { ...c, desired: null, plan: null, next: null, retry: null } };
+  if (q?.k === "r") return { state: "failed", ctx: { ...c, desired: null, plan: null, next: null, retry: null } };
   return { state, ctx: c };
 }
-const fail = (c: MCtx) => settle("failed", c);
+/** Failed; retried forward when `retry` says so (a pull, a start, readiness), else not. */
+const fail = (c: MCtx, retry: MRetry = null) => settle("failed", { ...c, retry });
 
 /** Queues a value that arrived mid-step (the newest wins; the target's own hash cancels). */
 function midstep(state: MState, c: MCtx, e: MEvent): R {
   if (e.type === "UPDATE_MIDSTEP") return { state, ctx: { ...c, next: state !== "removing" && e.s === c.desired ? null : { k: "u", s: e.s } } };
   if (e.type === "REJECT") return { state, ctx: { ...c, next: { k: "r" } } };
   if (e.type === "DELETE") return { state, ctx: { ...c, next: state === "removing" ? null : { k: "d" } } };
-  if (e.type === "TIMEOUT") return fail(c);
+  return null;
+}
+
+/** The service EXIT, VANISH, UNHEALTHY and a v1 tick's crash act on: the first running one with nothing pending and no sickness. */
+const target1 = (c: MCtx) => up(c).filter((s) => !c.sick.includes(s) && !c.pending.includes(s))[0];
+
+/**
+ * What the liveness tells a running or failed deployment, and the restarts that follow. One service
+ * at a time is in trouble (dead, gone or unhealthy), which keeps the model's states few; the
+ * property suite plays crash loops and flapping health over several services.
+ */
+function liveness(state: MState, c: MCtx, e: MEvent): R {
+  const calm = c.pending.length === 0 && c.sick.length === 0;
+  const svc = calm ? target1(c) : undefined;
+  switch (e.type) {
+    case "EXIT":
+      return svc ? { state, ctx: { ...c, down: sorted([...c.down, svc]), pending: sorted([...c.pending, svc]) } } : null;
+    case "VANISH":
+      return svc ? { state, ctx: { ...c, down: sorted([...c.down, svc]), pending: sorted([...c.pending, svc]), vanished: sorted([...c.vanished, svc]) } } : null;
+    case "UNHEALTHY":
+      return svc ? { state, ctx: { ...c, sick: sorted([...c.sick, svc]), pending: sorted([...c.pending, svc]) } } : null;
+    case "HEALTHY": {
+      const sick = c.sick[0];
+      // A pass before its restart was due: the restart is not needed any more.
+      return sick ? { state, ctx: { ...c, sick: without(c.sick, [sick]), pending: without(c.pending, [sick]) } } : null;
+    }
+    case "RESTARTS_DUE": {
+      if (!c.pending.length) return null;
+      // A dead one is started again; a gone one is created again only from the target's own spec.
+      const stays = c.pending.filter((s) => c.vanished.includes(s) && !recreatable(c, s));
+      const back = without(c.pending, stays);
+      return { state, ctx: { ...c, down: without(c.down, back), pending: [], vanished: without(c.vanished, back) } };
+    }
+  }
   return null;
 }
 
 /** The model's rules: the outcome of `e` in `state`, or null when `e` cannot happen there. */
 export function next(state: MState, c: MCtx, e: MEvent): R {
+  if (live(state)) {
+    const r = liveness(state, c, e);
+    if (r) return r;
+  }
   switch (state) {
     case "pending":
       if (e.type === "UPDATE") return { state: "pulling", ctx: accept(c, e.s) };
@@ -107,23 +177,26 @@ export function next(state: MState, c: MCtx, e: MEvent): R {
       if (e.type === "PULL_OK") {
         const q = c.next;
         if (q?.k === "u") return { state: "pulling", ctx: accept(c, q.s) };
-        if (q?.k === "d") return { state: "removing", ctx: { ...c, desired: null, plan: null, next: null } };
-        if (q?.k === "r") return { state: "failed", ctx: { ...c, desired: null, plan: null, next: null } };
+        if (q?.k === "d") return { state: "removing", ctx: { ...c, desired: null, plan: null, next: null, retry: null } };
+        if (q?.k === "r") return { state: "failed", ctx: { ...c, desired: null, plan: null, next: null, retry: null } };
         return { state: "stoppingOld", ctx: c };
       }
-      if (e.type === "PULL_FAIL") return c.plan!.pull ? fail(c) : null;
+      if (e.type === "PULL_FAIL") return c.plan!.pull ? fail(c, "pull") : null;
+      if (e.type === "TIMEOUT") return fail(c, "pull");
       return midstep(state, c, e);
     case "stoppingOld": {
       const stop = c.plan!.stop;
       if (e.type === "STOP_OK") {
         const applied = { ...c.applied };
         for (const s of stop) delete applied[s];
-        return { state: "startingNew", ctx: { ...c, applied, down: c.down.filter((s) => !stop.includes(s)) } };
+        return { state: "startingNew", ctx: { ...fresh(c, stop), applied, down: without(c.down, stop), sick: without(c.sick, stop), vanished: without(c.vanished, stop) } };
       }
       // The first service to stop fails: nothing is stopped (STOP_FAIL) or it is stopped, not removed.
-      if (e.type === "STOP_FAIL") return stop.length ? fail(c) : null;
-      if (e.type === "REMOVE_FAIL") return stop.length ? fail({ ...c, down: sorted([...c.down, stop[0]!]) }) : null;
-      if (e.type === "STEP_THROW") return fail(c);
+      // Not retried. (A container that is gone stops and is removed without fail.)
+      const failable = stop.length > 0 && !c.vanished.includes(stop[0]!);
+      if (e.type === "STOP_FAIL") return failable ? fail(c) : null;
+      if (e.type === "REMOVE_FAIL") return failable ? fail({ ...c, down: sorted([...c.down, stop[0]!]) }) : null;
+      if (e.type === "STEP_THROW" || e.type === "TIMEOUT") return fail(c);
       return midstep(state, c, e);
     }
     case "startingNew": {
@@ -132,26 +205,35 @@ export function next(state: MState, c: MCtx, e: MEvent): R {
         const applied = { ...c.applied };
         for (const [s, spec] of start) applied[s] = spec;
         const names = start.map(([s]) => s);
-        return settle("running", { ...c, applied, down: c.down.filter((s) => !names.includes(s)), plan: null });
+        const started = { ...fresh(c, names), applied, down: without(c.down, names) };
+        // Nothing started, nothing to wait for: ready at once.
+        return start.length ? { state: "verifying", ctx: started } : settle("running", { ...started, plan: null, retry: null });
       }
-      // The first service exits at start. Every service of the step was started before the one
-      // settle check, so all are recorded; the first is down, the others run.
+      // The first service's container is created but does not start: recorded (to be cleaned up or
+      // started by the retry), down; the services after it are not started. Retried forward.
       if (e.type === "START_FAIL") {
         if (!start.length) return null;
-        const applied = { ...c.applied };
-        for (const [s, spec] of start) applied[s] = spec;
-        const [first] = start[0]!;
-        const names = start.map(([s]) => s);
-        return fail({ ...c, applied, down: sorted([...c.down.filter((s) => !names.includes(s)), first]) });
+        const [svc, spec] = start[0]!;
+        return fail({ ...fresh(c, [svc]), applied: { ...c.applied, [svc]: spec }, down: sorted([...c.down, svc]) }, "start");
       }
-      if (e.type === "STEP_THROW") return fail(c);
+      if (e.type === "STEP_THROW" || e.type === "TIMEOUT") return fail(c, "start");
+      return midstep(state, c, e);
+    }
+    case "verifying": {
+      if (e.type === "VERIFY_OK") return settle("running", { ...c, plan: null, retry: null });
+      // The first started service dies while it is verified: down, and the start is retried forward.
+      if (e.type === "VERIFY_FAIL") return fail({ ...c, down: sorted([...c.down, c.plan!.start[0]![0]]) }, "start");
+      if (e.type === "TICK") return null;
+      if (e.type === "STEP_THROW") return fail(c, "start");
+      if (e.type === "TIMEOUT") return fail(c, "start");
       return midstep(state, c, e);
     }
     case "running": {
       if (e.type === "UPDATE") return e.s !== c.desired ? { state: "pulling", ctx: accept(c, e.s) } : null;
       if (e.type === "UPDATE_SAME") return { state, ctx: c };
-      if (e.type === "REJECT") return { state: "failed", ctx: { ...c, desired: null, plan: null, next: null } };
-      if (e.type === "DELETE") return { state: "removing", ctx: { ...c, desired: null, plan: null, next: null } };
+      if (e.type === "REJECT") return { state: "failed", ctx: { ...c, desired: null, plan: null, next: null, retry: null } };
+      if (e.type === "DELETE") return { state: "removing", ctx: { ...c, desired: null, plan: null, next: null, retry: null } };
+      // Version 1 journals' repair (TICK), replayed as it was: the services seen down start again.
       const repair = (extra: string[]) => {
         const svcs = Object.keys(c.applied).filter((s) => c.down.includes(s) || extra.includes(s));
         const plan = { pull: false, stop: [], start: svcs.map((s) => [s, c.applied[s]!] as [string, SpecId]) };
@@ -159,28 +241,36 @@ export function next(state: MState, c: MCtx, e: MEvent): R {
       };
       if (e.type === "TICK") return c.down.length ? repair([]) : { state, ctx: c };
       if (e.type === "CRASH_TICK" || e.type === "VANISH_TICK") {
-        const u = up(c);
-        return u.length ? repair([u[0]!]) : null;
+        const u = target1(c);
+        return u ? repair([u]) : null;
       }
       return null;
     }
     case "failed": {
       if (e.type === "UPDATE") return e.s !== c.desired ? { state: "pulling", ctx: accept(c, e.s) } : null;
-      if (e.type === "UPDATE_SAME") return c.desired !== null ? { state, ctx: c } : null;
-      if (e.type === "REJECT") return { state, ctx: { ...c, desired: null } };
-      if (e.type === "DELETE") return { state: "removing", ctx: { ...c, desired: null } };
+      // The same score again while failed is the operator's retry (UPDATE_RETRY), no longer a no-op.
+      if (e.type === "UPDATE_RETRY") {
+        if (c.desired === null || c.target === null) return null;
+        // From the step the retry waits for; planned afresh when none does.
+        if (c.retry === "pull") return { state: "pulling", ctx: c };
+        if (c.retry === "start") return { state: "startingNew", ctx: c };
+        return { state: "pulling", ctx: { ...c, plan: planOf(c.applied, c.target) } };
+      }
+      if (e.type === "RETRY_DUE") return c.retry === "pull" ? { state: "pulling", ctx: c } : c.retry === "start" ? { state: "startingNew", ctx: c } : null;
+      if (e.type === "REJECT") return { state, ctx: { ...c, desired: null, plan: null, retry: null } };
+      if (e.type === "DELETE") return { state: "removing", ctx: { ...c, desired: null, plan: null, retry: null } };
       if (e.type === "TICK") return { state, ctx: c };
-      // A crash while failed is not repaired: roll forward only, nothing starts until a new value.
+      // A crash seen by a (v1) tick while failed is not repaired: only the liveness events restart.
       if (e.type === "CRASH_TICK") {
-        const u = up(c);
-        return u.length ? { state, ctx: { ...c, down: sorted([...c.down, u[0]!]) } } : null;
+        const u = target1(c);
+        return u ? { state, ctx: { ...c, down: sorted([...c.down, u]) } } : null;
       }
       return null;
     }
     case "removing": {
-      const first = Object.keys(c.applied)[0];
+      const first = Object.keys(c.applied).filter((s) => !c.vanished.includes(s))[0];
       if (e.type === "REMOVE_OK") {
-        const cleared: MCtx = { ...c, applied: {}, down: [], target: null };
+        const cleared: MCtx = { ...c, applied: {}, down: [], sick: [], pending: [], vanished: [], target: null };
         const q = c.next;
         if (q?.k === "u") return { state: "pulling", ctx: accept(cleared, q.s) };
         if (q?.k === "r") return { state: "failed", ctx: { ...cleared, desired: null, plan: null, next: null } };
@@ -189,7 +279,7 @@ export function next(state: MState, c: MCtx, e: MEvent): R {
       // The first recorded container fails to stop (left running) or to be removed (left stopped).
       if (e.type === "STOP_FAIL") return first ? fail(c) : null;
       if (e.type === "REMOVE_FAIL") return first ? fail({ ...c, down: sorted([...c.down, first]) }) : null;
-      if (e.type === "LIST_FAIL") return fail(c);
+      if (e.type === "LIST_FAIL" || e.type === "TIMEOUT") return fail(c);
       return midstep(state, c, e);
     }
     case "removed":
@@ -197,8 +287,8 @@ export function next(state: MState, c: MCtx, e: MEvent): R {
   }
 }
 
-const STATES: MState[] = ["pending", "pulling", "stoppingOld", "startingNew", "running", "failed", "removing", "removed"];
-const INITIAL: MCtx = { applied: {}, down: [], target: null, desired: null, next: null, plan: null };
+const STATES: MState[] = ["pending", "pulling", "stoppingOld", "startingNew", "verifying", "running", "failed", "removing", "removed"];
+const INITIAL: MCtx = { applied: {}, down: [], sick: [], pending: [], vanished: [], target: null, desired: null, next: null, plan: null, retry: null };
 
 /** `next` as an XState machine: per state and event, one guarded transition per possible target. */
 export function buildModelMachine(opts: { events?: MEvent["type"][] } = {}) {

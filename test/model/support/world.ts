@@ -58,11 +58,12 @@ export function specIdOf(service: PodmanService): SpecId {
 
 // ---- gated steps ----------------------------------------------------------------------------
 
-export type StepActor = "pullImages" | "stopOld" | "startNew" | "removeAll";
+export type StepActor = "pullImages" | "stopOld" | "startNew" | "verify" | "removeAll";
 export const STEP_OF_STATE: Record<string, StepActor> = {
   pulling: "pullImages",
   stoppingOld: "stopOld",
   startingNew: "startNew",
+  verifying: "verify",
   removing: "removeAll",
 };
 
@@ -115,10 +116,6 @@ export class ObservedRuntime implements ContainerRuntime {
   check: (c: ObservedCall, snap: DeploymentSnapshot) => void = () => {};
 
   constructor(readonly fake: FakeRuntime) {}
-
-  get startSettleMs() {
-    return this.fake.startSettleMs;
-  }
 
   private async run<T>(c: Omit<ObservedCall, "state">, act: () => Promise<T>): Promise<T> {
     const snap = this.probe();
@@ -226,6 +223,10 @@ export class World {
   readonly actor: Actor<typeof deploymentMachine>;
   readonly held = new Map<StepActor, HeldStep>();
   deadline: ((d: StepDone) => void) | null = null;
+  /** The forward retry's timer, when one is armed: fire it to make the retry due. */
+  retryTimer: ((d: StepDone) => void) | null = null;
+  /** Restarts the machine decided, waiting for their backoff: `restartsDue` lets them all through. */
+  private readonly restartWaits = new Set<() => void>();
 
   private clock = 1_000;
   private revision = 0;
@@ -234,8 +235,6 @@ export class World {
   private idsAtAccept: Record<string, string> = {};
   private stoppedSinceAccept = new Set<string>();
   private lastPlan: unknown = null;
-  /** Set once failed, cleared when a new desired value is accepted: no start may happen meanwhile (inv. 3). */
-  private failedSinceAccept = false;
   /** Invariant 7: hashes that were superseded mid-step and must never be accepted; the one that may. */
   private coalesce: { forbidden: Set<string>; allowed: string | null; accepted: number } | null = null;
   private lastDesired: string | null = null;
@@ -246,23 +245,51 @@ export class World {
     this.fake = new FakeRuntime({ device: "dev1", now: () => this.clock });
     this.runtime = new ObservedRuntime(this.fake);
     const now = () => ++this.clock;
-    const real = deploymentActors(this.runtime, { now });
+    // Time is the world's: a readiness wait passes at once (the clock jumps to it); a restart's
+    // backoff passes when the test says so (restartsDue).
+    const sleepUntil = (at: number, signal: AbortSignal, why: "restart" | "ready") =>
+      new Promise<void>((resolve) => {
+        if (signal.aborted) return resolve();
+        if (why === "ready") {
+          this.clock = Math.max(this.clock, at);
+          return resolve();
+        }
+        const go = () => {
+          this.restartWaits.delete(go);
+          this.clock = Math.max(this.clock, at);
+          resolve();
+        };
+        this.restartWaits.add(go);
+        signal.addEventListener("abort", () => {
+          this.restartWaits.delete(go);
+          resolve();
+        }, { once: true });
+      });
+    const real = deploymentActors(this.runtime, { now, sleepUntil });
     const gate = opts.gateSteps ?? true;
     const step = (name: StepActor) => (gate ? this.gated(name, real[name]) : real[name]);
+    const timer = (set: (fire: ((d: StepDone) => void) | null, only?: (d: StepDone) => void) => void) =>
+      fromPromise<StepDone, { deadline: number }>(({ input, signal }) => {
+        const d = deferred<StepDone>();
+        const fire = (v: StepDone) => d.resolve(v);
+        // A retry timer with no retry armed never fires.
+        if (Number.isFinite(input.deadline)) set(fire);
+        signal.addEventListener("abort", () => set(null, fire));
+        return d.promise;
+      });
     const machine = deploymentMachine.provide({
       actors: {
         pullImages: step("pullImages"),
         stopOld: step("stopOld"),
         startNew: step("startNew"),
+        verify: step("verify"),
         removeAll: step("removeAll"),
-        deadline: fromPromise<StepDone, { deadline: number }>(({ signal }) => {
-          const d = deferred<StepDone>();
-          const fire = (v: StepDone) => d.resolve(v);
-          this.deadline = fire;
-          signal.addEventListener("abort", () => {
-            if (this.deadline === fire) this.deadline = null;
-          });
-          return d.promise;
+        restarts: real.restarts,
+        deadline: timer((fire, only) => {
+          if (!only || this.deadline === only) this.deadline = fire;
+        }),
+        retryTimer: timer((fire, only) => {
+          if (!only || this.retryTimer === only) this.retryTimer = fire;
         }),
       } as never,
     });
@@ -337,6 +364,31 @@ export class World {
     await flush();
   }
 
+  /** What the liveness would tell the machine of a recorded service (its event stream, its health checks). */
+  exited(service: string, exitCode: number | null): void {
+    this.actor.send({ type: "SERVICE_EXITED", service, exitCode, at: this.now() });
+  }
+  unhealthy(service: string): void {
+    this.actor.send({ type: "SERVICE_UNHEALTHY", service, output: "simulated health check failure", at: this.now() });
+  }
+  healthy(service: string): void {
+    this.actor.send({ type: "SERVICE_HEALTHY", service, output: "ok", at: this.now() });
+  }
+  /** Every restart waiting for its backoff is due now; resolves once they are carried out. */
+  async restartsDue(): Promise<void> {
+    for (const go of [...this.restartWaits]) go();
+    await flush(6);
+  }
+  get restartsWaiting(): number {
+    return this.restartWaits.size;
+  }
+  /** The forward retry comes due. */
+  async retryDue(): Promise<void> {
+    if (!this.retryTimer) throw new Error(`no retry armed in state ${this.state}`);
+    this.retryTimer({ at: this.now() });
+    await flush();
+  }
+
   /** Releases the held step of the current state; resolves once the machine has taken its outcome. */
   async release(mode: "run" | "throw" = "run"): Promise<void> {
     const name = STEP_OF_STATE[this.state];
@@ -387,10 +439,8 @@ export class World {
     if (ctx.plan !== this.lastPlan && ctx.plan !== null && s.value === "pulling") {
       this.idsAtAccept = { ...ctx.containerIds };
       this.stoppedSinceAccept = new Set();
-      this.failedSinceAccept = false;
     }
     this.lastPlan = ctx.plan;
-    if (s.value === "failed") this.failedSinceAccept = true;
     if (ctx.desiredHash !== null && ctx.desiredHash !== this.lastDesired && this.coalesce) {
       // Accepted after a mid-step burst: only the newest value may be, and only once.
       const c = this.coalesce;
@@ -411,22 +461,32 @@ export class World {
   private checkCall(c: ObservedCall, s: DeploymentSnapshot) {
     const ctx = s.context;
     const v = (m: string) => this.violations.push(`${m} (call ${c.op} ${c.arg.slice(0, 16)} in ${c.state})`);
+    const liveState = c.state === "running" || c.state === "failed";
     if (c.op === "startService") {
       const spec = c.spec!;
       const name = spec.service.name;
-      if (c.state !== "startingNew") v("a container was started outside startingNew");
-      if (this.failedSinceAccept) v("inv3: a container was started after a failure and before a new desired value");
-      const planned = (ctx.plan?.start ?? []).some((p) => p.service.name === name && specKey(p.service, p.lifecycle) === specKey(spec.service, spec.lifecycle));
-      if (!planned) v(`inv2: started ${name}, which the plan does not start`);
-      // Roll forward only (inv. 3): what starts is what the current target says, never an earlier spec.
+      // Roll forward only (inv. 3): what starts is what the current target says, never an earlier spec
+      // (a forward retry starts the same target again; a restart creates a gone container of it again).
       const wanted = ctx.target?.score.services.find((x) => x.name === name);
       if (!wanted || specKey(wanted, resolveLifecycle(ctx.target!.score.lifecycle)) !== specKey(spec.service, spec.lifecycle)) {
         v(`inv3: started ${name} with a spec that is not the current target's`);
       }
-      if (ctx.plan?.actions[name] === "replace") {
-        const old = this.idsAtAccept[name];
-        if (old && !this.stoppedSinceAccept.has(old)) v(`inv2: started replaced ${name} before its old container ${old.slice(0, 12)} was stopped`);
-      }
+      if (c.state === "startingNew") {
+        const planned = (ctx.plan?.start ?? []).some((p) => p.service.name === name && specKey(p.service, p.lifecycle) === specKey(spec.service, spec.lifecycle));
+        if (!planned) v(`inv2: started ${name}, which the plan does not start`);
+        if (ctx.plan?.actions[name] === "replace") {
+          const old = this.idsAtAccept[name];
+          if (old && !this.stoppedSinceAccept.has(old)) v(`inv2: started replaced ${name} before its old container ${old.slice(0, 12)} was stopped`);
+        }
+      } else if (liveState) {
+        const rec = ctx.services[name];
+        if (!ctx.containerIds[name] || rec?.restartAt == null) v(`created ${name} again with no restart of it decided`);
+      } else v("a container was started outside startingNew and the restarts of running or failed");
+    }
+    if (c.op === "restart") {
+      const service = Object.entries(ctx.containerIds).find(([, id]) => id === c.arg)?.[0];
+      if (!liveState) v("a container was restarted outside running and failed");
+      else if (!service || ctx.services[service]?.restartAt == null) v("restarted a container that is not recorded or has no restart decided");
     }
     if (c.op === "stop" || c.op === "remove") {
       if (c.state === "stoppingOld") {
@@ -456,7 +516,7 @@ export class World {
       for (; this.replayedUpTo < events.length; this.replayedUpTo++) {
         if (this.replayed.status === "done") this.replayed = initialTransition(deploymentMachine, this.input)[0];
         // The journaled cause (the vocabulary's) back into the machine event it replays as.
-        const event = machineEventOf(events[this.replayedUpTo]!);
+        const event = machineEventOf(events[this.replayedUpTo]!, this.replayed);
         if (event) [this.replayed] = transition(deploymentMachine, this.replayed, event as never);
       }
       replayed = this.replayed;
@@ -479,6 +539,8 @@ export class World {
     const services = (ctx.target?.score.services ?? []).map((s) => s.name).sort();
     for (const svc of services) {
       const cs = mine.filter((c) => c.service === svc);
+      // Gone, with a restart decided: the restarts actor creates it again when its backoff has passed.
+      if (cs.length === 0 && ctx.services[svc]?.restartAt != null) continue;
       if (cs.length !== 1) out.push(`inv6: ${cs.length} containers for ${svc}`);
       else if (cs[0]!.id !== ctx.containerIds[svc]) out.push(`inv6: ${svc} runs ${cs[0]!.id.slice(0, 12)} but records ${ctx.containerIds[svc]?.slice(0, 12)}`);
     }

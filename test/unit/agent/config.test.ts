@@ -66,6 +66,13 @@ describe("agent config", () => {
     expect(err(["--device-id"])).to.match(/device-id/);
   });
 
+  it("takes the restart and retry backoff in seconds, a cap defaulting to 30 times the base", () => {
+    expect(ok(["--device-id", "d", "--backoff-secs", "0.2:2"]).backoff).to.deep.equal({ baseMs: 200, capMs: 2000 });
+    expect(ok(["--device-id", "d"], { FLEET_BACKOFF_SECS: "1" }).backoff).to.deep.equal({ baseMs: 1000, capMs: 30_000 });
+    expect(ok(["--device-id", "d"]).backoff).to.equal(undefined);
+    for (const v of ["0", "-1", "x", "5:1", "1:2:3"]) expect(err(["--device-id", "d", `--backoff-secs=${v}`])).to.match(/--backoff-secs: expected BASE or BASE:CAP seconds/);
+  });
+
   it("takes operator keys (several, for a rotation) from --operator-keys or FLEET_OPERATOR_KEYS, each checked", () => {
     const [k1, k2] = [newUserKey().publicKey, newUserKey().publicKey];
     expect(ok(["--device-id", "d", "--operator-keys", `${k1}, ${k2},${k1}`]).operatorKeys).to.deep.equal([k1, k2]);
@@ -82,7 +89,7 @@ describe("agent config", () => {
       const r = parseConfig(argv, {});
       expect(r).to.have.property("help");
       const help = (r as { help: string }).help;
-      for (const s of ["--device-id", "FLEET_DEVICE_ID", "--nats", "FLEET_NATS_URL", "--state-dir", "FLEET_STATE_DIR", "--tick-secs", "FLEET_TICK_SECS", "--log-level", "FLEET_LOG_LEVEL", "CONTAINER_HOST"]) {
+      for (const s of ["--device-id", "FLEET_DEVICE_ID", "--nats", "FLEET_NATS_URL", "--state-dir", "FLEET_STATE_DIR", "--tick-secs", "FLEET_TICK_SECS", "--log-level", "FLEET_LOG_LEVEL", "--backoff-secs", "FLEET_BACKOFF_SECS", "CONTAINER_HOST"]) {
         expect(help).to.include(s);
       }
     }

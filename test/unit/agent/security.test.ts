@@ -165,7 +165,9 @@ describe("device accounts (fleetctl device add, fleetctl device accounts)", () =
     const a = deviceAccount("pi-7", publicKey);
     expect(a.name).to.equal("FLEET_DEVICE_pi-7");
     expect(a.users).to.have.length(1);
-    expect(a.users![0]!.entry).to.equal(`{ nkey: "${publicKey}" }`);
+    // No command may come from a device, not even one to itself (issue 15).
+    expect(a.users![0]!.entry).to.equal(`{ nkey: "${publicKey}", permissions: { publish: { deny: ["fleet.cmd.>"] } } }`);
+    expect(a.users![0]!.why).to.include("It may publish no command (fleet.cmd.>)");
     const subjects = deviceImports("pi-7").map((l) => {
       expect(l.why, l.entry).to.not.equal("");
       // A mapped import (`to`) with a wildcard crashes nats-server 2.9 when an answer lands on it.
@@ -237,7 +239,7 @@ describe("device accounts (fleetctl device add, fleetctl device accounts)", () =
       out = "";
       const pub = nkeys.fromSeed(new TextEncoder().encode(seed)).getPublicKey();
       expect(await deviceCommand(["accounts", "--operator-password", "$2a$11$x", "--device", `pi-9=${pub}`], io)).to.equal(0);
-      expect(out).to.include('{ user: "operator", password: "$2a$11$x" }').and.include(`{ nkey: "${pub}" }`);
+      expect(out).to.include('{ user: "operator", password: "$2a$11$x" }').and.include(`{ nkey: "${pub}", permissions: { publish: { deny: ["fleet.cmd.>"] } } }`);
       for (const bad of ["pi-9", "pi-9=SUXYZ", `pi.9=${pub}`]) {
         await deviceCommand(["accounts", "--device", bad], io).then(
           (code) => expect.fail(`expected a refusal of ${bad}, got ${code}`),
