@@ -10,14 +10,14 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Kvm } from "@nats-io/kv";
-import { BUCKET_DEVICE_HEARTBEAT } from "../contracts/wire-names.js";
+import { BUCKET_DEVICE_HEARTBEAT, LABEL_DEVICE } from "../contracts/wire-names.js";
 import { LibpodClient } from "../runtime/podman/libpod.client.js";
 import { startPodmanEnv, TEST_IMAGES } from "../test/support/podman.env.js";
 import { heapGrowth, summariseHeap, totalBytes } from "./heap.js";
-import { BENCH_DIR, fmt, PODMAN_DIR, procCpuMs, procRssMb, REPO, Report, SHARED_NATS, sleep, stats } from "./lib.js";
+import { BENCH_DIR, fmt, PODMAN_DIR, procCpuMs, procCpuWithChildrenMs, procRssMb, REPO, Report, SHARED_NATS, sleep, stats } from "./lib.js";
 import { cleanupDevice, connectBench, openKv, removeDeviceContainers, type ServiceDef, StateWaiter } from "./support.js";
 
-const MAIN = join(REPO, "dist/fleet-agent.mjs");
+const MAIN = process.env.FP_MAIN ?? join(REPO, "dist/fleet-agent.mjs");
 if (!existsSync(MAIN)) throw new Error("dist/fleet-agent.mjs is missing: run npm run build first");
 const STARTS = Number(process.env.BENCH_STARTS ?? 5);
 const IDLE_SECS = Number(process.env.BENCH_IDLE_SECS ?? 60);
@@ -25,8 +25,9 @@ const DEPLOYMENTS = 10;
 const PER_DEPLOYMENT = 5;
 /** Each service's health check: `true` in the container, every HEALTH_INTERVAL_SECS. */
 const HEALTH_INTERVAL_SECS = 10;
-const HEALTH = false;
+const HEALTH = true;
 const report = new Report("footprint", "Footprint of the compiled agent");
+const n = DEPLOYMENTS * PER_DEPLOYMENT;
 const env = await startPodmanEnv({ dir: PODMAN_DIR, stopService: false });
 const nc = await connectBench(SHARED_NATS);
 const { desired, states } = await openKv(nc);
@@ -43,7 +44,7 @@ function startAgentProcess(device: string, opts: { probe?: boolean } = {}): Chil
   dirs.push(stateDir);
   // The probe (a SIGUSR2 handler) and --expose-gc, for the memory profile only.
   const pre = opts.probe ? ["--expose-gc", "--import", join(BENCH_DIR, "footprint.probe.mjs")] : [];
-  const p = spawn(process.execPath, [...pre, MAIN, "--device-id", device, "--nats", SHARED_NATS, "--state-dir", stateDir, "--log-level", "warn"], {
+  const p = spawn(process.execPath, [...pre, ...(process.env.FP_NODE_ARGS ? process.env.FP_NODE_ARGS.split(" ") : []), MAIN, "--device-id", device, "--nats", SHARED_NATS, "--state-dir", stateDir, "--log-level", "warn"], {
     env: { ...process.env, CONTAINER_HOST: env.containerHost, ...(opts.probe ? { FLEET_BENCH_PROBE_DIR: probeDir } : {}) },
     stdio: ["ignore", "ignore", "inherit"],
   });
@@ -146,12 +147,20 @@ try {
   const notRunning = [...waiter.latest.values()].filter((s) => s.phase !== "Running");
   if (notRunning.length) throw new Error(`deployments not Running: ${notRunning.map((s) => `${s.deployment} ${s.phase} ${s.last_error}`).join("; ")}`);
 
-  // A minute idle: RSS every second, CPU of both agents and of the Podman service.
+  // A minute idle: RSS every second, CPU of both agents and of the Podman service; the health
+  // checks the agent runs meanwhile, counted by Podman's health_status events (one per check run).
   await sleep(3000);
   const rss50: number[] = [];
   const rss0idle: number[] = [];
+  const servicePid = Number(readFileSync(join(PODMAN_DIR, "service.pid"), "utf8").trim());
+  const checks = await env.client.events({ type: ["container"], label: [`${LABEL_DEVICE}=${device}`], event: ["health_status"] });
+  let checksRun = 0;
+  const counting = (async () => {
+    for await (const _ of checks) checksRun++;
+  })();
   const cpu50a = procCpuMs(p50.pid!);
   const cpu0a = procCpuMs(p0.pid!);
+  const podA = procCpuWithChildrenMs(servicePid);
   const t0 = performance.now();
   for (let s = 0; s < IDLE_SECS; s++) {
     await sleep(1000);
@@ -161,10 +170,19 @@ try {
   const wall = performance.now() - t0;
   const cpu50 = procCpuMs(p50.pid!) - cpu50a;
   const cpu0 = procCpuMs(p0.pid!) - cpu0a;
+  const podCpu = procCpuWithChildrenMs(servicePid) - podA;
+  const checksInWindow = checksRun;
+  checks.close();
+  await counting;
   const r50 = report.samples("footprint.rss50", `RSS idle, ${DEPLOYMENTS} deployments of ${PER_DEPLOYMENT} services: ${DEPLOYMENTS * PER_DEPLOYMENT} containers (sampled every 1 s for ${IDLE_SECS} s)`, "MB", rss50);
   const r0m = report.samples("footprint.rss0.minute", `RSS idle, 0 deployments (sampled every 1 s for ${IDLE_SECS} s)`, "MB", rss0idle);
   report.value("footprint.cpu50", `CPU while idle over ${fmt(wall / 1000)} s, ${DEPLOYMENTS * PER_DEPLOYMENT} containers (2 ticks of 30 s)`, "ms", cpu50, `${fmt((100 * cpu50) / wall)} % of one core`);
   report.value("footprint.cpu0", `CPU while idle over ${fmt(wall / 1000)} s, 0 deployments`, "ms", cpu0, `${fmt((100 * cpu0) / wall)} % of one core`);
+  if (HEALTH) {
+    report.value("health.checks", `health checks run over the ${fmt(wall / 1000)} s (${n} services, every ${HEALTH_INTERVAL_SECS} s)`, "checks", checksInWindow);
+    report.value("health.cpuAgent", "agent CPU per health check (the 50-container agent's CPU less the idle agent's, over the checks)", "ms", (cpu50 - cpu0) / Math.max(1, checksInWindow));
+    report.value("health.cpuPodman", "Podman service CPU per health check (with the processes it reaped)", "ms", podCpu / Math.max(1, checksInWindow));
+  }
 
   // What grew from 0 to 50 containers: heap snapshots (after a full GC) of the agent with none and
   // of the one with 50, both after the same minute.
@@ -175,7 +193,6 @@ try {
   const h50 = summariseHeap(join(probeDir, "c50.heapsnapshot"));
   await stopProcess(p50);
   await stopProcess(p0);
-  const n = DEPLOYMENTS * PER_DEPLOYMENT;
   const xs = stages.slice(0, -1).map((s) => s.containers);
   const ys = stages.slice(0, -1).map((s) => s.rss);
   const mx = xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -186,11 +203,11 @@ try {
     [
       "**Memory of the 50-container agent as its deployments come up** (3 s after each pair of deployments is Running: RSS, process.memoryUsage and V8's heap spaces as they are; the last row after the idle minute and a full GC)",
       "",
-      "| containers | RSS MB | V8 heap total MB | heap used MB | new space MB | old space MB | code MB | external + array buffers MB |",
-      "|---:|---:|---:|---:|---:|---:|---:|---:|",
+      "| containers | RSS MB | V8 heap total MB | heap used MB | new space MB | old space MB | code MB | external (Buffers, incl. array buffers) MB | outside both (native: sockets, libuv, malloc) MB |",
+      "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
       ...stages.map(
         (st, i) =>
-          `| ${st.containers}${i === stages.length - 1 ? " (after the minute, after a full GC)" : ""} | ${fmt(st.rss)} | ${fmt(st.s.memoryUsage.heapTotal / MB)} | ${fmt(st.s.memoryUsage.heapUsed / MB)} | ${fmt(space(st.s, "new_space") / MB)} | ${fmt(space(st.s, "old_space") / MB)} | ${fmt((space(st.s, "code_space") + space(st.s, "code_large_object_space")) / MB)} | ${fmt((st.s.memoryUsage.external + st.s.memoryUsage.arrayBuffers) / MB)} |`,
+          `| ${st.containers}${i === stages.length - 1 ? " (after the minute, after a full GC)" : ""} | ${fmt(st.rss)} | ${fmt(st.s.memoryUsage.heapTotal / MB)} | ${fmt(st.s.memoryUsage.heapUsed / MB)} | ${fmt(space(st.s, "new_space") / MB)} | ${fmt(space(st.s, "old_space") / MB)} | ${fmt((space(st.s, "code_space") + space(st.s, "code_large_object_space")) / MB)} | ${fmt(st.s.memoryUsage.external / MB)} | ${fmt(st.rss - (st.s.memoryUsage.heapTotal + st.s.memoryUsage.external) / MB)} |`,
       ),
     ].join("\n"),
   );

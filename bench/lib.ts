@@ -164,6 +164,13 @@ export function procCpuMs(pid: number): number {
 }
 const CLK_TCK = 100;
 
+/** As procCpuMs, plus the CPU of the children it has waited for (cutime + cstime). */
+export function procCpuWithChildrenMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return ((Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) * 1000) / CLK_TCK;
+}
+
 /** Resident set size of a process in MB, from /proc/<pid>/status. */
 export function procRssMb(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));

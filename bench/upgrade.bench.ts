@@ -40,7 +40,7 @@ const ROUNDS = QUICK ? 4 : Number(process.env.BENCH_UPGRADE_ROUNDS ?? 9);
 const GRACE = 10;
 const N_SERVICES = 8;
 /** The agent's `min_ready_secs`: no readiness wait, like compose and the direct calls. */
-const MIN_READY_SECS: number | undefined = undefined;
+const MIN_READY_SECS: number | undefined = 0;
 const images = [TEST_IMAGES.v1, TEST_IMAGES.v2];
 const SERVICES = Array.from({ length: N_SERVICES }, (_, i) => `s${i}`);
 type Change = "one" | "all";
@@ -284,6 +284,33 @@ try {
     const ra = reqs("agent", "one");
     const rd = reqs("seq", "one");
     report.target("upgrade.requests", "requests per one-service upgrade ≤ direct + 1", `agent ${fmt(ra)}, direct ${fmt(rd)}`, ra <= rd + 1, ["requests.agent.one", "requests.seq.one"]);
+  }
+
+  // Death to restart: SIGKILL one service's container (a crash), then the time until device-state
+  // says it runs again with one more restart. Each service's first death is restarted at once (the
+  // backoff's first try), so every round kills another service of the one-change deployment.
+  const one = agentOf.get("one");
+  if (one && !QUICK) {
+    const deathMs: number[] = [];
+    const podmanStartMs: number[] = [];
+    for (const svc of SERVICES.slice(1)) {
+      const before = one.waiter.latest.get(one.key)?.services?.[svc];
+      if (!before?.container_id) throw new Error(`death bench: no container recorded for ${svc}`);
+      const restarted = env.client.events({ type: ["container"], container: [before.container_id], event: ["start"] });
+      const stream = await restarted;
+      const t0 = performance.now();
+      const seenStart = (async () => {
+        for await (const _ of stream) return performance.now() - t0;
+        return NaN;
+      })();
+      await env.client.kill(before.container_id, "KILL");
+      const { at } = await one.waiter.wait(one.key, (s) => (s.services?.[svc]?.restarts ?? 0) > before.restarts && s.services?.[svc]?.state === "running", 60_000);
+      deathMs.push(at - t0);
+      podmanStartMs.push(await seenStart);
+      stream.close();
+    }
+    report.samples("death.reported", "a service killed (SIGKILL) → running again in device-state, restarts + 1", "ms", deathMs);
+    report.samples("death.started", "a service killed (SIGKILL) → Podman's start event of its restart", "ms", podmanStartMs);
   }
 
   report.note(
