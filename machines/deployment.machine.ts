@@ -30,7 +30,7 @@ import type {
   VerifyService,
 } from "./deployment.steps.js";
 import { backoffOf, NO_TRIES, nextTry, type Backoff, type Tries } from "./restart.policy.js";
-import { planUpgrade, repairPlan, servicesNeedingRepair, type Applied, type ObservedContainer, type Plan } from "./upgrade.plan.js";
+import { planUpgrade, repairPlan, servicesNeedingRepair, stopsBefore, type Applied, type ObservedContainer, type Plan } from "./upgrade.plan.js";
 
 export interface DeploymentInput {
   device: string;
@@ -254,11 +254,7 @@ export const deploymentMachine = machineSetup().createMachine({
           src: "stopOld",
           input: ({ context }) => ({
             deployment: context.deployment,
-            containers: (context.plan?.stop ?? []).flatMap((service) => {
-              const id = context.containerIds[service];
-              const grace = context.applied[service]?.lifecycle.grace_period_secs ?? 0;
-              return id ? [{ service, id, graceSecs: grace }] : [];
-            }),
+            containers: containersToStop(context),
             keep: (context.target?.score.services ?? []).map((s) => s.name),
             strayGraceSecs: resolveLifecycle(context.target?.score.lifecycle).grace_period_secs,
           }),
@@ -694,6 +690,17 @@ export function undatedErrorTime(ctx: DeploymentContext): number {
 /** A readiness step that threw: its first service, and the error. */
 export function notReadyOf(ctx: DeploymentContext, error: unknown): { service: string; reason: string } {
   return { service: ctx.plan?.start[0]?.service.name ?? Object.keys(ctx.applied)[0] ?? "unknown", reason: errorOf(error).message };
+}
+
+/** The stop step's containers: the plan's recorded ones, each after the services that depend on it. */
+function containersToStop(context: DeploymentContext): StopInput["containers"] {
+  const stop = context.plan?.stop ?? [];
+  const before = stopsBefore(context.applied, stop);
+  return stop.flatMap((service) => {
+    const id = context.containerIds[service];
+    const grace = context.applied[service]?.lifecycle.grace_period_secs ?? 0;
+    return id ? [{ service, id, graceSecs: grace, after: before[service] ?? [] }] : [];
+  });
 }
 
 function timeOfError(e: unknown): number | undefined {

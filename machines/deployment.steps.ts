@@ -21,8 +21,11 @@ export interface PullInput {
 
 export interface StopInput {
   deployment: string;
-  /** Recorded containers to stop gracefully and remove, in order. */
-  containers: { service: string; id: string; graceSecs: number }[];
+  /**
+   * Recorded containers to stop gracefully and remove, in stop order; each after the services in its
+   * `after` (those that depend on it), the others side by side.
+   */
+  containers: { service: string; id: string; graceSecs: number; after?: string[] }[];
   /**
    * Services of the score being applied. Any other container labelled with this deployment that
    * is not recorded (left by a crash or an abandoned step) is removed too, so none leaks.

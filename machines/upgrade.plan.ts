@@ -80,6 +80,14 @@ export function stopOrder<S extends Dependent>(services: readonly S[]): S[] {
   return ordered(services, (s) => services.filter((x) => (x.depends_on ?? []).includes(s.name)));
 }
 
+/**
+ * For each of `stopping`, the others of `stopping` that must be stopped before it: those whose
+ * recorded spec depends on it (the stop step runs them side by side otherwise).
+ */
+export function stopsBefore(applied: Applied, stopping: readonly string[]): Record<string, string[]> {
+  return Object.fromEntries(stopping.map((name) => [name, stopping.filter((other) => other !== name && (applied[other]?.service.depends_on ?? []).includes(name))]));
+}
+
 /** A depth-first order in which every service follows those `first(s)` names; otherwise as given. */
 function ordered<S extends Dependent>(services: readonly S[], first: (s: S) => readonly S[]): S[] {
   const out: S[] = [];
