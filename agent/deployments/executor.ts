@@ -1,6 +1,8 @@
 // The thin executor: binds the deployment machine's step actors to a ContainerRuntime. Each step is
 // idempotent, because a restored machine re-runs the step it was in: stopping a stopped container
-// succeeds, and a container already created for the same score hash is adopted.
+// succeeds, and a container already created for the same score hash is adopted. The parts of a step
+// (images, containers, services) run side by side, STEP_CONCURRENCY at a time, each after what it
+// must follow (docs/design.md, "Service health": `depends_on`).
 import { fromCallback, fromPromise, type EventObject } from "xstate";
 import { deploymentMachine } from "../../machines/deployment.machine.js";
 import type {
@@ -24,6 +26,7 @@ import { RuntimeError, type ContainerRuntime } from "../../runtime/container-run
 import type { Death, StepLiveness } from "./liveness.js";
 import { REDACTED } from "../journal/redact.js";
 import { sleep } from "../../fleet/sleep.js";
+import { runParts, type Part, type PartsOutcome } from "./concurrent.js";
 
 export interface ExecutorOptions {
   /** Clock for step outputs and deadlines; tests pass a fake one. */
@@ -40,6 +43,13 @@ export interface ExecutorOptions {
    */
   sleepUntil?: (at: number, signal: AbortSignal, why: "restart" | "ready") => Promise<void>;
 }
+
+/**
+ * How many parts of a step run at once. Podman's work per container start or stop (runc, conmon,
+ * the network namespace) is CPU-bound on a small device: on 2 cores, 8 upgrades at once took no
+ * less time than 4 (bench/RESULTS.md), and fewer at once keeps the device responsive.
+ */
+export const STEP_CONCURRENCY = 4;
 
 /** A restart that was due this long before its actor began is taken as done or lost: the liveness reports what is still wrong. */
 const STALE_RESTART_MS = 10_000;
@@ -58,6 +68,13 @@ class TimedError extends Error {
   }
 }
 
+/** A service that did not start; `id` when its container was created all the same. */
+class StartFailure extends Error {
+  constructor(message: string, readonly id?: string) {
+    super(message);
+  }
+}
+
 export function deploymentActors(runtime: ContainerRuntime, opts: ExecutorOptions = {}) {
   const now = opts.now ?? Date.now;
   const liveness = opts.liveness ?? ownWatch(runtime, now);
@@ -70,20 +87,43 @@ export function deploymentActors(runtime: ContainerRuntime, opts: ExecutorOption
     }
   };
 
-  /** Stops (gracefully) and removes containers in order, up to the first failure or an abort. */
-  const stopAndRemove = async <C extends { service: string; id: string; graceSecs: number }>(containers: C[], signal: AbortSignal) => {
-    const done: C[] = [];
-    for (const c of containers) {
-      if (signal.aborted) return { done, failure: { service: c.service, message: "abandoned" } as StepFailure };
-      try {
-        await runtime.stop(c.id, c.graceSecs);
-        await runtime.remove(c.id);
-        done.push(c);
-      } catch (e) {
-        return { done, failure: { service: c.service, message: messageOf(e) } as StepFailure };
-      }
+  /**
+   * Deployments whose every container this process knows to be recorded: none of theirs can be a
+   * stray, so the stop step lists nothing. A deployment leaves the set when one of its steps fails or
+   * is abandoned (a container may have been created and not recorded), and is not in it after the
+   * agent starts (a crash may have left one): its next stop step sweeps, and puts it back.
+   */
+  const noStrays = new Set<string>();
+  const mayHaveStrays = (deployment: string) => noStrays.delete(deployment);
+
+  /** A step's failure as the machine records it: the part's service and why. */
+  const failureOf = <T extends { service: string }>(o: PartsOutcome<T>): StepFailure | undefined =>
+    o.failure && { service: o.failure.part.service, message: "abandoned" in o.failure ? "abandoned" : messageOf(o.failure.error) };
+
+  /**
+   * Stops (gracefully) and removes containers side by side, each after its `after`, in one request
+   * each (the runtime's stopAndRemove). `recorded`: an id the agent recorded itself, whose
+   * ownership was checked when it was created, so no inspect; any other id is checked first.
+   */
+  const stopAndRemove = async <C extends { service: string; id: string; graceSecs: number; after?: string[]; recorded: boolean }>(containers: C[], signal: AbortSignal) => {
+    const parts: Part<C>[] = containers.map((c) => ({ key: c.service, after: c.after ?? [], value: c }));
+    const o = await runParts(parts, STEP_CONCURRENCY, (c) => runtime.stopAndRemove(c.id, c.graceSecs, { recorded: c.recorded }), signal);
+    return { done: o.done, failure: failureOf(o) };
+  };
+
+  /** Starts one service, or says why not; a container it created that did not start is named by id. */
+  const startOne = async (deployment: string, spec: StartInput["services"][number]): Promise<string> => {
+    if (Object.values(spec.service.env ?? {}).includes(REDACTED)) {
+      // Recovered from a redacted journal without the full score: never run a placeholder secret.
+      throw new StartFailure(`the env of score ${spec.scoreHash} is not on this device; write the desired state again`);
     }
-    return { done, failure: undefined };
+    try {
+      return await runtime.startService({ deployment, ...spec });
+    } catch (e) {
+      // A container that was created but did not start exists: record it so it is cleaned up later.
+      const existing = await runtime.status(`${deployment}.${spec.service.name}`).catch(() => null);
+      throw new StartFailure(messageOf(e), existing && existing.scoreHash === spec.scoreHash ? existing.id : undefined);
+    }
   };
 
   /** Resolves at `deadline` (epoch ms; never for +Infinity); a stopped actor's promise is dropped. */
@@ -150,11 +190,14 @@ export function deploymentActors(runtime: ContainerRuntime, opts: ExecutorOption
         // env this device no longer has (recovered from a redacted journal): never "<redacted>".
         if (!due.recreate || Object.values(due.spec.service.env ?? {}).includes(REDACTED)) return null;
         const id = await runtime.startService({ deployment, ...due.spec });
+        // Stopped meanwhile, the machine never hears of the new id: for the next stop step to sweep.
+        if (signal.aborted) mayHaveStrays(deployment);
         return { type: "SERVICE_RESTARTED", service: due.service, id, restarts: due.restarts, by: "agent", at: now() };
       }
       if (c.state !== "running" || due.unhealthy) await runtime.restart(due.id);
       return null;
     } catch {
+      mayHaveStrays(deployment);
       // Still down: the machine schedules the next try with its backoff.
       return signal.aborted ? null : { type: "SERVICE_EXITED", service: due.service, exitCode: null, at: now() };
     } finally {
@@ -163,62 +206,70 @@ export function deploymentActors(runtime: ContainerRuntime, opts: ExecutorOption
   };
 
   return {
-    pullImages: fromPromise<StepDone, PullInput>(({ input }) =>
+    pullImages: fromPromise<StepDone, PullInput>(({ input, signal }) =>
       timed(async () => {
-        for (const image of input.images) await runtime.ensureImage(image);
+        // Side by side; the first failure is the step's, once the other pulls have ended.
+        const o = await runParts(input.images.map((image) => ({ key: image, after: [], value: image })), STEP_CONCURRENCY, (image) => runtime.ensureImage(image), signal);
+        if (o.failure) throw "error" in o.failure ? o.failure.error : new Error("abandoned");
         return {};
       }),
     ),
 
     stopOld: fromPromise<StopOutput, StopInput>(({ input, signal }) =>
       timed(async () => {
-        const old = await stopAndRemove(input.containers, signal);
+        const old = await stopAndRemove(input.containers.map((c) => ({ ...c, recorded: true })), signal);
         const stopped = old.done.map((c) => c.service);
-        if (old.failure) return { stopped, failure: old.failure };
+        if (old.failure) {
+          mayHaveStrays(input.deployment);
+          return { stopped, failure: old.failure };
+        }
+        if (noStrays.has(input.deployment)) return { stopped };
         // Strays: ours, of this deployment, unrecorded, for a service the new score doesn't have.
         const recorded = new Set(input.containers.map((c) => c.id));
         const keep = new Set(input.keep);
         const strays = (await runtime.list()).filter((c) => c.deployment === input.deployment && !keep.has(c.service) && !recorded.has(c.id));
-        const swept = await stopAndRemove(strays.map((c) => ({ service: c.service, id: c.id, graceSecs: input.strayGraceSecs })), signal);
+        const swept = await stopAndRemove(strays.map((c) => ({ service: c.service, id: c.id, graceSecs: input.strayGraceSecs, recorded: false })), signal);
+        if (!swept.failure) noStrays.add(input.deployment);
         return {
           stopped,
           ...(swept.done.length ? { swept: swept.done.map((c) => c.id) } : {}),
           ...(swept.failure ? { failure: swept.failure } : {}),
         };
+      }).catch((e: unknown) => {
+        mayHaveStrays(input.deployment);
+        throw e;
       }),
     ),
 
     startNew: fromPromise<StartOutput, StartInput>(({ input, signal }) =>
       timed(async () => {
+        // Each service after what it depends on, the others side by side. Timed out: start nothing
+        // more; what was started is recorded, anything else is swept by the next stop step.
         const started: Record<string, string> = {};
-        for (const spec of input.services) {
-          const service = spec.service.name;
-          // Timed out: start nothing more; what was started is swept by the next upgrade's stop step.
-          if (signal.aborted) return { started, failure: { service, message: "abandoned" } };
-          if (Object.values(spec.service.env ?? {}).includes(REDACTED)) {
-            // Recovered from a redacted journal without the full score: never run a placeholder secret.
-            return { started, failure: { service, message: `the env of score ${spec.scoreHash} is not on this device; write the desired state again` } };
-          }
-          try {
-            started[service] = await runtime.startService({ deployment: input.deployment, ...spec });
-          } catch (e) {
-            // A container that was created but did not start exists: record it so it is cleaned up later.
-            const existing = await runtime.status(`${input.deployment}.${service}`).catch(() => null);
-            const id = existing && existing.scoreHash === spec.scoreHash ? existing.id : undefined;
-            return { started, failure: { service, message: messageOf(e), ...(id ? { id } : {}) } };
-          }
-        }
-        return { started };
+        const parts = input.services.map((spec) => ({ key: spec.service.name, after: spec.service.depends_on ?? [], value: spec }));
+        const o = await runParts(parts, STEP_CONCURRENCY, async (spec) => {
+          started[spec.service.name] = await startOne(input.deployment, spec);
+        }, signal);
+        if (!o.failure) return { started };
+        mayHaveStrays(input.deployment);
+        const service = o.failure.part.service.name;
+        if ("abandoned" in o.failure) return { started, failure: { service, message: "abandoned" } };
+        const e = o.failure.error;
+        return { started, failure: { service, message: messageOf(e), ...(e instanceof StartFailure && e.id ? { id: e.id } : {}) } };
+      }).catch((e: unknown) => {
+        mayHaveStrays(input.deployment);
+        throw e;
       }),
     ),
 
     removeAll: fromPromise<RemoveAllOutput, RemoveAllInput>(({ input, signal }) =>
       timed(async () => {
         // Recorded ids plus anything else labelled with this deployment (a crash may leave one).
+        mayHaveStrays(input.deployment);
         const listed = (await runtime.list()).filter((c) => c.deployment === input.deployment);
-        const targets = new Map<string, string>(Object.entries(input.containerIds).map(([service, id]) => [id, service]));
-        for (const c of listed) targets.set(c.id, c.service);
-        const r = await stopAndRemove([...targets].map(([id, service]) => ({ service, id, graceSecs: input.graceSecs })), signal);
+        const targets = new Map(Object.entries(input.containerIds).map(([service, id]) => [id, { service, id, graceSecs: input.graceSecs, recorded: true }]));
+        for (const c of listed) if (!targets.has(c.id)) targets.set(c.id, { service: c.service, id: c.id, graceSecs: input.graceSecs, recorded: false });
+        const r = await stopAndRemove([...targets.values()], signal);
         const removed = r.done.map((c) => c.id);
         return r.failure ? { removed, failure: r.failure } : { removed };
       }),

@@ -65,7 +65,7 @@ export function seedScenarios(env: () => ScenarioEnv) {
     const id2 = s.context.containerIds["web"]!;
     expect(id2).to.not.equal(id1);
     const ops = rec.mutations().map((c) => (c.op === "startService" ? `start:${c.id}` : `${c.op}:${c.id}`));
-    expect(ops).to.deep.equal([`stop:${id1}`, `remove:${id1}`, `start:${id2}`]);
+    expect(ops).to.deep.equal([`stopAndRemove:${id1}`, `start:${id2}`]);
     expect(await e.runtime.status(id1)).to.equal(null);
     expect(h.replayMatches()).to.equal(true);
   });

@@ -51,8 +51,8 @@ describe("deployment machine on FakeRuntime", () => {
     expect(after["db"]).to.equal(before["db"]);
     expect(after["web"]).to.not.equal(before["web"]);
     const touched = fake.mutations().map((c) => `${c.op}:${c.arg}`);
-    expect(touched).to.deep.equal([`stop:${before["web"]}`, `remove:${before["web"]}`, "startService:app.web"]);
-    expect(fake.calls.filter((c) => c.op === "stop")[0]!.graceSecs).to.equal(7);
+    expect(touched).to.deep.equal([`stopAndRemove:${before["web"]}`, "startService:app.web"]);
+    expect(fake.calls.filter((c) => c.op === "stopAndRemove")[0]).to.deep.include({ graceSecs: 7, recorded: true });
   });
 
   it("a lifecycle change replaces every service (the stop signal is baked in at create)", async () => {
@@ -96,7 +96,7 @@ describe("deployment machine on FakeRuntime", () => {
     expect(s.context.containerIds["c"]).to.equal(ids["c"]);
     const starts = fake.calls.filter((c) => c.op === "startService").map((c) => `${c.arg}:${c.outcome}`);
     expect(starts).to.deep.equal(["app.a:restarted", "app.b:created"]);
-    expect(fake.calls.filter((c) => c.op === "stop" || c.op === "remove")).to.deep.equal([]);
+    expect(fake.calls.filter((c) => c.op === "stop" || c.op === "remove" || c.op === "stopAndRemove")).to.deep.equal([]);
     expect(fake.peek(ids["a"]!)!.state).to.equal("running");
     expect(h.replayMatches()).to.equal(true);
   });
@@ -104,7 +104,7 @@ describe("deployment machine on FakeRuntime", () => {
   it("coalesces ten updates that arrive mid-upgrade into one more upgrade, to the newest", async () => {
     h.update(score(svc("web", "img/web:1")));
     await h.settled();
-    const gate = fake.hold("stop");
+    const gate = fake.hold("stopAndRemove");
     h.update(score(svc("web", "img/web:2")));
     await gate.reached;
     let last = "";
@@ -131,7 +131,7 @@ describe("deployment machine on FakeRuntime", () => {
     gate();
     const s = await h.settled();
     expect(s.context.target!.score.services[0]!.image).to.equal("img/web:3");
-    expect(fake.mutations().map((c) => `${c.op}:${c.arg}`)).to.deep.equal([`stop:${id1}`, `remove:${id1}`, "startService:app.web"]);
+    expect(fake.mutations().map((c) => `${c.op}:${c.arg}`)).to.deep.equal([`stopAndRemove:${id1}`, "startService:app.web"]);
   });
 
   it("a desired value that fails to decode fails the deployment and leaves the runtime untouched", async () => {

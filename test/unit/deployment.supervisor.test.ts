@@ -77,7 +77,7 @@ describe("deployment supervisor (FakeRuntime, real journal files)", () => {
     const first = await supervisor(journal);
     await first.apply(update(score("img/web:1")));
     await first.idle();
-    const gate = fake.hold("stop");
+    const gate = fake.hold("stopAndRemove");
     await first.apply(update(score("img/web:2")));
     await gate.reached;
     expect(String(first.snapshot("app")!.value)).to.equal("stoppingOld");
@@ -282,7 +282,7 @@ describe("deployment supervisor (FakeRuntime, real journal files)", () => {
     const first = await supervisor(journal);
     await first.apply(update(score("img/web:1")));
     await first.idle();
-    const gate = fake.hold("stop");
+    const gate = fake.hold("stopAndRemove");
     await first.apply(update(score("img/web:2")));
     await gate.reached;
     await journal.settled();
