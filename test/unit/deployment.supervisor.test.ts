@@ -455,7 +455,7 @@ describe("deployment supervisor (FakeRuntime, real journal files)", () => {
       const sup = await supervisor();
       await sup.apply(signed(score("img/web:1"), T1));
       await sup.idle();
-      const gate = fake.hold("stop");
+      const gate = fake.hold("stopAndRemove");
       await sup.apply(signed(score("img/web:2"), T2));
       await gate.reached;
       await sup.apply(signed(score("img/web:3"), T3));
