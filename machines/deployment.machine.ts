@@ -528,8 +528,10 @@ function machineSetup() {
           if (spec) applied[service] = spec;
           containerIds[service] = id;
         };
-        for (const [service, id] of Object.entries(out.started)) record(service, id);
-        if (out.failure?.id) record(out.failure.service, out.failure.id);
+        // In the plan's order, not the order the services happened to finish in (they start side by
+        // side): what the record holds, and so the next repair's order, does not depend on timing.
+        const ids: Record<string, string> = { ...out.started, ...(out.failure?.id ? { [out.failure.service]: out.failure.id } : {}) };
+        for (const name of new Set([...byName.keys(), ...Object.keys(ids)])) if (ids[name] !== undefined) record(name, ids[name]);
         // A new container starts its record afresh; one started again (a retry, a repair) keeps its
         // own, and a restart decided before this start is moot.
         const services = { ...context.services };
