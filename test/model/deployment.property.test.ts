@@ -26,7 +26,7 @@ const IMAGES = Object.values(SPECS).map((s) => s.image);
 const poolScore = (i: number) => scoreOf(POOL[i]!.specs, POOL[i]!.grace ?? 5);
 
 type FaultKind = "pull" | "create" | "start" | "stop" | "remove" | "exitAtStart";
-type HeldOp = Extract<RuntimeOp, "ensureImage" | "stop" | "remove" | "startService">;
+type HeldOp = Extract<RuntimeOp, "ensureImage" | "stopAndRemove" | "startService">;
 type Trigger = { kind: "update"; score: number } | { kind: "delete" };
 type MidValue = { kind: "update"; score: number } | { kind: "reject" } | { kind: "delete" };
 
@@ -50,7 +50,7 @@ type Cmd =
   | { c: "retrySame" };
 
 const score = fc.nat({ max: POOL.length - 1 });
-const op = fc.constantFrom<HeldOp>("ensureImage", "stop", "remove", "startService");
+const op = fc.constantFrom<HeldOp>("ensureImage", "stopAndRemove", "startService");
 const trigger = fc.oneof(
   { weight: 4, arbitrary: score.map((s): Trigger => ({ kind: "update", score: s })) },
   { weight: 1, arbitrary: fc.constant<Trigger>({ kind: "delete" }) },
@@ -296,7 +296,7 @@ describe("deployment machine, property-based (fast-check)", function () {
           [[
             { c: "update", score: 1, reorder: false },
             { c: "midstep", op: "ensureImage", trigger: { kind: "update", score: 4 }, values: [{ kind: "update", score: 0 }, { kind: "reject" }, { kind: "update", score: 3 }] },
-            { c: "timeout", op: "stop", trigger: { kind: "update", score: 0 } },
+            { c: "timeout", op: "stopAndRemove", trigger: { kind: "update", score: 0 } },
             { c: "same" },
             { c: "tick" },
           ]],

@@ -105,6 +105,12 @@ const recreatable = (c: MCtx, svc: string) => c.target !== null && MODEL_SCORES[
 /** Started (or created) again by a step: no restart of them waits any more, and none is gone. */
 const fresh = (c: MCtx, names: readonly string[]): MCtx => ({ ...c, pending: without(c.pending, names), vanished: without(c.vanished, names) });
 const live = (state: MState) => state === "running" || state === "failed";
+/** Stopped and removed: no longer recorded, nothing about them pending. */
+const gone = (c: MCtx, names: readonly string[]): MCtx => {
+  const applied = { ...c.applied };
+  for (const s of names) delete applied[s];
+  return { ...fresh(c, names), applied, down: without(c.down, names), sick: without(c.sick, names) };
+};
 
 /** The eventless rules of running and failed: a queued value is taken once a step has settled. */
 function settle(state: MState, c: MCtx): { state: MState; ctx: MCtx } {
@@ -191,11 +197,12 @@ export function next(state: MState, c: MCtx, e: MEvent): R {
         for (const s of stop) delete applied[s];
         return { state: "startingNew", ctx: { ...fresh(c, stop), applied, down: without(c.down, stop), sick: without(c.sick, stop), vanished: without(c.vanished, stop) } };
       }
-      // The first service to stop fails: nothing is stopped (STOP_FAIL) or it is stopped, not removed.
-      // Not retried. (A container that is gone stops and is removed without fail.)
+      // The first service to stop fails, in the one call that stops and removes it: it is left as it
+      // was. The others (stopped side by side: the model's services have no depends_on and are fewer
+      // than STEP_CONCURRENCY) are gone. Not retried. (A container that is gone stops and is removed
+      // without fail.)
       const failable = stop.length > 0 && !c.vanished.includes(stop[0]!);
-      if (e.type === "STOP_FAIL") return failable ? fail(c) : null;
-      if (e.type === "REMOVE_FAIL") return failable ? fail({ ...c, down: sorted([...c.down, stop[0]!]) }) : null;
+      if (e.type === "STOP_FAIL" || e.type === "REMOVE_FAIL") return failable ? fail(gone(c, stop.slice(1))) : null;
       if (e.type === "STEP_THROW" || e.type === "TIMEOUT") return fail(c);
       return midstep(state, c, e);
     }
@@ -210,11 +217,14 @@ export function next(state: MState, c: MCtx, e: MEvent): R {
         return start.length ? { state: "verifying", ctx: started } : settle("running", { ...started, plan: null, retry: null });
       }
       // The first service's container is created but does not start: recorded (to be cleaned up or
-      // started by the retry), down; the services after it are not started. Retried forward.
+      // started by the retry), down. The others began beside it (no depends_on, fewer than
+      // STEP_CONCURRENCY) and run. Retried forward.
       if (e.type === "START_FAIL") {
         if (!start.length) return null;
-        const [svc, spec] = start[0]!;
-        return fail({ ...fresh(c, [svc]), applied: { ...c.applied, [svc]: spec }, down: sorted([...c.down, svc]) }, "start");
+        const applied = { ...c.applied };
+        for (const [s, spec] of start) applied[s] = spec;
+        const names = start.map(([s]) => s);
+        return fail({ ...fresh(c, names), applied, down: sorted([...without(c.down, names), start[0]![0]]) }, "start");
       }
       if (e.type === "STEP_THROW" || e.type === "TIMEOUT") return fail(c, "start");
       return midstep(state, c, e);
@@ -276,9 +286,9 @@ export function next(state: MState, c: MCtx, e: MEvent): R {
         if (q?.k === "r") return { state: "failed", ctx: { ...cleared, desired: null, plan: null, next: null } };
         return { state: "removed", ctx: cleared };
       }
-      // The first recorded container fails to stop (left running) or to be removed (left stopped).
-      if (e.type === "STOP_FAIL") return first ? fail(c) : null;
-      if (e.type === "REMOVE_FAIL") return first ? fail({ ...c, down: sorted([...c.down, first]) }) : null;
+      // The first recorded container fails to be stopped and removed (one call: left as it was); the
+      // others, removed side by side, are gone.
+      if (e.type === "STOP_FAIL" || e.type === "REMOVE_FAIL") return first ? fail(gone(c, Object.keys(c.applied).filter((s) => s !== first))) : null;
       if (e.type === "LIST_FAIL" || e.type === "TIMEOUT") return fail(c);
       return midstep(state, c, e);
     }

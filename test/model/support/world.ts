@@ -488,11 +488,15 @@ export class World {
       if (!liveState) v("a container was restarted outside running and failed");
       else if (!service || ctx.services[service]?.restartAt == null) v("restarted a container that is not recorded or has no restart decided");
     }
-    if (c.op === "stop" || c.op === "remove") {
+    if (c.op === "stop" || c.op === "remove" || c.op === "stopAndRemove") {
       if (c.state === "stoppingOld") {
         const ids = (ctx.plan?.stop ?? []).map((svc) => ctx.containerIds[svc]);
-        if (!ids.includes(c.arg)) v("inv2: stopped or removed a container that is not a replaced/removed service's recorded id");
-        if (c.op === "stop") this.stoppedSinceAccept.add(c.arg);
+        // A stray (this deployment's, recorded for no service, e.g. created by a start that failed
+        // beside another) is swept; a recorded container of a service the plan keeps is never touched.
+        const found = this.fake.peek(c.arg);
+        const stray = !Object.values(ctx.containerIds).includes(c.arg) && found?.deployment === this.input.deployment && !(ctx.target?.score.services ?? []).some((x) => x.name === found.service);
+        if (!ids.includes(c.arg) && !stray) v("inv2: stopped or removed a container that is not a replaced/removed service's recorded id, nor a stray");
+        if (c.op === "stop" || c.op === "stopAndRemove") this.stoppedSinceAccept.add(c.arg);
       } else if (c.state === "removing") {
         const mine = Object.values(ctx.containerIds).includes(c.arg) || this.fake.peek(c.arg)?.deployment === this.input.deployment || !this.fake.peek(c.arg);
         if (!mine) v("removed a container that is not this deployment's");
