@@ -60,10 +60,11 @@ export function edgeWords(e: Edge): string {
 export function layoutChart(machine: AnyStateMachine): ChartLayout {
   const nodes = Object.values(machine.root.states) as AnyStateNode[];
   const initial = String(machine.root.initial?.target[0]?.key ?? nodes[0]?.key ?? "");
-  const grouped = new Map<string, { from: string; to: string; words: string[] }>();
+  const grouped = new Map<string, { from: string; to: string; words: string[]; guarded: boolean }>();
   for (const e of machineEdges(machine)) {
     const k = `${e.from}>${e.to}`;
-    const g = grouped.get(k) ?? { from: e.from, to: e.to, words: [] };
+    const g = grouped.get(k) ?? { from: e.from, to: e.to, words: [], guarded: true };
+    if (e.guard === null) g.guarded = false;
     const w = edgeWords(e);
     if (!g.words.includes(w)) g.words.push(w);
     grouped.set(k, g);
@@ -74,7 +75,11 @@ export function layoutChart(machine: AnyStateMachine): ChartLayout {
   for (const n of nodes) g.setNode(n.key, { width: Math.round(n.key.length * charW(FONT_STATE, true) + 28), height: NODE_H });
   const edges = [...grouped.values()].map((e) => ({ ...e, lines: drawnLines(e.words) }));
   const forward = forwardPath(initial, edges);
-  for (const e of edges) {
+  // The way forward first: dagre breaks cycles along the order edges are given in, so the returns
+  // (a retry back to a step, a repair) are the edges it turns, not a step of the way.
+  const ordered = [...edges.filter((e) => forward.has(`${e.from}>${e.to}`)), ...edges.filter((e) => !forward.has(`${e.from}>${e.to}`))];
+  // A state's edges to itself (a service restarted while it runs) are drawn beside it, not laid out.
+  for (const e of ordered.filter((x) => x.from !== x.to)) {
     const width = e.lines.length ? Math.round(Math.max(...e.lines.map((l) => l.length)) * charW(FONT_LABEL, false) + 8) : 0;
     // The way forward (an upgrade's steps, a removal) is held straight; returns and failures bend around it.
     const weight = forward.has(`${e.from}>${e.to}`) ? 8 : e.to === initial ? 1 : 2;
@@ -88,6 +93,7 @@ export function layoutChart(machine: AnyStateMachine): ChartLayout {
     return { id: n.key, x: x - p.width / 2, y: y - p.height / 2, width: p.width, height: p.height, final: n.type === "final", initial: n.key === initial };
   });
   const laid: ChartEdge[] = edges.map((e) => {
+    if (e.from === e.to) return selfLoop(e, g.node(e.from));
     const p = g.edge(e.from, e.to);
     return { from: e.from, to: e.to, words: e.words, lines: e.lines, points: p.points ?? [], label: { x: p.x ?? 0, y: p.y ?? 0, width: p.width ?? 0, height: p.height ?? 0 } };
   });
@@ -95,12 +101,27 @@ export function layoutChart(machine: AnyStateMachine): ChartLayout {
   return { states, edges: laid, width: Math.ceil(graph.width ?? 0), height: Math.ceil(graph.height ?? 0) };
 }
 
+/** A loop on the right of its state, its words beside it. */
+function selfLoop(e: { from: string; to: string; words: string[]; lines: string[] }, n: NodeLabel): ChartEdge {
+  const [cx, cy, w, h] = [n.x ?? 0, n.y ?? 0, n.width, n.height];
+  const right = cx + w / 2;
+  const points = [
+    { x: right, y: cy - h / 4 },
+    { x: right + 18, y: cy - h / 2 - 6 },
+    { x: right + 18, y: cy + h / 2 + 6 },
+    { x: right, y: cy + h / 4 },
+  ];
+  const width = e.lines.length ? Math.round(Math.max(...e.lines.map((l) => l.length)) * charW(FONT_LABEL, false) + 8) : 0;
+  const height = e.lines.length ? e.lines.length * LINE_H + 2 : 0;
+  return { from: e.from, to: e.to, words: e.words, lines: e.lines, points, label: { x: right + 24 + width / 2, y: cy, width, height } };
+}
+
 /**
  * The edges of the way forward: from the initial state, each state's first edge that a step's
  * success or a plan takes (`<step>.done`, `plan made`) to a state not yet on the way, to a final
  * state or back to the start. Read from the definition, so a new step joins it by itself.
  */
-function forwardPath(initial: string, edges: Array<{ from: string; to: string; words: string[] }>): Set<string> {
+function forwardPath(initial: string, edges: Array<{ from: string; to: string; words: string[]; guarded: boolean }>): Set<string> {
   const out = new Set<string>();
   const progress = (w: string) => /\.done$/.test(w) || w === "plan made";
   const seen = new Set<string>();
@@ -108,7 +129,9 @@ function forwardPath(initial: string, edges: Array<{ from: string; to: string; w
     let at = start;
     while (!seen.has(at)) {
       seen.add(at);
-      const next = edges.find((e) => e.from === at && !seen.has(e.to) && e.words.some(progress));
+      // A step's plain success before a guarded shortcut (a start with nothing to verify skips verifying).
+      const ways = edges.filter((e) => e.from === at && !seen.has(e.to) && e.words.some(progress));
+      const next = ways.find((e) => !e.guarded) ?? ways[0];
       if (!next) break;
       out.add(`${next.from}>${next.to}`);
       at = next.to;

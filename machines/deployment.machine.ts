@@ -643,7 +643,7 @@ function restartsDue(ctx: DeploymentContext): RestartDue[] {
   return Object.entries(ctx.services).flatMap(([service, rec]) => {
     const id = ctx.containerIds[service];
     const spec = ctx.applied[service];
-    if (rec.restartAt === null || !id || !spec || (rec.startedAt !== null && rec.restartAt <= rec.startedAt)) return [];
+    if (rec.restartAt === null || !id || !spec || (rec.startedAt !== null && rec.restartAt < rec.startedAt)) return [];
     return [{ service, id, at: rec.restartAt, spec, recreate: spec.scoreHash === ctx.target?.hash, unhealthy: rec.unhealthy, restarts: rec.restarts }];
   });
 }

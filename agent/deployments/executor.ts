@@ -23,6 +23,7 @@ import type {
 import { RuntimeError, type ContainerRuntime } from "../../runtime/container-runtime.js";
 import type { Death, StepLiveness } from "./liveness.js";
 import { REDACTED } from "../journal/redact.js";
+import { containerName } from "../../contracts/names.js";
 import { sleep } from "../../fleet/sleep.js";
 
 export interface ExecutorOptions {
@@ -135,28 +136,38 @@ export function deploymentActors(runtime: ContainerRuntime, opts: ExecutorOption
   };
 
   /** One restart the machine decided, carried out when due; what the machine must hear of it, if anything. */
-  const restartWhenDue = async (deployment: string, due: RestartsInput["restarts"][number], began: number, signal: AbortSignal): Promise<RestartOutcome | null> => {
+  const restartWhenDue = async (deployment: string, due: RestartsInput["restarts"][number], began: number, signal: AbortSignal): Promise<RestartOutcome[]> => {
     // Before this actor's time (a restore, or a restart an earlier invocation carried out): not redone.
-    if (due.at < began - STALE_RESTART_MS) return null;
+    if (due.at < began - STALE_RESTART_MS) return [];
     await sleepUntil(due.at, signal, "restart");
-    if (signal.aborted) return null;
+    if (signal.aborted) return [];
     const restartedAt = liveness.startedAt(due.id);
-    if (restartedAt !== null && restartedAt >= due.at) return null; // done already (a re-invocation)
+    if (restartedAt !== null && restartedAt >= due.at) return []; // done already (a re-invocation)
     const done = liveness.restarting(due.id);
+    const stillDown = (): RestartOutcome => ({ type: "SERVICE_EXITED", service: due.service, exitCode: null, at: now() });
     try {
       const c = await runtime.status(due.id);
       if (!c) {
         // Roll forward only: a container of an earlier score is not created again; nor one whose
         // env this device no longer has (recovered from a redacted journal): never "<redacted>".
-        if (!due.recreate || Object.values(due.spec.service.env ?? {}).includes(REDACTED)) return null;
-        const id = await runtime.startService({ deployment, ...due.spec });
-        return { type: "SERVICE_RESTARTED", service: due.service, id, restarts: due.restarts, by: "agent", at: now() };
+        if (!due.recreate || Object.values(due.spec.service.env ?? {}).includes(REDACTED)) return [];
+        const spec = { deployment, ...due.spec };
+        try {
+          const id = await runtime.startService(spec);
+          return [{ type: "SERVICE_RESTARTED", service: due.service, id, restarts: due.restarts, by: "agent", at: now() }];
+        } catch {
+          // Created but not started: recorded, so that it is not left behind (the liveness sees it
+          // down and the next restart starts it); nothing created: still down, tried again.
+          const made = await runtime.status(containerName(deployment, due.service)).catch(() => null);
+          if (signal.aborted) return [];
+          return made && made.scoreHash === due.spec.scoreHash ? [{ type: "SERVICE_RESTARTED", service: due.service, id: made.id, restarts: due.restarts, by: "agent", at: now() }] : [stillDown()];
+        }
       }
       if (c.state !== "running" || due.unhealthy) await runtime.restart(due.id);
-      return null;
+      return [];
     } catch {
       // Still down: the machine schedules the next try with its backoff.
-      return signal.aborted ? null : { type: "SERVICE_EXITED", service: due.service, exitCode: null, at: now() };
+      return signal.aborted ? [] : [stillDown()];
     } finally {
       done();
     }
@@ -258,8 +269,8 @@ export function deploymentActors(runtime: ContainerRuntime, opts: ExecutorOption
     restarts: fromCallback<EventObject, RestartsInput>(({ input, sendBack }) => {
       const abort = new AbortController();
       const began = now();
-      for (const due of input.restarts) void restartWhenDue(input.deployment, due, began, abort.signal).then((outcome) => {
-        if (outcome && !abort.signal.aborted) sendBack(outcome);
+      for (const due of input.restarts) void restartWhenDue(input.deployment, due, began, abort.signal).then((outcomes) => {
+        for (const o of outcomes) if (!abort.signal.aborted) sendBack(o);
       });
       return () => abort.abort();
     }),
