@@ -12,8 +12,9 @@ import { wideOption } from "./status.command.js";
 
 export const HISTORY_HELP = `Usage: fleetctl history <device> <deployment> [-o wide] [--json]
 
-The deployment's journal (stream FLEET_EVENTS) as a timeline: n, when, from → to, the event that
-caused the transition, how long the deployment stayed in the state it entered, and the container
+The deployment's journal (stream FLEET_EVENTS) as a timeline: n, when, from → to, the phase then
+(Running, Pending, Degraded while a service waits for or has just had a restart, Failed), the event
+that caused the transition, how long the deployment stayed in the state it entered, and the container
 ids after it; then the total time spent in each state. Under each accepted update, what it changed
 per service against the update before it (as deploy --dry-run shows it: + added, ~ replaced and
 why, - removed, = unchanged). Env values never appear (the agent redacts them before publishing),
@@ -94,11 +95,13 @@ export async function historyCommand(argv: string[], io: CliIo): Promise<number>
       String(s.n),
       wide ? s.at : ago(s.at, now),
       `${s.from} → ${s.to}`,
+      // What operators saw then: a crash loop reads Degraded, a failed step that retries Failed.
+      s.phase,
       eventName(s),
       s.spent_ms === null ? "(now)" : duration(s.spent_ms),
       Object.entries(s.container_ids).map(([svc, id]) => `${svc}=${shortId(id)}`).join(",") || "-",
     ]);
-    const lines = fitTable(["N", "TIME", "TRANSITION", "EVENT", "STAYED", "CONTAINERS"], rows, { style, flex: [3, 5] }).trimEnd().split("\n");
+    const lines = fitTable(["N", "TIME", "TRANSITION", "PHASE", "EVENT", "STAYED", "CONTAINERS"], rows, { style, flex: [4, 6] }).trimEnd().split("\n");
     const out = [lines[0]!];
     timeline.steps.forEach((s, i) => {
       out.push(lines[i + 1]!);
