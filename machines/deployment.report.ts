@@ -31,7 +31,7 @@ export function troubleOf(s: DeploymentSnapshot, service: string, now: number, s
   const rec = ctx.services[service];
   const id = ctx.containerIds[service];
   const view = id ? seen?.(id) : null;
-  if (rec?.unhealthy) return "unhealthy";
+  if (rec?.unhealthy || view?.health === "unhealthy") return "unhealthy";
   if (view && (view.state === "exited" || view.state === "missing")) return view.state;
   if (rec?.restartAt != null) {
     if (now < rec.restartAt) return "waits for its restart";

@@ -118,6 +118,7 @@ export function deploymentActors(runtime: ContainerRuntime, opts: ExecutorOption
       let last = "";
       try {
         const r = await runtime.healthcheck(svc.id);
+        liveness.checked?.(svc.id, r.status);
         if (r.status === "healthy" || r.status === "none") return null;
         if (r.status === "unhealthy") return `service ${svc.service} is unhealthy: ${r.output || "its health check failed"}`;
         last = r.output;

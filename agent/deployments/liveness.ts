@@ -55,6 +55,8 @@ export interface StepLiveness {
   restarting(id: string): () => void;
   /** When the container was last seen to start, if it was (a restart already carried out). */
   startedAt(id: string): number | null;
+  /** A health check a step ran (readiness): what it says is what the report shows, until the next. */
+  checked?(id: string, status: ServiceHealthState): void;
 }
 
 export interface LivenessOptions {
@@ -241,6 +243,12 @@ export class Liveness implements StepLiveness {
 
   startedAt(id: string): number | null {
     return this.seen.get(id)?.startedAt ?? null;
+  }
+
+  checked(id: string, status: ServiceHealthState): void {
+    const found = this.find(id);
+    if (found) this.note(found[0].deployment, id, { health: status });
+    else this.seen.set(id, { ...(this.seen.get(id) ?? { state: "running", health: "starting", diedAt: null, startedAt: null }), health: status });
   }
 
   // ---- internals --------------------------------------------------------------------------
