@@ -10,7 +10,7 @@ const BUDGET_MS = Number(process.env.BENCH_BUDGET_SECS ?? 570) * 1000;
 const t0 = Date.now();
 const deadline = t0 + BUDGET_MS;
 const only = process.argv.slice(2);
-const BENCHES = ["upgrade", "tick", "footprint", "replay", "visualiser", "fleet"].filter((b) => only.length === 0 || only.includes(b));
+const BENCHES = ["upgrade", "tick", "health", "footprint", "replay", "visualiser", "fleet"].filter((b) => only.length === 0 || only.includes(b));
 
 async function version(cmd: string, args: string[]): Promise<string> {
   try {

@@ -1,6 +1,7 @@
 // The thin executor: binds the deployment machine's step actors to a ContainerRuntime. Each step is
 // idempotent, because a restored machine re-runs the step it was in: stopping a stopped container
 // succeeds, and a container already created for the same score hash is adopted.
+import { setMaxListeners } from "node:events";
 import { fromCallback, fromPromise, type EventObject } from "xstate";
 import { deploymentMachine } from "../../machines/deployment.machine.js";
 import type {
@@ -239,6 +240,8 @@ export function deploymentActors(runtime: ContainerRuntime, opts: ExecutorOption
     verify: fromPromise<VerifyOutput, VerifyInput>(async ({ input, signal }) => {
       const ready: string[] = [];
       const abort = new AbortController();
+      // Each service's wait listens on it (its death, its timer): a score may have 64.
+      setMaxListeners(0, abort.signal);
       const stop = () => abort.abort();
       signal.addEventListener("abort", stop, { once: true });
       try {
@@ -269,6 +272,7 @@ export function deploymentActors(runtime: ContainerRuntime, opts: ExecutorOption
     // deadline. It tells the machine only what changes its record (a new id, a restart that did not take).
     restarts: fromCallback<EventObject, RestartsInput>(({ input, sendBack }) => {
       const abort = new AbortController();
+      setMaxListeners(0, abort.signal);
       const began = now();
       for (const due of input.restarts) void restartWhenDue(input.deployment, due, began, abort.signal).then((outcomes) => {
         for (const o of outcomes) if (!abort.signal.aborted) sendBack(o);
